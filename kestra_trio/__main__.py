@@ -1,0 +1,3 @@
+from kestra_trio.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Where things live and the settings read from the environment (pure: no I/O beyond os.environ)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kestra_trio.errors import ConfigError
+
+DB_ENV = "KESTRA_TRIO_DB"
+PLUGIN_PATH_ENV = "KESTRA_TRIO_PLUGIN_PATH"
+SECRET_ENV_PREFIX = "KESTRA_TRIO_SECRET_"
+RETENTION_ENV = "KESTRA_TRIO_LOG_RETENTION_DAYS"
+RETENTION_ENV_ALIAS = "AUTOKESTRA_LOG_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_MAX_PARALLEL = 8
+DEFAULT_KILL_GRACE = 5.0
+
+
+def default_db_path(environ: dict[str, str] | None = None) -> Path:
+    """`$XDG_DATA_HOME/kestra-trio/kestra.db`, else `~/.local/share/kestra-trio/kestra.db`."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+    return root / "kestra-trio" / "kestra.db"
+
+
+def resolve_db_path(option: str | os.PathLike[str] | None, environ: dict[str, str] | None = None) -> Path:
+    """`--db` wins over `KESTRA_TRIO_DB`, which wins over the per-user default."""
+    env = os.environ if environ is None else environ
+    if option:
+        return Path(option).expanduser()
+    if env.get(DB_ENV):
+        return Path(env[DB_ENV]).expanduser()
+    return default_db_path(env)
+
+
+def retention_days(environ: dict[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    name = RETENTION_ENV if env.get(RETENTION_ENV) else RETENTION_ENV_ALIAS
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_RETENTION_DAYS
+    try:
+        days = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of days (e.g. 30), got {raw!r}") from None
+    if days < 1:
+        raise ConfigError(f"{name} must be at least 1 day, got {days}")
+    return days

@@ -1,0 +1,55 @@
+"""Log entries and audit events as plain values (no I/O)."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+LEVEL_ORDER = {LogLevel.DEBUG: 10, LogLevel.INFO: 20, LogLevel.WARN: 30, LogLevel.ERROR: 40}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One line in `execution_logs`. `source` is scheduler | worker | plugin:<ns>/<plugin>.<action>."""
+
+    execution_id: str
+    task_id: str | None
+    level: LogLevel
+    source: str
+    message: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timestamp: int = field(default_factory=now_ms)
+
+
+class AuditEventType(enum.StrEnum):
+    CREATED = "CREATED"
+    STARTED = "STARTED"
+    STATE_CHANGE = "STATE_CHANGE"  # execution or task state change (metadata.entity)
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    TIMEOUT = "TIMEOUT"  # execution or task timeout (metadata.scope)
+    RETRY = "RETRY"
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    execution_id: str
+    event_type: AuditEventType
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timestamp: int = field(default_factory=now_ms)

@@ -1,0 +1,16 @@
+DROP TRIGGER IF EXISTS audit_delete_only_expired;
+DROP TRIGGER IF EXISTS audit_no_update;
+DROP TABLE IF EXISTS retention_state;
+DROP INDEX IF EXISTS idx_audit_execution;
+DROP TABLE IF EXISTS execution_audit_events;
+DROP INDEX IF EXISTS idx_logs_task;
+DROP INDEX IF EXISTS idx_logs_execution;
+DROP TABLE IF EXISTS execution_logs;
+DROP INDEX IF EXISTS idx_cancel_pending;
+DROP TABLE IF EXISTS cancel_requests;
+DROP TABLE IF EXISTS task_attempts;
+DROP TABLE IF EXISTS task_runs;
+DROP INDEX IF EXISTS idx_executions_state;
+DROP INDEX IF EXISTS idx_executions_workflow;
+DROP INDEX IF EXISTS idx_executions_created;
+DROP TABLE IF EXISTS executions;
