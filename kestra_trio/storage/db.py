@@ -1,0 +1,165 @@
+"""Open the SQLite database through sqlite-anyio: WAL, pragmas, migrations, one writer connection.
+
+Every write is one plain-Python function that runs a whole transaction in sqlite-anyio's
+worker thread (`Database.write`). That costs one thread hop per transaction instead of one
+per statement, and a transaction can never be interrupted halfway by a trio cancellation:
+the thread call is not abandoned, so a state change and its audit event commit together.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import sqlite_anyio
+
+from kestra_trio.errors import DatabaseCorrupt, StorageError
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 15_000
+_BUSY_RETRIES = 20
+
+
+def _configure(raw: sqlite3.Connection, readonly: bool) -> None:
+    raw.isolation_level = None  # explicit BEGIN IMMEDIATE / COMMIT only
+    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if not readonly:
+        mode = raw.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal" and raw.execute("PRAGMA database_list").fetchone()[2]:
+            raise StorageError(f"cannot switch the database to WAL mode (got {mode!r})")
+    raw.execute("PRAGMA synchronous = NORMAL")
+    raw.execute("PRAGMA foreign_keys = ON")
+    raw.execute("PRAGMA temp_store = MEMORY")
+    raw.execute("PRAGMA cache_size = -16000")
+
+
+def _describe(path: Path, exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in text or "malformed" in text or "file is encrypted" in text
+    ):
+        return f"{path}: not a kestra-trio database or the file is corrupt ({text})"
+    return f"cannot open database {path}: {text}"
+
+
+class Database:
+    """One sqlite-anyio connection plus helpers to run whole transactions in its worker thread."""
+
+    def __init__(self, conn: sqlite_anyio.Connection, path: Path | None) -> None:
+        self.conn = conn
+        self.path = path
+        self._raw: sqlite3.Connection = conn._real_connection  # sqlite-anyio's own connection
+        self._limiter = conn._limiter  # sqlite-anyio serialises each connection through this
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(raw_connection, *args)` in the connection's worker thread (not interruptible)."""
+        return await anyio.to_thread.run_sync(partial(fn, self._raw, *args), limiter=self._limiter)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """A consistent read: `fn` runs inside one read transaction (one WAL snapshot)."""
+        return await self.run(_in_read_txn, fn, *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` inside BEGIN IMMEDIATE … COMMIT; retried while another engine holds the lock."""
+        delay = 0.05
+        for attempt in range(_BUSY_RETRIES):
+            try:
+                return await self.run(_in_write_txn, fn, *args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or attempt == _BUSY_RETRIES - 1:
+                    raise
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc)
+    return "database is locked" in text or "database is busy" in text
+
+
+def _in_write_txn(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(raw, *args)
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
+    return result
+
+
+def _in_read_txn(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    raw.execute("BEGIN")
+    try:
+        return fn(raw, *args)
+    finally:
+        if raw.in_transaction:
+            raw.execute("COMMIT")
+
+
+@asynccontextmanager
+async def open_database(
+    path: str | os.PathLike[str] | None,
+    *,
+    migrate: bool = True,
+    must_exist: bool = False,
+) -> AsyncIterator[Database]:
+    """Open (creating if needed) and migrate the database at `path`.
+
+    With `must_exist=True` a missing file opens an empty in-memory database instead, so
+    read-only commands answer "not found" without creating files.
+
+    Raises:
+        DatabaseCorrupt: the file is not a SQLite database, or not ours.
+        StorageError: the file or its folder cannot be opened or created.
+    """
+    from kestra_trio.storage.migrate import apply_migrations
+
+    db_path = Path(path) if path is not None else None
+    target = ":memory:"
+    if db_path is not None:
+        if must_exist and not db_path.exists():
+            db_path = None
+        else:
+            if db_path.is_dir():
+                raise StorageError(f"cannot open database {db_path}: it is a directory")
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create folder for database {db_path}: {exc.strerror or exc}") from None
+            target = str(db_path)
+    try:
+        conn = await sqlite_anyio.connect(target)
+    except sqlite3.Error as exc:
+        raise StorageError(_describe(Path(target), exc)) from None
+    db = Database(conn, db_path)
+    try:
+        try:
+            await db.run(_configure, False)
+            if migrate:
+                await apply_migrations(db)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise StorageError(f"database {target} is locked by another process; try again") from None
+            if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) in (
+                sqlite3.SQLITE_CANTOPEN,
+                sqlite3.SQLITE_READONLY,
+            ):
+                raise StorageError(_describe(Path(target), exc)) from None
+            raise DatabaseCorrupt(_describe(Path(target), exc)) from None
+        except OSError as exc:  # pragma: no cover - e.g. EACCES surfacing from the OS
+            raise StorageError(f"cannot open database {target}: {os.strerror(exc.errno or errno.EIO)}") from None
+        yield db
+    finally:
+        with anyio.CancelScope(shield=True):
+            await conn.close()

@@ -1,0 +1,387 @@
+"""ExecutionStore: executions, task runs, attempts and cancel requests.
+
+Every state change goes through `apply`: one transaction holds the guarded UPDATE, the
+attempt row and the audit events that describe it, so they commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kestra_trio.errors import ExecutionNotFound, IllegalTransition
+from kestra_trio.observability.records import AuditEvent, AuditEventType, now_ms
+from kestra_trio.state.states import State
+from kestra_trio.state.transitions import transition
+from kestra_trio.storage.audit import insert_audit_sync
+from kestra_trio.storage.db import Database
+from kestra_trio.storage.rows import (
+    ATTEMPT_COLUMNS,
+    EXECUTION_COLUMNS,
+    TASK_RUN_COLUMNS,
+    AttemptRow,
+    ExecutionRow,
+    TaskRunRow,
+)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    id: str
+    workflow_id: str
+    namespace: str
+    trigger_type: str
+    inputs: dict[str, Any]  # masked
+    workflow_path: str | None
+    timeout_ms: int | None
+    engine_pid: int | None
+    engine_host: str | None
+
+
+@dataclass(frozen=True)
+class NewTaskRun:
+    task_id: str
+    position: int
+    type: str
+    needs: Sequence[str]
+    max_attempts: int
+    timeout_ms: int | None
+
+
+@dataclass(frozen=True)
+class AttemptWrite:
+    """Insert or update one attempt row alongside a task state change."""
+
+    number: int
+    state: str
+    started_at: int
+    reason_code: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    pid: int | None = None
+    ended_at: int | None = None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One guarded transition of an execution (task_id None) or of one task run."""
+
+    execution_id: str
+    target: State
+    reason_code: str
+    message: str | None = None
+    task_id: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # extra columns to set
+    attempt: AttemptWrite | None = None
+    audit: Sequence[AuditEvent] = ()  # extra events, besides the automatic STATE_CHANGE
+    at: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    changed: bool
+    previous: State
+    audit_failed: str | None = None
+
+
+_EXEC_FIELDS = {"started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count"}
+_TASK_FIELDS = {
+    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count",
+}
+_JSON_FIELDS = {"inputs", "outputs", "error"}
+
+
+def _apply_one(raw: sqlite3.Connection, change: StateChange) -> ChangeResult:
+    if change.task_id is None:
+        row = raw.execute("SELECT state FROM executions WHERE id = ?", (change.execution_id,)).fetchone()
+        if row is None:
+            raise ExecutionNotFound(change.execution_id)
+        allowed, table, where, params = _EXEC_FIELDS, "executions", "id = ?", (change.execution_id,)
+        entity = "execution"
+    else:
+        row = raw.execute(
+            "SELECT state FROM task_runs WHERE execution_id = ? AND task_id = ?",
+            (change.execution_id, change.task_id),
+        ).fetchone()
+        if row is None:
+            raise ExecutionNotFound(f"{change.execution_id} (task {change.task_id})")
+        allowed, table = _TASK_FIELDS, "task_runs"
+        where, params = "execution_id = ? AND task_id = ?", (change.execution_id, change.task_id)
+        entity = f"task {change.task_id!r}"
+    previous = State(row[0])
+    if transition(previous, change.target, entity=entity) is None:
+        return ChangeResult(changed=False, previous=previous)
+    sets = ["state = ?", "reason_code = ?", "updated_at = ?"]
+    values: list[Any] = [change.target.value, change.reason_code, change.at]
+    if "message" not in change.fields:
+        sets.append("message = ?")
+        values.append(change.message)
+    for name, value in change.fields.items():
+        if name not in allowed:
+            raise ValueError(f"cannot set {table}.{name} through a state change")
+        sets.append(f"{name} = ?")
+        values.append(dumps(value) if name in _JSON_FIELDS and value is not None else value)
+    cursor = raw.execute(
+        f"UPDATE {table} SET {', '.join(sets)} WHERE {where} AND state = ?",
+        (*values, *params, previous.value),
+    )
+    if cursor.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE, but never trust it silently
+        raise IllegalTransition(previous.value, change.target.value, entity)
+    if change.attempt is not None and change.task_id is not None:
+        _upsert_attempt(raw, change.execution_id, change.task_id, change.attempt)
+    metadata = {
+        "entity": "execution" if change.task_id is None else "task",
+        "from_state": previous.value,
+        "to_state": change.target.value,
+        "reason": change.reason_code,
+    }
+    if change.task_id is not None:
+        metadata["task_id"] = change.task_id
+    if change.message:
+        metadata["message"] = change.message
+    events = [AuditEvent(change.execution_id, AuditEventType.STATE_CHANGE, metadata, change.at), *change.audit]
+    audit_failed = None
+    raw.execute("SAVEPOINT audit")
+    try:
+        insert_audit_sync(raw, events)
+    except sqlite3.Error as exc:  # the state change still proceeds; the caller logs the failure
+        raw.execute("ROLLBACK TO audit")
+        audit_failed = str(exc)
+    raw.execute("RELEASE audit")
+    return ChangeResult(changed=True, previous=previous, audit_failed=audit_failed)
+
+
+def _upsert_attempt(raw: sqlite3.Connection, execution_id: str, task_id: str, attempt: AttemptWrite) -> None:
+    duration = attempt.ended_at - attempt.started_at if attempt.ended_at is not None else None
+    raw.execute(
+        f"INSERT INTO task_attempts ({ATTEMPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (execution_id, task_id, number) DO UPDATE SET state = excluded.state, "
+        "reason_code = excluded.reason_code, message = excluded.message, exit_code = excluded.exit_code, "
+        "signal = excluded.signal, pid = COALESCE(excluded.pid, task_attempts.pid), "
+        "ended_at = excluded.ended_at, duration_ms = excluded.duration_ms",
+        (
+            execution_id, task_id, attempt.number, attempt.state, attempt.reason_code, attempt.message,
+            attempt.exit_code, attempt.signal, attempt.pid, attempt.started_at, attempt.ended_at, duration,
+        ),
+    )
+
+
+def _apply_many(raw: sqlite3.Connection, changes: Sequence[StateChange]) -> list[ChangeResult]:
+    return [_apply_one(raw, change) for change in changes]
+
+
+def _create(raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskRun], at: int) -> None:
+    raw.execute(
+        "INSERT INTO executions (id, workflow_id, namespace, state, reason_code, trigger_type, inputs, "
+        "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            new.id, new.workflow_id, new.namespace, State.PENDING.value, "CREATED", new.trigger_type,
+            dumps(new.inputs), new.workflow_path, at, at, new.timeout_ms, len(tasks), new.engine_pid,
+            new.engine_host,
+        ),
+    )
+    raw.executemany(
+        "INSERT INTO task_runs (execution_id, task_id, position, type, needs, state, reason_code, "
+        "max_attempts, timeout_ms, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                new.id, t.task_id, t.position, t.type, dumps(list(t.needs)),
+                (State.WAITING if t.needs else State.PENDING).value,
+                "DEPENDENCY" if t.needs else "CREATED", t.max_attempts, t.timeout_ms, at,
+            )
+            for t in tasks
+        ],
+    )
+    insert_audit_sync(
+        raw,
+        [
+            AuditEvent(
+                new.id,
+                AuditEventType.CREATED,
+                {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)},
+                at,
+            )
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    id: int
+    execution_id: str
+    requested_by: str
+    reason: str | None
+    requested_at: int
+
+
+def _request_cancel(
+    raw: sqlite3.Connection, execution_id: str, requested_by: str, reason: str | None
+) -> tuple[ExecutionRow, bool]:
+    row = raw.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    if row is None:
+        raise ExecutionNotFound(execution_id)
+    execution = ExecutionRow.from_row(row)
+    if execution.is_terminal:
+        return execution, False
+    pending = raw.execute(
+        "SELECT 1 FROM cancel_requests WHERE execution_id = ? AND handled_at IS NULL", (execution_id,)
+    ).fetchone()
+    if pending is not None:
+        return execution, False
+    at = now_ms()
+    raw.execute(
+        "INSERT INTO cancel_requests (execution_id, requested_by, reason, requested_at) VALUES (?,?,?,?)",
+        (execution_id, requested_by, reason, at),
+    )
+    insert_audit_sync(
+        raw,
+        [AuditEvent(execution_id, AuditEventType.CANCEL_REQUESTED, {"requested_by": requested_by, "reason": reason}, at)],
+    )
+    return execution, True
+
+
+def _take_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
+    rows = raw.execute(
+        "SELECT id, execution_id, requested_by, reason, requested_at FROM cancel_requests "
+        "WHERE execution_id = ? AND handled_at IS NULL ORDER BY id",
+        (execution_id,),
+    ).fetchall()
+    if rows:
+        raw.execute(
+            "UPDATE cancel_requests SET handled_at = ? WHERE execution_id = ? AND handled_at IS NULL",
+            (now_ms(), execution_id),
+        )
+    return [CancelRequest(*r) for r in rows]
+
+
+def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
+    return (
+        raw.execute(
+            "SELECT 1 FROM cancel_requests WHERE execution_id = ? AND handled_at IS NULL LIMIT 1", (execution_id,)
+        ).fetchone()
+        is not None
+    )
+
+
+def _get(raw: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
+    row = raw.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    return ExecutionRow.from_row(row) if row else None
+
+
+def _find(raw: sqlite3.Connection, prefix: str) -> list[str]:
+    # exact id first; a unique prefix is accepted as a convenience (like git)
+    if raw.execute("SELECT 1 FROM executions WHERE id = ?", (prefix,)).fetchone():
+        return [prefix]
+    if len(prefix) < 4 or any(ch in prefix for ch in "%_[]"):
+        return []
+    rows = raw.execute("SELECT id FROM executions WHERE id LIKE ? || '%' LIMIT 2", (prefix,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def _list(raw: sqlite3.Connection, workflow_id: str | None, state: str | None, limit: int) -> list[ExecutionRow]:
+    clauses, params = [], []
+    if workflow_id:
+        clauses.append("workflow_id = ?")
+        params.append(workflow_id)
+    if state:
+        clauses.append("state = ?")
+        params.append(state)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = raw.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [ExecutionRow.from_row(r) for r in rows]
+
+
+def _task_counts(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    result: dict[str, dict[str, int]] = {eid: {} for eid in execution_ids}
+    if not execution_ids:
+        return result
+    marks = ",".join("?" * len(execution_ids))
+    for eid, state, count in raw.execute(
+        f"SELECT execution_id, state, COUNT(*) FROM task_runs WHERE execution_id IN ({marks}) "
+        "GROUP BY execution_id, state",
+        tuple(execution_ids),
+    ):
+        result[eid][state] = count
+    return result
+
+
+def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
+    rows = raw.execute(
+        f"SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+    ).fetchall()
+    return [TaskRunRow.from_row(r) for r in rows]
+
+
+def _attempts(raw: sqlite3.Connection, execution_id: str, task_id: str | None) -> list[AttemptRow]:
+    if task_id is None:
+        rows = raw.execute(
+            f"SELECT {ATTEMPT_COLUMNS} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
+            (execution_id,),
+        ).fetchall()
+    else:
+        rows = raw.execute(
+            f"SELECT {ATTEMPT_COLUMNS} FROM task_attempts WHERE execution_id = ? AND task_id = ? ORDER BY number",
+            (execution_id, task_id),
+        ).fetchall()
+    return [AttemptRow.from_row(r) for r in rows]
+
+
+class ExecutionStore:
+    """The engine's and the readers' door to executions, task runs, attempts and cancel requests."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, new: NewExecution, tasks: Sequence[NewTaskRun]) -> None:
+        await self.db.write(_create, new, tasks, now_ms())
+
+    async def apply(self, *changes: StateChange) -> list[ChangeResult]:
+        """Apply guarded transitions in one transaction.
+
+        Raises:
+            IllegalTransition: a change the state machine forbids (nothing is written).
+        """
+        return await self.db.write(_apply_many, changes)
+
+    async def request_cancel(self, execution_id: str, requested_by: str, reason: str | None) -> tuple[ExecutionRow, bool]:
+        return await self.db.write(_request_cancel, execution_id, requested_by, reason)
+
+    async def has_cancel_request(self, execution_id: str) -> bool:
+        return await self.db.run(_has_cancel_request, execution_id)
+
+    async def take_cancel_requests(self, execution_id: str) -> list[CancelRequest]:
+        return await self.db.write(_take_cancel_requests, execution_id)
+
+    async def get(self, execution_id: str) -> ExecutionRow | None:
+        return await self.db.run(_get, execution_id)
+
+    async def resolve_id(self, text: str) -> str:
+        """An exact id, or a unique prefix of one (at least 4 characters)."""
+        matches = await self.db.run(_find, text)
+        if len(matches) != 1:
+            raise ExecutionNotFound(text)
+        return matches[0]
+
+    async def list(self, *, workflow_id: str | None = None, state: str | None = None, limit: int = 20) -> list[ExecutionRow]:
+        return await self.db.run(_list, workflow_id, state, limit)
+
+    async def task_counts(self, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        return await self.db.run(_task_counts, list(execution_ids))
+
+    async def task_runs(self, execution_id: str) -> list[TaskRunRow]:
+        return await self.db.run(_task_runs, execution_id)
+
+    async def attempts(self, execution_id: str, task_id: str | None = None) -> list[AttemptRow]:
+        return await self.db.run(_attempts, execution_id, task_id)

@@ -1,0 +1,123 @@
+"""LogStore: batched inserts for the collector, keyset-paged reads for `execution logs`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kestra_trio.observability.records import LogEntry
+from kestra_trio.storage.rows import LOG_COLUMNS, LogRow
+
+_INSERT = (
+    "INSERT INTO execution_logs (execution_id, task_id, timestamp, level, source, message, metadata) "
+    "VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def _dump_metadata(metadata: dict) -> str | None:
+    if not metadata:
+        return None
+    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def insert_logs_sync(raw: sqlite3.Connection, entries: Sequence[LogEntry]) -> None:
+    """Insert a batch and keep `executions.log_entry_count` exact, in the caller's transaction."""
+    raw.executemany(
+        _INSERT,
+        [
+            (e.execution_id, e.task_id, e.timestamp, str(e.level), e.source, e.message, _dump_metadata(e.metadata))
+            for e in entries
+        ],
+    )
+    counts = Counter(e.execution_id for e in entries)
+    raw.executemany(
+        "UPDATE executions SET log_entry_count = log_entry_count + ? WHERE id = ?",
+        [(n, eid) for eid, n in counts.items()],
+    )
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    execution_id: str
+    task_id: str | None = None
+    levels: tuple[str, ...] = ()
+    since_ms: int | None = None
+    source_prefix: str | None = None
+
+
+def _where(f: LogFilter) -> tuple[str, list]:
+    clauses, params = ["execution_id = ?"], [f.execution_id]
+    if f.task_id is not None:
+        clauses.append("task_id = ?")
+        params.append(f.task_id)
+    if f.levels:
+        clauses.append(f"level IN ({','.join('?' * len(f.levels))})")
+        params.extend(f.levels)
+    if f.since_ms is not None:
+        clauses.append("timestamp >= ?")
+        params.append(f.since_ms)
+    if f.source_prefix:
+        clauses.append("substr(source, 1, ?) = ?")
+        params.extend([len(f.source_prefix), f.source_prefix])
+    return " AND ".join(clauses), params
+
+
+def _page_by_time(raw: sqlite3.Connection, f: LogFilter, after: tuple[int, int] | None, limit: int) -> list[LogRow]:
+    where, params = _where(f)
+    if after is not None:
+        where += " AND (timestamp > ? OR (timestamp = ? AND id > ?))"
+        params.extend([after[0], after[0], after[1]])
+    rows = raw.execute(
+        f"SELECT {LOG_COLUMNS} FROM execution_logs INDEXED BY idx_logs_execution WHERE {where} "
+        "ORDER BY timestamp, id LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [LogRow.from_row(r) for r in rows]
+
+
+def _page_by_id(raw: sqlite3.Connection, f: LogFilter, after_id: int, limit: int) -> list[LogRow]:
+    where, params = _where(f)
+    rows = raw.execute(
+        f"SELECT {LOG_COLUMNS} FROM execution_logs WHERE {where} AND id > ? ORDER BY id LIMIT ?",
+        (*params, after_id, limit),
+    ).fetchall()
+    return [LogRow.from_row(r) for r in rows]
+
+
+def _count(raw: sqlite3.Connection, f: LogFilter) -> int:
+    where, params = _where(f)
+    return raw.execute(f"SELECT COUNT(*) FROM execution_logs WHERE {where}", params).fetchone()[0]
+
+
+def _tail(raw: sqlite3.Connection, execution_id: str, task_id: str, limit: int) -> list[LogRow]:
+    rows = raw.execute(
+        f"SELECT {LOG_COLUMNS} FROM execution_logs WHERE execution_id = ? AND task_id = ? "
+        "ORDER BY timestamp DESC, id DESC LIMIT ?",
+        (execution_id, task_id, limit),
+    ).fetchall()
+    return [LogRow.from_row(r) for r in reversed(rows)]
+
+
+class LogStore:
+    def __init__(self, db) -> None:  # db: Database
+        self.db = db
+
+    async def insert_batch(self, entries: Sequence[LogEntry]) -> None:
+        await self.db.write(insert_logs_sync, entries)
+
+    async def page_by_time(self, f: LogFilter, after: tuple[int, int] | None = None, limit: int = 1000) -> list[LogRow]:
+        """Rows ordered by (timestamp, id), strictly after the keyset cursor `after`."""
+        return await self.db.run(_page_by_time, f, after, limit)
+
+    async def page_by_id(self, f: LogFilter, after_id: int = 0, limit: int = 1000) -> list[LogRow]:
+        """Rows ordered by id (commit order), strictly after `after_id`: the --follow cursor."""
+        return await self.db.run(_page_by_id, f, after_id, limit)
+
+    async def count(self, f: LogFilter) -> int:
+        return await self.db.run(_count, f)
+
+    async def tail(self, execution_id: str, task_id: str, limit: int = 20) -> list[LogRow]:
+        return await self.db.run(_tail, execution_id, task_id, limit)

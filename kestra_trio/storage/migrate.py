@@ -1,0 +1,128 @@
+"""Versioned migrations: `NNNN_name.up.sql` / `NNNN_name.down.sql`, one transaction each."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+from kestra_trio.errors import MigrationError, StorageError
+from kestra_trio.observability.records import now_ms
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    up: str
+    down: str
+
+
+def available_migrations() -> list[Migration]:
+    folder = resources.files("kestra_trio.storage") / "migrations"
+    found: dict[int, dict[str, str]] = {}
+    for entry in folder.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            slot = found.setdefault(int(match.group(1)), {"name": match.group(2)})
+            slot[match.group(3)] = entry.read_text(encoding="utf-8")
+    result = []
+    for version in sorted(found):
+        slot = found[version]
+        if "up" not in slot or "down" not in slot:
+            raise MigrationError(f"migration {version:04d} needs both an up and a down script")
+        result.append(Migration(version, slot["name"], slot["up"], slot["down"]))
+    return result
+
+
+def current_version(raw: sqlite3.Connection) -> int:
+    raw.execute(_VERSION_TABLE)
+    row = raw.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def _check_ours(raw: sqlite3.Connection) -> None:
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "schema_migrations" not in tables and "executions" not in tables:
+        raise StorageError(
+            "this SQLite file belongs to something else (no kestra-trio tables); use another --db path"
+        )
+
+
+def _run_script(raw: sqlite3.Connection, body: str, record: str, params: tuple) -> None:
+    # executescript commits any open transaction before it starts, so the script opens its
+    # own; the version row is then written and committed inside that same transaction.
+    try:
+        raw.executescript(f"BEGIN IMMEDIATE;\n{body}\n;")
+        raw.execute(record, params)
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+
+
+def migrate_sync(raw: sqlite3.Connection, target: int | None = None) -> list[int]:
+    """Apply pending migrations up to `target` (default: latest); returns the versions applied."""
+    _check_ours(raw)
+    migrations = available_migrations()
+    latest = migrations[-1].version if migrations else 0
+    target = latest if target is None else target
+    version = current_version(raw)
+    if version > latest:
+        raise MigrationError(
+            f"database schema version {version} is newer than this kestra-trio knows ({latest}); "
+            "upgrade kestra-trio"
+        )
+    applied = []
+    for migration in migrations:
+        if version < migration.version <= target:
+            try:
+                _run_script(
+                    raw,
+                    migration.up,
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now_ms()),
+                )
+            except sqlite3.OperationalError as exc:
+                # another engine may have applied it between our read and our write
+                if current_version(raw) >= migration.version:
+                    continue
+                raise MigrationError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from None
+            applied.append(migration.version)
+    return applied
+
+
+def rollback_sync(raw: sqlite3.Connection, to: int) -> list[int]:
+    """Roll back every applied migration above version `to`, newest first."""
+    if to < 0:
+        raise MigrationError("--to must be 0 or a migration version")
+    version = current_version(raw)
+    rolled = []
+    for migration in reversed(available_migrations()):
+        if to < migration.version <= version:
+            try:
+                _run_script(raw, migration.down, "DELETE FROM schema_migrations WHERE version = ?", (migration.version,))
+            except sqlite3.Error as exc:
+                raise MigrationError(f"rollback of {migration.version:04d}_{migration.name} failed: {exc}") from None
+            rolled.append(migration.version)
+    return rolled
+
+
+async def apply_migrations(db, target: int | None = None) -> list[int]:  # db: Database
+    return await db.run(migrate_sync, target)
+
+
+async def rollback(db, to: int) -> list[int]:
+    return await db.run(rollback_sync, to)

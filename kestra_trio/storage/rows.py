@@ -1,0 +1,158 @@
+"""Rows as read back from the database: plain frozen values, built by `from_row`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def _json(text: str | None, default: Any = None) -> Any:
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        return {"_unreadable": text}
+
+
+EXECUTION_COLUMNS = (
+    "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
+    "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
+    "failed_task_id, cancelled_by, engine_pid, engine_host"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    id: str
+    workflow_id: str
+    namespace: str
+    state: str
+    reason_code: str | None
+    message: str | None
+    trigger_type: str
+    inputs: dict[str, Any] | None
+    workflow_path: str | None
+    created_at: int
+    started_at: int | None
+    ended_at: int | None
+    updated_at: int
+    timeout_ms: int | None
+    log_entry_count: int
+    task_count: int
+    failed_task_id: str | None
+    cancelled_by: str | None
+    engine_pid: int | None
+    engine_host: str | None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> ExecutionRow:
+        values = list(row)
+        values[7] = _json(values[7])
+        return cls(*values)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in ("SUCCESS", "FAILED", "CANCELLED")
+
+
+TASK_RUN_COLUMNS = (
+    "execution_id, task_id, position, type, needs, state, reason_code, message, attempt_count, "
+    "max_attempts, timeout_ms, inputs, outputs, error, started_at, ended_at, duration_ms, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunRow:
+    execution_id: str
+    task_id: str
+    position: int
+    type: str
+    needs: list[str]
+    state: str
+    reason_code: str | None
+    message: str | None
+    attempt_count: int
+    max_attempts: int
+    timeout_ms: int | None
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    started_at: int | None
+    ended_at: int | None
+    duration_ms: int | None
+    updated_at: int
+
+    @classmethod
+    def from_row(cls, row: tuple) -> TaskRunRow:
+        values = list(row)
+        values[4] = _json(values[4], [])
+        for index in (11, 12, 13):
+            values[index] = _json(values[index])
+        return cls(*values)
+
+
+ATTEMPT_COLUMNS = (
+    "execution_id, task_id, number, state, reason_code, message, exit_code, signal, pid, "
+    "started_at, ended_at, duration_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    execution_id: str
+    task_id: str
+    number: int
+    state: str
+    reason_code: str | None
+    message: str | None
+    exit_code: int | None
+    signal: str | None
+    pid: int | None
+    started_at: int
+    ended_at: int | None
+    duration_ms: int | None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> AttemptRow:
+        return cls(*row)
+
+
+LOG_COLUMNS = "id, execution_id, task_id, timestamp, level, source, message, metadata"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    id: int
+    execution_id: str
+    task_id: str | None
+    timestamp: int
+    level: str
+    source: str
+    message: str
+    metadata: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> LogRow:
+        values = list(row)
+        values[7] = _json(values[7])
+        return cls(*values)
+
+
+AUDIT_COLUMNS = "id, execution_id, event_type, timestamp, metadata"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    execution_id: str
+    event_type: str
+    timestamp: int
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: tuple) -> AuditRow:
+        values = list(row)
+        values[4] = _json(values[4], {})
+        return cls(*values)
