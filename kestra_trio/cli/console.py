@@ -1,0 +1,86 @@
+"""The only place a rich `Console` is built (stdout and stderr).
+
+Rules every console here follows:
+- `highlight=False`, `markup=False`, `emoji=False`: nothing we print is re-interpreted, so a
+  plugin's `[/x]` or `:smile:` prints as written;
+- colour only when the stream is a terminal, and never with `NO_COLOR` set (rich checks both);
+- log output uses `soft_wrap=True`, so long lines are never re-wrapped or cut.
+
+The hot path of `execution logs` does not use rich per line: when the output is not a
+terminal it writes plain strings, and on a terminal it wraps only the level tag in the
+ANSI codes computed once here (`level_tags`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from kestra_trio.cli import theme
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def color_enabled(stream: TextIO | None = None) -> bool:
+    """True when `stream` (default stdout) is a terminal and `NO_COLOR` is not set.
+
+    `FORCE_COLOR` (non-empty) forces colour, as rich does.
+    """
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    stream = sys.stdout if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _console(file: TextIO, *, soft_wrap: bool, width: int | None) -> Console:
+    from rich.console import Console
+
+    return Console(
+        file=file,
+        theme=theme.build_theme(),
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=soft_wrap,
+        width=width,
+        no_color=bool(os.environ.get("NO_COLOR")) or None,
+    )
+
+
+def stdout_console(*, soft_wrap: bool = False, width: int | None = None) -> Console:
+    """Console for command output (tables, trees, log lines on a terminal)."""
+    return _console(sys.stdout, soft_wrap=soft_wrap, width=width)
+
+
+def stderr_console(*, width: int | None = None) -> Console:
+    """Console for notes and messages that are not the command's data."""
+    return _console(sys.stderr, soft_wrap=True, width=width)
+
+
+LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+
+
+def level_tags(color: bool) -> dict[str, str]:
+    """`{"ERROR": "[ERROR]", ...}`, wrapped in the theme's ANSI codes when `color` is true.
+
+    Computed once per command, so printing a line costs one dict lookup, not a rich render.
+    Unknown levels fall back to `[LEVEL]` uncoloured (see `formatting.LogLineFormatter`).
+    """
+    tags = {level: f"[{level}]" for level in LEVELS}
+    if not color:
+        return tags
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    for level in LEVELS:
+        spec = theme.STYLES[theme.level_style(level)]
+        if spec != "none":
+            tags[level] = Style.parse(spec).render(tags[level], color_system=ColorSystem.STANDARD)
+    return tags

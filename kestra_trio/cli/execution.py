@@ -1,0 +1,481 @@
+"""`kestra-trio execution …`: read what happened (logs, inspect, list) and ask to stop (cancel).
+
+The readers open the database read-mostly with `must_exist=True` (a missing file reads as
+empty) and never talk to the engine. Heavy imports (trio, rich, storage) happen inside the
+commands so `kestra-trio execution logs --help` stays fast.
+
+Messages the issue fixes word for word are written here, not raised: `main()` would prefix
+them with `kestra-trio: error:`. Every other failure (bad database, …) is raised as a
+`KestraTrioError` and printed by `main()`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+from cyclopts import App, Parameter
+
+execution_app = App(
+    name="execution",
+    help="Read the logs, state and history of executions, and cancel running ones.",
+    backend="trio",
+    default_parameter=Parameter(negative=()),
+)
+
+DbPath = Annotated[
+    "str | None",
+    Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
+]
+
+POLL_SECONDS = 0.1
+PAGE_SIZE = 1000
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
+STATES = ("PENDING", "WAITING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED")
+
+
+def _say(message: str, *, stream=None) -> None:
+    stream = sys.stderr if stream is None else stream
+    try:
+        stream.write(message + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _fail(message: str) -> int:
+    _say(message)
+    return EXIT_FAILURE
+
+
+def _silence_stdout() -> None:
+    """After EPIPE (`… | head`): point fd 1 at /dev/null so the exit-time flush stays quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _prepare_stdout() -> None:
+    # log text is arbitrary Unicode; a non-UTF-8 locale must not turn it into a traceback
+    try:
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass
+
+
+# --------------------------------------------------------------------------- logs
+
+
+@execution_app.command
+async def logs(
+    execution_id: str,
+    /,
+    *,
+    task: str | None = None,
+    level: str | None = None,
+    since: str | None = None,
+    source: str | None = None,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+    jsonl: bool = False,
+    follow: bool = False,
+    db: DbPath = None,
+) -> int:
+    """Print the logs of an execution, oldest first.
+
+    Parameters
+    ----------
+    execution_id
+        Execution id (or a unique prefix of at least 4 characters).
+    task
+        Only this task's entries.
+    level
+        Only these levels: DEBUG, INFO, WARN, ERROR; several with commas (WARN,ERROR).
+    since
+        Only entries newer than this: 30s, 5m, 2h, 1d.
+    source
+        Only entries whose source starts with this prefix (e.g. plugin, scheduler).
+    as_json
+        A JSON array of entries (execution_id, task_id, timestamp, level, source, message, metadata).
+    jsonl
+        One JSON object per line; works with --follow.
+    follow
+        Keep printing new entries until the execution finishes (Ctrl+C stops).
+    db
+        Database file.
+    """
+    from kestra_trio.cli import formatting
+
+    if as_json and follow:
+        return _fail("--json cannot be used with --follow")
+    if as_json and jsonl:
+        return _fail("--json cannot be used with --jsonl")
+    try:
+        levels = formatting.parse_levels(level) if level is not None else ()
+        since_seconds = formatting.parse_since(since) if since is not None else None
+    except ValueError as exc:
+        return _fail(str(exc))
+
+    _prepare_stdout()
+    try:
+        return await _logs(execution_id, task, levels, since_seconds, source, as_json, jsonl, follow, db)
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        _flush_quietly()
+        return EXIT_INTERRUPTED
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except (OSError, ValueError):
+        pass
+
+
+async def _logs(
+    execution_id: str,
+    task: str | None,
+    levels: tuple[str, ...],
+    since_seconds: float | None,
+    source: str | None,
+    as_json: bool,
+    jsonl: bool,
+    follow: bool,
+    db_option: str | None,
+) -> int:
+    from kestra_trio.cli import formatting
+    from kestra_trio.cli.console import color_enabled, level_tags
+    from kestra_trio.config import resolve_db_path
+    from kestra_trio.errors import ExecutionNotFound
+    from kestra_trio.observability.records import now_ms
+    from kestra_trio.storage import reads
+    from kestra_trio.storage.db import open_database
+    from kestra_trio.storage.executions import ExecutionStore
+    from kestra_trio.storage.logs import LogFilter
+
+    out = sys.stdout
+    write = out.write
+    async with open_database(resolve_db_path(db_option), must_exist=True) as database:
+        try:
+            resolved = await ExecutionStore(database).resolve_id(execution_id)
+        except ExecutionNotFound:
+            return _fail(f"Execution not found: {execution_id}")
+        since_ms = now_ms() - int(since_seconds * 1000) if since_seconds is not None else None
+        log_filter = LogFilter(resolved, task, levels, since_ms, source or None)
+
+        if as_json or jsonl:
+            encode = formatting.log_json
+
+            def render(page: list) -> str:
+                return "".join(
+                    [encode(resolved, t, ts, lv, src, msg, meta) + "\n" for (_i, t, ts, lv, src, msg, meta) in page]
+                )
+
+            if as_json:
+
+                def render_json(page: list, first: bool) -> str:
+                    body = ",\n".join([encode(resolved, t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
+                    return ("[\n" if first else ",\n") + body
+        else:
+            fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)))
+
+            def render(page: list) -> str:
+                return "".join([fmt(ts, lv, src, msg) for (_i, _t, ts, lv, src, msg, _m) in page])
+
+        printed = 0
+        if follow:
+            printed = await _follow(database, reads, log_filter, resolved, render, write, out)
+        else:
+            after: tuple[int, int] | None = None
+            while True:
+                page = await database.run(reads.log_page_by_time, log_filter, after, PAGE_SIZE)
+                if not page:
+                    break
+                write(render_json(page, printed == 0) if as_json else render(page))
+                printed += len(page)
+                after = (page[-1][2], page[-1][0])
+                if len(page) < PAGE_SIZE:
+                    break
+            if as_json:
+                write("\n]\n" if printed else "[]\n")
+        out.flush()
+        if printed == 0:
+            if task is not None:
+                _say(f"No logs found for task {task} in execution {resolved}")
+            else:
+                _say(f"No logs found for execution {resolved}")
+    return EXIT_OK
+
+
+async def _follow(database, reads, log_filter, execution_id: str, render, write, out) -> int:
+    """Print in id (commit) order; poll every 100 ms; stop after one read that follows a terminal state.
+
+    The cursor is the last printed row id, so rows sharing a timestamp are neither skipped
+    nor repeated, and a row committed late (with an older timestamp) is still printed. The
+    engine commits a task's logs before its terminal state, so the read that follows the
+    observation of a terminal execution state sees every entry there will ever be.
+    """
+    import trio
+
+    cursor = await database.run(reads.log_start_id, execution_id)
+    printed = 0
+    while True:
+        state = await database.run(reads.execution_state, execution_id)
+        while True:
+            page = await database.run(reads.log_page_by_id, log_filter, cursor, PAGE_SIZE)
+            if not page:
+                break
+            write(render(page))
+            printed += len(page)
+            cursor = page[-1][0]
+            if len(page) < PAGE_SIZE:
+                break
+        out.flush()
+        if state is None or state in TERMINAL:
+            return printed
+        await trio.sleep(POLL_SECONDS)
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+@execution_app.command
+async def inspect(
+    execution_id: str,
+    /,
+    *,
+    task: str | None = None,
+    show_inputs: bool = False,
+    timeline: bool = False,
+    audit: bool = False,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+    no_truncate: bool = False,
+    db: DbPath = None,
+) -> int:
+    """Show the state of an execution and of each of its tasks.
+
+    Parameters
+    ----------
+    execution_id
+        Execution id (or a unique prefix of at least 4 characters).
+    task
+        Show this one task in full: attempts, error, last 20 log lines.
+    show_inputs
+        Show each task's resolved inputs (secrets masked) and outputs.
+    timeline
+        Draw a Gantt chart of the tasks relative to the execution start.
+    audit
+        List the audit events in order.
+    as_json
+        One JSON object: execution, tasks (inputs, outputs, errors, attempts), audit_events.
+    no_truncate
+        Show values longer than 200 characters in full.
+    db
+        Database file.
+    """
+    from kestra_trio.config import resolve_db_path
+    from kestra_trio.errors import ExecutionNotFound
+    from kestra_trio.inspection.inspector import ExecutionInspector, TaskNotFound
+    from kestra_trio.storage.db import open_database
+
+    async with open_database(resolve_db_path(db), must_exist=True) as database:
+        try:
+            snapshot = await ExecutionInspector(database).snapshot(execution_id, task_id=task, log_tail=20)
+        except ExecutionNotFound:
+            return _fail(f"Execution not found: {execution_id}")
+        except TaskNotFound as exc:
+            return _fail(f"Task not found: {exc.task_id} in execution {exc.execution_id}")
+
+    _prepare_stdout()
+    try:
+        _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, not no_truncate)
+    except BrokenPipeError:
+        _silence_stdout()
+    return EXIT_OK
+
+
+def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, truncate) -> None:
+    from kestra_trio.cli import formatting
+    from kestra_trio.cli.console import stdout_console
+    from kestra_trio.inspection.timeline import build_timeline
+
+    if as_json:
+        sys.stdout.write(formatting.dumps_pretty(formatting.snapshot_json(snapshot, task_id=task)) + "\n")
+        sys.stdout.flush()
+        return
+    console = stdout_console()
+    chart = None
+    width = 40
+    if timeline:
+        rows = snapshot.tasks if task is None else [t for t in snapshot.tasks if t.task_id == task]
+        chart = build_timeline(snapshot.execution, rows, snapshot.attempts_by_task, snapshot.taken_at_ms)
+        longest_id = max((len(t.task_id) for t in rows), default=4)
+        width = max(20, min(60, console.width - longest_id - 30))
+    console.print(
+        formatting.inspect_view(
+            snapshot, show_inputs=show_inputs, truncate=truncate, timeline=chart, audit=audit, width=width
+        )
+    )
+
+
+# --------------------------------------------------------------------------- list
+
+
+@execution_app.command(name="list")
+async def list_(
+    *,
+    workflow: str | None = None,
+    state: str | None = None,
+    limit: int = 20,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+    db: DbPath = None,
+) -> int:
+    """List executions, newest first, with state, start, duration and task counts.
+
+    Parameters
+    ----------
+    workflow
+        Only executions of this workflow id.
+    state
+        Only executions in this state: PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED.
+    limit
+        At most this many executions.
+    as_json
+        A JSON array of executions.
+    db
+        Database file.
+    """
+    from kestra_trio.cli import formatting
+    from kestra_trio.cli.console import stdout_console
+    from kestra_trio.config import resolve_db_path
+    from kestra_trio.observability.records import now_ms
+    from kestra_trio.storage.db import open_database
+    from kestra_trio.storage.executions import ExecutionStore
+
+    if state is not None:
+        state = state.strip().upper()
+        if state not in STATES:
+            return _fail(f"Invalid state. Must be one of: {', '.join(STATES)}")
+    if limit < 1:
+        return _fail("--limit must be at least 1")
+    async with open_database(resolve_db_path(db), must_exist=True) as database:
+        store = ExecutionStore(database)
+        rows = await store.list(workflow_id=workflow, state=state, limit=limit)
+        counts = await store.task_counts([r.id for r in rows])
+    now = now_ms()
+    _prepare_stdout()
+    try:
+        if as_json:
+            sys.stdout.write(formatting.dumps_pretty(formatting.execution_list_json(rows, counts, now)) + "\n")
+            sys.stdout.flush()
+        elif not rows:
+            _say("No executions found")
+        else:
+            stdout_console().print(formatting.execution_list_table(rows, counts, now))
+    except BrokenPipeError:
+        _silence_stdout()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+@execution_app.command
+async def cancel(
+    execution_id: str,
+    /,
+    *,
+    reason: str | None = None,
+    wait: float = 5.0,
+    db: DbPath = None,
+) -> int:
+    """Ask the engine running an execution to cancel it, and wait until it has.
+
+    Idempotent: cancelling twice records one request; a finished execution is left unchanged.
+
+    Parameters
+    ----------
+    execution_id
+        Execution id (or a unique prefix of at least 4 characters).
+    reason
+        Why; recorded in the audit log.
+    wait
+        Seconds to wait for the CANCELLED state (0: do not wait).
+    db
+        Database file.
+    """
+    import trio
+
+    from kestra_trio.config import resolve_db_path
+    from kestra_trio.errors import ExecutionNotFound
+    from kestra_trio.storage import reads
+    from kestra_trio.storage.db import open_database
+    from kestra_trio.storage.executions import ExecutionStore
+
+    async with open_database(resolve_db_path(db), must_exist=True) as database:
+        store = ExecutionStore(database)
+        try:
+            resolved = await store.resolve_id(execution_id)
+            execution, created = await store.request_cancel(resolved, "user", reason)
+        except ExecutionNotFound:
+            return _fail(f"Execution not found: {execution_id}")
+        if execution.is_terminal:
+            _say(f"Execution {resolved} already finished: {execution.state}", stream=sys.stdout)
+            return EXIT_OK
+        _say(
+            f"Cancel requested for execution {resolved}"
+            + ("" if created else " (a request was already pending)"),
+            stream=sys.stdout,
+        )
+        state = execution.state
+        try:
+            with trio.move_on_after(max(0.0, wait)):
+                while True:
+                    state = await database.run(reads.execution_state, resolved) or "CANCELLED"
+                    if state in TERMINAL:
+                        break
+                    await trio.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        if state == "CANCELLED":
+            _say(f"Execution {resolved} cancelled", stream=sys.stdout)
+        elif state in TERMINAL:
+            _say(f"Execution {resolved} finished before the cancel took effect: {state}", stream=sys.stdout)
+        else:
+            _say(f"Execution {resolved}: cancel requested; state is still {state}", stream=sys.stdout)
+            note = _engine_note(execution.engine_pid, execution.engine_host)
+            if note:
+                _say(note)
+    return EXIT_OK
+
+
+def _engine_note(pid: int | None, host: str | None) -> str | None:
+    """A hint when the engine that owns the execution does not seem to be running any more."""
+    import os
+    import socket
+
+    if pid is None:
+        return "note: no engine process is recorded for this execution; the request waits for an engine to pick it up"
+    if host and host != socket.gethostname():
+        return f"note: the engine runs on {host} (pid {pid}); it will handle the request when it polls"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return (
+            f"note: the engine process (pid {pid}) is not running; the execution will be marked "
+            "CANCELLED/ENGINE_LOST when an engine next opens this database"
+        )
+    except PermissionError:
+        return None
+    return None

@@ -1,0 +1,789 @@
+"""PURE formatting for the `execution` commands: rows → strings, rich renderables, JSON objects.
+
+Nothing here sees a Console or a stream. Two speeds:
+- log lines are plain `str` (`LogLineFormatter`, `log_json`): `execution logs` prints up to a
+  million of them, so no rich object is built per line;
+- inspect / list output are rich `Text` / `Table` objects styled with the names in `theme.py`.
+
+Untrusted text (log messages, sources, error messages, stderr tails, input values) only ever
+becomes `Text(...)` or goes through `literal()`: it is never parsed as markup, and terminal
+control characters are shown as visible escapes instead of being executed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from kestra_trio.cli.theme import level_style, state_style
+
+if TYPE_CHECKING:
+    from kestra_trio.inspection.inspector import ExecutionSnapshot
+    from kestra_trio.inspection.timeline import Timeline
+    from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
+
+TRUNCATE_AT = 200
+TRUNCATED = "... (truncated)"
+SUMMARY_THRESHOLD = 50
+LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+LEVEL_ALIASES = {"WARNING": "WARN"}
+INVALID_LEVEL = "Invalid log level. Must be one of: DEBUG, INFO, WARN, ERROR"
+INVALID_TIME = "Invalid time format. Examples: 5m, 2h, 1d"
+_TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+
+# --------------------------------------------------------------------------- literal text
+
+
+def _escape_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for code in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]:
+        if code not in (0x09, 0x0A):  # tab and newline are layout, kept
+            table[code] = f"\\x{code:02x}"
+    table[0x0D] = "\\r"
+    # bidirectional overrides/isolates can make text display differently from what it is
+    for code in [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
+        table[code] = f"\\u{code:04x}"
+    return table
+
+
+_ESCAPES = _escape_table()
+
+
+def literal(text: str) -> str:
+    """`text` made safe to show on a terminal, character for character otherwise.
+
+    C0/C1 control characters (except tab and newline), DEL and bidi overrides become visible
+    escapes (`ESC` → `\\x1b`, `CR` → `\\r`, `NUL` → `\\x00`), so an ANSI sequence or a carriage
+    return in plugin output is shown, not executed. Markup-like text (`[bold]`, `[/x]`) is
+    untouched: it is printed as plain text, never parsed.
+    """
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return text.translate(_ESCAPES)
+
+
+# --------------------------------------------------------------------------- time and durations
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(int(ms), 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
+
+
+def clock_ms(ms: int | None) -> str:
+    """Unix ms → `10:15:30.123` (UTC time of day), for table columns; `-` when unknown."""
+    if ms is None:
+        return "-"
+    seconds, millis = divmod(int(ms), 1000)
+    return f"{time.strftime('%H:%M:%S', time.gmtime(seconds))}.{millis:03d}"
+
+
+def format_duration_ms(ms: int | float | None) -> str:
+    """`500ms`, `2.5s`, `12s`, `1m 30s`, `2h 5m`, `3d 4h`; `-` when unknown."""
+    if ms is None:
+        return "-"
+    ms = max(0, int(round(ms)))
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        tenths = round(ms / 100) / 10
+        if tenths >= 60:
+            return "1m"
+        text = f"{tenths:.1f}".removesuffix(".0")
+        return f"{text}s"
+    seconds = ms // 1000
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds → human duration (see `format_duration_ms`)."""
+    return format_duration_ms(None if seconds is None else seconds * 1000)
+
+
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def parse_since(text: str) -> float:
+    """`30s`, `5m`, `2h`, `1d` (also `500ms`, `1.5h`) → seconds.
+
+    Raises:
+        ValueError: with the exact message `execution logs` prints.
+    """
+    match = _SINCE.match(text or "")
+    if not match:
+        raise ValueError(INVALID_TIME)
+    value = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if value <= 0:
+        raise ValueError(INVALID_TIME)
+    return value
+
+
+def parse_levels(text: str) -> tuple[str, ...]:
+    """`ERROR` or `warn,error` → `("WARN", "ERROR")` (WARNING accepted for WARN).
+
+    Raises:
+        ValueError: with the exact message `execution logs` prints.
+    """
+    levels: list[str] = []
+    for part in (text or "").split(","):
+        name = part.strip().upper()
+        name = LEVEL_ALIASES.get(name, name)
+        if name not in LOG_LEVELS:
+            raise ValueError(INVALID_LEVEL)
+        if name not in levels:
+            levels.append(name)
+    return tuple(levels)
+
+
+# --------------------------------------------------------------------------- log lines
+
+_PLAIN_TAGS = {level: f"[{level}]" for level in LOG_LEVELS}
+
+
+class LogLineFormatter:
+    """`(timestamp_ms, level, source, message)` → one output line, newline included.
+
+    `[2026-11-21T10:15:30.123Z] [INFO] [plugin:core/shell.run] message`; the continuation
+    lines of a multi-line message are indented to where the message starts. `tags` maps a
+    level to its (possibly ANSI-coloured) tag, from `console.level_tags`.
+    """
+
+    __slots__ = ("_tags", "_second", "_prefix")
+
+    def __init__(self, tags: Mapping[str, str] | None = None) -> None:
+        self._tags = dict(tags or _PLAIN_TAGS)
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, timestamp: int, level: str, source: str, message: str) -> str:
+        seconds, millis = divmod(timestamp, 1000)
+        if seconds != self._second:  # strftime once per second of log, not once per line
+            self._second = seconds
+            self._prefix = "[" + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        tag = self._tags.get(level)
+        if tag is None:
+            tag = f"[{literal(level)}]"
+        if not source.isprintable():
+            source = literal(source)
+        if not message.isprintable():
+            message = message.translate(_ESCAPES)
+            if "\n" in message:
+                plain_tag = len(level) + 2 if level in self._tags else len(tag)
+                indent = " " * (31 + plain_tag + len(source))
+                message = message.replace("\n", "\n" + indent)
+        return f"{self._prefix}.{millis:03d}Z] {tag} [{source}] {message}\n"
+
+    def row(self, row: LogRow) -> str:
+        return self(row.timestamp, row.level, row.source, row.message)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_encode = _ENCODER.encode
+
+
+def log_json_object(
+    execution_id: str,
+    task_id: str | None,
+    timestamp: int,
+    level: str,
+    source: str,
+    message: str,
+    metadata: Any,
+) -> dict[str, Any]:
+    """The `--json` / `--jsonl` object. `metadata` may be the stored JSON text or a dict."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            metadata = {"_unreadable": metadata}
+    return {
+        "execution_id": execution_id,
+        "task_id": task_id,
+        "timestamp": iso_ms(timestamp),
+        "level": level,
+        "source": source,
+        "message": message,
+        "metadata": metadata if metadata is not None else {},
+    }
+
+
+def log_json(execution_id: str, task_id, timestamp, level, source, message, metadata) -> str:
+    """One log entry as compact JSON text (no newline). Control characters are JSON-escaped."""
+    return _encode(log_json_object(execution_id, task_id, timestamp, level, source, message, metadata))
+
+
+def log_row_json(row: LogRow) -> str:
+    return log_json(row.execution_id, row.task_id, row.timestamp, row.level, row.source, row.message, row.metadata)
+
+
+# --------------------------------------------------------------------------- shared bits
+
+
+def state_text(state: str, *, running_marker: bool = True) -> Text:
+    label = f"⏳ {state}" if running_marker and state == "RUNNING" else state
+    return Text(label, style=state_style(state))
+
+
+def value_text(value: Any, *, truncate: bool = True) -> str:
+    """A stored (already masked) value as one string; long ones cut with `... (truncated)`."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = literal(text)
+    if truncate and len(text) > TRUNCATE_AT:
+        text = text[:TRUNCATE_AT] + TRUNCATED
+    return text
+
+
+def _duration_of(started: int | None, ended: int | None, now_ms: int, running: bool) -> int | None:
+    if started is None:
+        return None
+    if ended is not None:
+        return ended - started
+    return now_ms - started if running else None
+
+
+def _kv_grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="kt.label", no_wrap=True)
+    grid.add_column()
+    return grid
+
+
+def _table(*headers: str) -> Table:
+    table = Table(box=None, header_style="kt.table.header", pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
+    for header in headers:
+        table.add_column(header, no_wrap=header not in ("NEEDS", "MESSAGE", "DETAILS"), overflow="fold")
+    return table
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def execution_overview(snapshot: ExecutionSnapshot) -> Table:
+    """Workflow, id, state, reason, message, trigger, start, end, duration, log entry count."""
+    execution = snapshot.execution
+    now = snapshot.taken_at_ms
+    grid = _kv_grid()
+    grid.add_row("Workflow", Text(literal(execution.workflow_id)))
+    grid.add_row("Execution", Text(execution.id, style="kt.id"))
+    grid.add_row("State", state_text(execution.state))
+    if execution.reason_code:
+        grid.add_row("Reason", Text(execution.reason_code))
+    if execution.message:
+        grid.add_row("Message", Text(literal(execution.message)))
+    if execution.failed_task_id:
+        grid.add_row("Failed task", Text(literal(execution.failed_task_id)))
+    if execution.cancelled_by:
+        grid.add_row("Cancelled by", Text(execution.cancelled_by))
+    grid.add_row("Trigger", Text(execution.trigger_type))
+    grid.add_row("Started", Text(iso_ms(execution.started_at) or "-"))
+    grid.add_row("Ended", Text(iso_ms(execution.ended_at) or "-"))
+    duration = _duration_of(execution.started_at, execution.ended_at, now, snapshot.running)
+    if snapshot.running and execution.started_at is not None:
+        grid.add_row("Duration", Text(f"running for {format_duration_ms(duration)}", style="kt.state.running"))
+    else:
+        grid.add_row("Duration", Text(format_duration_ms(duration)))
+    grid.add_row("Tasks", Text(str(len(snapshot.tasks))))
+    grid.add_row("Log entries", Text(str(snapshot.log_count)))
+    return grid
+
+
+def _needs_text(task: TaskRunRow, states: Mapping[str, str]) -> Text:
+    text = Text()
+    for index, need in enumerate(task.needs):
+        if index:
+            text.append(", ")
+        state = states.get(need, "?")
+        mark = {"SUCCESS": "✓", "FAILED": "✗", "CANCELLED": "✗"}.get(state, "…")
+        text.append(f"{literal(need)} {mark}", style=state_style(state) if mark != "…" else "kt.muted")
+    return text if task.needs else Text("-", style="kt.muted")
+
+
+def _task_duration_text(task: TaskRunRow, now: int) -> Text:
+    if task.state == "RUNNING" and task.started_at is not None:
+        return Text(f"running for {format_duration_ms(now - task.started_at)}", style="kt.state.running")
+    duration = task.duration_ms if task.duration_ms is not None else _duration_of(task.started_at, task.ended_at, now, False)
+    return Text(format_duration_ms(duration))
+
+
+def task_table(snapshot: ExecutionSnapshot, tasks: Sequence[TaskRunRow] | None = None) -> Table:
+    """TASK, TYPE, STATE, ATTEMPTS, DURATION, STARTED, ENDED, NEEDS (times UTC)."""
+    table = _table("TASK", "TYPE", "STATE", "ATTEMPTS", "DURATION", "STARTED", "ENDED", "NEEDS")
+    now = snapshot.taken_at_ms
+    states = snapshot.task_states
+    for task in snapshot.tasks if tasks is None else tasks:
+        table.add_row(
+            Text(literal(task.task_id)),
+            Text(literal(task.type)),
+            state_text(task.state),
+            Text(f"{task.attempt_count}/{task.max_attempts}"),
+            _task_duration_text(task, now),
+            Text(clock_ms(task.started_at)),
+            Text(clock_ms(task.ended_at)),
+            _needs_text(task, states),
+        )
+    return table
+
+
+def _attempt_line(attempt: AttemptRow, now: int) -> Text:
+    text = Text(f"attempt {attempt.number}  ")
+    text.append(attempt.state, style=state_style(attempt.state))
+    details = []
+    if attempt.reason_code:
+        details.append(attempt.reason_code)
+    if attempt.exit_code is not None:
+        details.append(f"exit code {attempt.exit_code}")
+    if attempt.signal:
+        details.append(f"signal {attempt.signal}")
+    running = attempt.ended_at is None and attempt.state == "RUNNING"
+    duration = attempt.duration_ms if attempt.duration_ms is not None else _duration_of(
+        attempt.started_at, attempt.ended_at, now, running
+    )
+    details.append(("running for " if running else "after ") + format_duration_ms(duration))
+    text.append("  (" + ", ".join(details) + ")")
+    if attempt.message:
+        text.append(": " + literal(attempt.message))
+    return text
+
+
+def _stderr_tail_lines(error: Mapping[str, Any]) -> list[str]:
+    tail = error.get("stderr_tail") or error.get("stack") or error.get("traceback")
+    if not tail:
+        return []
+    if isinstance(tail, str):
+        lines = tail.splitlines()
+    else:
+        lines = [str(line) for line in tail]
+    return [literal(line) for line in lines]
+
+
+def error_lines(task: TaskRunRow, *, indent: str = "  ") -> list[Text]:
+    """The error of a failed task: message, exit code, signal, reason, stderr tail."""
+    error = task.error or {}
+    if not error and task.state not in ("FAILED", "CANCELLED"):
+        return []
+    lines: list[Text] = []
+    head = Text(indent)
+    head.append(literal(task.task_id), style="kt.label")
+    head.append(": ")
+    head.append(task.state, style=state_style(task.state))
+    facts = []
+    for key, label in (("reason_code", "reason"), ("exit_code", "exit code"), ("signal", "signal"), ("type", "type")):
+        if error.get(key) is not None:
+            facts.append(f"{label} {error[key]}")
+    if not error.get("reason_code") and task.reason_code:
+        facts.insert(0, f"reason {task.reason_code}")
+    if facts:
+        head.append(" (" + ", ".join(facts) + ")")
+    lines.append(head)
+    message = error.get("message") or task.message
+    if message:
+        for line in literal(str(message)).splitlines() or [""]:
+            lines.append(Text(indent * 2 + line, style="kt.error"))
+    tail = _stderr_tail_lines(error)
+    if tail:
+        lines.append(Text(indent * 2 + "stderr (last lines):", style="kt.muted"))
+        lines.extend(Text(indent * 3 + line) for line in tail)
+    return lines
+
+
+def _values_lines(label: str, values: Any, indent: str, truncate: bool) -> list[Text]:
+    if values is None:
+        return [Text(f"{indent}{label}: -", style="kt.muted")]
+    if not isinstance(values, Mapping):
+        return [Text(f"{indent}{label}: {value_text(values, truncate=truncate)}")]
+    if not values:
+        return [Text(f"{indent}{label}: {{}}", style="kt.muted")]
+    lines = [Text(f"{indent}{label}:")]
+    for key, value in values.items():
+        lines.append(Text(f"{indent}  {literal(str(key))} = {value_text(value, truncate=truncate)}"))
+    return lines
+
+
+def io_lines(task: TaskRunRow, *, truncate: bool = True, indent: str = "  ") -> list[Text]:
+    """Resolved inputs (secrets already `***SECRET***`) and outputs of one task."""
+    lines = [Text(indent + literal(task.task_id), style="kt.label")]
+    lines += _values_lines("inputs", task.inputs, indent * 2, truncate)
+    lines += _values_lines("outputs", task.outputs, indent * 2, truncate)
+    return lines
+
+
+def _section(title: str) -> Text:
+    return Text(title, style="kt.label")
+
+
+def retry_lines(snapshot: ExecutionSnapshot) -> list[Text]:
+    """Every task that needed more than one attempt, with each attempt and its reason."""
+    lines: list[Text] = []
+    for task in snapshot.tasks:
+        attempts = snapshot.attempts_by_task.get(task.task_id, [])
+        if len(attempts) > 1:
+            lines.append(Text("  " + literal(task.task_id), style="kt.label"))
+            lines.extend(Text("    ").append_text(_attempt_line(a, snapshot.taken_at_ms)) for a in attempts)
+    return lines
+
+
+def execution_summary(snapshot: ExecutionSnapshot) -> Group:
+    """For big executions: counts per state, failed and running tasks, and the --task hint."""
+    counts = Counter(task.state for task in snapshot.tasks)
+    parts: list[Any] = [_section(f"Tasks ({len(snapshot.tasks)}): summary")]
+    line = Text("  ")
+    for index, (state, count) in enumerate(sorted(counts.items(), key=lambda kv: _STATE_ORDER.get(kv[0], 99))):
+        if index:
+            line.append(", ")
+        line.append(f"{count} {state}", style=state_style(state))
+    parts.append(line)
+    failed = [t for t in snapshot.tasks if t.state in ("FAILED", "CANCELLED")]
+    running = [t for t in snapshot.tasks if t.state == "RUNNING"]
+    if failed:
+        parts.append(Text(""))
+        parts.append(_section(f"Failed tasks ({len(failed)})"))
+        parts.append(task_table(snapshot, failed))
+    if running:
+        parts.append(Text(""))
+        parts.append(_section(f"Running tasks ({len(running)})"))
+        parts.append(task_table(snapshot, running))
+    parts.append(Text(""))
+    parts.append(
+        Text(
+            f"{len(snapshot.tasks)} tasks: showing a summary. "
+            f"Use --task <task-id> to see one task in full.",
+            style="kt.hint",
+        )
+    )
+    return Group(*parts)
+
+
+_STATE_ORDER = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "RUNNING": 3, "WAITING": 4, "PENDING": 5}
+
+
+def inspect_view(
+    snapshot: ExecutionSnapshot,
+    *,
+    show_inputs: bool = False,
+    truncate: bool = True,
+    timeline: Timeline | None = None,
+    audit: bool = False,
+    width: int = 40,
+) -> Group:
+    """The whole `execution inspect` text output as one renderable."""
+    parts: list[Any] = []
+    if snapshot.running:
+        parts.append(Text("Execution in progress", style="kt.note"))
+    parts.append(execution_overview(snapshot))
+    if snapshot.focus_task is not None:
+        task = snapshot.task(snapshot.focus_task)
+        assert task is not None
+        parts.append(Text(""))
+        parts.append(task_detail(snapshot, task, show_inputs=show_inputs, truncate=truncate))
+    elif len(snapshot.tasks) > SUMMARY_THRESHOLD:
+        parts.append(Text(""))
+        parts.append(execution_summary(snapshot))
+    else:
+        parts.append(Text(""))
+        parts.append(_section(f"Tasks ({len(snapshot.tasks)})"))
+        parts.append(task_table(snapshot))
+        retries = retry_lines(snapshot)
+        if retries:
+            parts += [Text(""), _section("Retries"), *retries]
+        errors = [line for task in snapshot.tasks for line in error_lines(task)]
+        if errors:
+            parts += [Text(""), _section("Errors"), *errors]
+        if show_inputs:
+            parts += [Text(""), _section("Inputs and outputs")]
+            for task in snapshot.tasks:
+                parts += io_lines(task, truncate=truncate)
+    if timeline is not None:
+        parts += [Text(""), _section("Timeline"), timeline_table(timeline, width=width)]
+    if audit:
+        parts += [Text(""), _section(f"Audit events ({len(snapshot.audit)})"), audit_table(snapshot.audit)]
+    return Group(*parts)
+
+
+def task_detail(
+    snapshot: ExecutionSnapshot, task: TaskRunRow, *, show_inputs: bool = True, truncate: bool = True
+) -> Group:
+    """One task in full: its row, attempts, error, inputs/outputs (with --show-inputs), last logs."""
+    parts: list[Any] = [_section(f"Task {literal(task.task_id)}"), task_table(snapshot, [task])]
+    attempts = snapshot.attempts_by_task.get(task.task_id, [])
+    parts += [Text(""), _section(f"Attempts ({len(attempts)})")]
+    if attempts:
+        parts += [Text("  ").append_text(_attempt_line(a, snapshot.taken_at_ms)) for a in attempts]
+    else:
+        parts.append(Text("  none", style="kt.muted"))
+    errors = error_lines(task)
+    if errors:
+        parts += [Text(""), _section("Error"), *errors]
+    if show_inputs:
+        parts += [Text(""), _section("Inputs and outputs"), *io_lines(task, truncate=truncate)]
+    parts += [Text(""), _section(f"Last log lines ({len(snapshot.task_logs)})")]
+    if snapshot.task_logs:
+        fmt = LogLineFormatter()
+        parts += [Text("  " + fmt.row(row).rstrip("\n")) for row in snapshot.task_logs]
+    else:
+        parts.append(Text("  none", style="kt.muted"))
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- timeline
+
+FULL, WAIT = "█", "░"
+
+
+def _cell(offset: int, span: int, width: int) -> int:
+    return min(width, (offset * width) // span)
+
+
+def timeline_bar(row: Any, span: int, width: int) -> Text:
+    """`width` cells: `█` while an attempt runs, `░` for waits between attempts, spaces elsewhere."""
+    cells = [" "] * width
+    styles: list[str] = ["none"] * width
+    if row.start is None:
+        return Text(" " * width)
+    first = _cell(row.start, span, width)
+    last = max(first + 1, -(-row.end * width // span))  # ceil, at least one cell
+    for index in range(first, min(last, width)):
+        cells[index] = WAIT
+        styles[index] = "kt.bar.wait"
+    for part in row.spans:
+        a = _cell(part.start, span, width)
+        b = max(a + 1, -(-part.end * width // span))
+        style = "kt.bar.running" if part.running else state_style(part.state).replace("kt.state.", "kt.bar.")
+        for index in range(a, min(b, width)):
+            cells[index] = FULL
+            styles[index] = style
+    text = Text()
+    for char, style in zip(cells, styles):
+        text.append(char, style=style)
+    return text
+
+
+def timeline_table(timeline: Timeline, *, width: int = 40) -> Table:
+    """A Gantt chart relative to the execution start; overlapping bars are tasks run in parallel."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    start_label, end_label = "0s", format_duration_ms(timeline.span) + (" (now)" if timeline.running else "")
+    axis = start_label + " " * max(1, width - len(start_label) - len(end_label)) + end_label
+    table.add_row(Text(""), Text(axis, style="kt.muted"), Text(""))
+    for row in timeline.rows:
+        if row.start is None:
+            label = Text("not started", style="kt.muted")
+        elif row.running:
+            label = Text(f"+{format_duration_ms(row.start)}  running for {format_duration_ms(row.duration)}", style="kt.state.running")
+        else:
+            label = Text(f"+{format_duration_ms(row.start)}  {format_duration_ms(row.duration)}")
+            if row.state != "SUCCESS":
+                label.append(f"  {row.state}", style=state_style(row.state))
+        table.add_row(Text(literal(row.task_id)), timeline_bar(row, timeline.span, width), label)
+    return table
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit_details(event: AuditRow) -> str:
+    metadata = dict(event.metadata or {})
+    parts: list[str] = []
+    if event.event_type == "STATE_CHANGE":
+        entity = metadata.pop("entity", None)
+        task_id = metadata.pop("task_id", None)
+        subject = f"task {task_id}" if task_id else (entity or "execution")
+        parts.append(f"{subject}: {metadata.pop('from_state', '?')} → {metadata.pop('to_state', '?')}")
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        parts.append(f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)}")
+    return literal("  ".join(parts) if event.event_type == "STATE_CHANGE" else ", ".join(parts))
+
+
+def audit_table(events: Iterable[AuditRow]) -> Table:
+    table = _table("TIME", "EVENT", "DETAILS")
+    for event in events:
+        table.add_row(
+            Text(iso_ms(event.timestamp) or "-"),
+            Text(event.event_type, style="kt.audit.type"),
+            Text(audit_details(event)),
+        )
+    return table
+
+
+# --------------------------------------------------------------------------- inspect --json
+
+
+def _execution_json(execution: ExecutionRow, now: int) -> dict[str, Any]:
+    running = execution.state not in _TERMINAL
+    return {
+        "id": execution.id,
+        "workflow_id": execution.workflow_id,
+        "namespace": execution.namespace,
+        "state": execution.state,
+        "reason": execution.reason_code,
+        "message": execution.message,
+        "trigger": execution.trigger_type,
+        "inputs": execution.inputs,
+        "workflow_path": execution.workflow_path,
+        "created_at": iso_ms(execution.created_at),
+        "started_at": iso_ms(execution.started_at),
+        "ended_at": iso_ms(execution.ended_at),
+        "duration_ms": _duration_of(execution.started_at, execution.ended_at, now, running),
+        "timeout_ms": execution.timeout_ms,
+        "task_count": execution.task_count,
+        "log_entry_count": execution.log_entry_count,
+        "failed_task_id": execution.failed_task_id,
+        "cancelled_by": execution.cancelled_by,
+        "engine_pid": execution.engine_pid,
+        "engine_host": execution.engine_host,
+    }
+
+
+def _attempt_json(attempt: AttemptRow) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "state": attempt.state,
+        "reason": attempt.reason_code,
+        "message": attempt.message,
+        "exit_code": attempt.exit_code,
+        "signal": attempt.signal,
+        "pid": attempt.pid,
+        "started_at": iso_ms(attempt.started_at),
+        "ended_at": iso_ms(attempt.ended_at),
+        "duration_ms": attempt.duration_ms,
+    }
+
+
+def _task_json(task: TaskRunRow, attempts: Sequence[AttemptRow], states: Mapping[str, str], now: int) -> dict[str, Any]:
+    running = task.state == "RUNNING"
+    return {
+        "task_id": task.task_id,
+        "type": task.type,
+        "position": task.position,
+        "state": task.state,
+        "reason": task.reason_code,
+        "message": task.message,
+        "needs": [{"task_id": need, "state": states.get(need)} for need in task.needs],
+        "attempt_count": task.attempt_count,
+        "max_attempts": task.max_attempts,
+        "timeout_ms": task.timeout_ms,
+        "started_at": iso_ms(task.started_at),
+        "ended_at": iso_ms(task.ended_at),
+        "duration_ms": task.duration_ms
+        if task.duration_ms is not None
+        else _duration_of(task.started_at, task.ended_at, now, running),
+        "inputs": task.inputs,
+        "outputs": task.outputs,
+        "error": task.error,
+        "attempts": [_attempt_json(a) for a in attempts],
+    }
+
+
+def _audit_json(event: AuditRow) -> dict[str, Any]:
+    return {"id": event.id, "event_type": event.event_type, "timestamp": iso_ms(event.timestamp), "metadata": event.metadata}
+
+
+def snapshot_json(snapshot: ExecutionSnapshot, *, task_id: str | None = None) -> dict[str, Any]:
+    """`execution inspect --json`: execution, tasks (inputs, outputs, errors, attempts), audit events."""
+    now = snapshot.taken_at_ms
+    states = snapshot.task_states
+    tasks = snapshot.tasks if task_id is None else [t for t in snapshot.tasks if t.task_id == task_id]
+    result: dict[str, Any] = {
+        "execution": _execution_json(snapshot.execution, now),
+        "tasks": [_task_json(t, snapshot.attempts_by_task.get(t.task_id, []), states, now) for t in tasks],
+        "audit_events": [_audit_json(e) for e in snapshot.audit],
+        "generated_at": iso_ms(now),
+    }
+    if task_id is not None:
+        result["task_logs"] = [json.loads(log_row_json(row)) for row in snapshot.task_logs]
+    return result
+
+
+# --------------------------------------------------------------------------- list
+
+
+def task_counts_text(counts: Mapping[str, int]) -> Text:
+    text = Text()
+    for index, (state, count) in enumerate(sorted(counts.items(), key=lambda kv: _STATE_ORDER.get(kv[0], 99))):
+        if index:
+            text.append(" ")
+        text.append(f"{count} {state}", style=state_style(state))
+    return text if counts else Text("-", style="kt.muted")
+
+
+def execution_list_table(
+    executions: Sequence[ExecutionRow], counts: Mapping[str, Mapping[str, int]], now_ms: int
+) -> Table:
+    """ID, WORKFLOW, STATE, STARTED (UTC), DURATION, TASKS — newest first, as given."""
+    table = _table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS")
+    for execution in executions:
+        running = execution.state not in _TERMINAL
+        duration = _duration_of(execution.started_at, execution.ended_at, now_ms, running)
+        started = iso_ms(execution.started_at or execution.created_at) or "-"
+        table.add_row(
+            Text(execution.id, style="kt.id"),
+            Text(literal(execution.workflow_id)),
+            state_text(execution.state, running_marker=False),
+            Text(started.replace("T", " ").removesuffix("Z")),
+            Text(format_duration_ms(duration) if duration is not None else "-"),
+            task_counts_text(counts.get(execution.id, {})),
+        )
+    return table
+
+
+def execution_list_json(
+    executions: Sequence[ExecutionRow], counts: Mapping[str, Mapping[str, int]], now_ms: int
+) -> list[dict[str, Any]]:
+    result = []
+    for execution in executions:
+        item = _execution_json(execution, now_ms)
+        item["task_states"] = dict(counts.get(execution.id, {}))
+        result.append(item)
+    return result
+
+
+def dumps_pretty(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+__all__ = [
+    "INVALID_LEVEL",
+    "INVALID_TIME",
+    "LogLineFormatter",
+    "audit_table",
+    "clock_ms",
+    "error_lines",
+    "execution_list_json",
+    "execution_list_table",
+    "execution_overview",
+    "format_duration",
+    "format_duration_ms",
+    "inspect_view",
+    "iso_ms",
+    "literal",
+    "log_json",
+    "log_json_object",
+    "parse_levels",
+    "parse_since",
+    "snapshot_json",
+    "task_detail",
+    "task_table",
+    "timeline_table",
+]

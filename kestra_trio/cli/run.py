@@ -1,0 +1,215 @@
+"""`kestra-trio run WORKFLOW`: validate, create the execution, run it, show it, exit with its state."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
+
+from kestra_trio.errors import ExitCode, UsageError, WorkflowInvalid
+
+
+def _print_err(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _print_out(line: str) -> None:
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+
+
+async def run(
+    workflow: Path,
+    /,
+    *,
+    inputs: Annotated[list[str] | None, Parameter(name=["--input", "-i"])] = None,
+    max_parallel: int = 8,
+    db: Path | None = None,
+    plugins: list[Path] | None = None,
+    kill_grace: float = 5.0,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Run a workflow and wait for it to finish.
+
+    Exit codes: 0 SUCCESS, 1 FAILED (or cancelled from another terminal), 2 invalid
+    workflow or arguments (nothing is created), 3 database problem, 130 Ctrl+C, 143 SIGTERM.
+
+    Parameters
+    ----------
+    workflow
+        The workflow YAML file.
+    inputs
+        A run-time input as KEY=VALUE; repeat for several.
+    max_parallel
+        How many tasks may run at the same time.
+    db
+        SQLite database file (default: $KESTRA_TRIO_DB, else ~/.local/share/kestra-trio/kestra.db).
+    plugins
+        Extra plugin directories (also: KESTRA_TRIO_PLUGIN_PATH).
+    kill_grace
+        Seconds between SIGTERM and SIGKILL when a task is cancelled or times out.
+    as_json
+        Print one JSON object with the execution id, final state and per-task results.
+    """
+    import trio
+
+    from kestra_trio.config import resolve_db_path, retention_days
+    from kestra_trio.engine.runner import EngineOptions, run_execution
+    from kestra_trio.model.inputs import coerce_inputs, parse_input_args
+    from kestra_trio.model.loading import load_workflow
+    from kestra_trio.plugin_runtime.registry import PluginRegistry
+    from kestra_trio.state.states import State
+    from kestra_trio.storage.db import open_database
+
+    if max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    if kill_grace < 0:
+        raise UsageError("--kill-grace must be 0 or more seconds")
+    registry = PluginRegistry.discover(extra_dirs=plugins or [])
+    try:
+        spec = load_workflow(workflow, catalog=registry)
+    except WorkflowInvalid as exc:
+        for issue in exc.issues:
+            _print_err(str(issue))
+        raise
+    if spec.security == "restricted":
+        raise UsageError(
+            f"{workflow}: security: restricted is not available yet (no sandbox runtime is installed); "
+            "use security: trusted to run plugins as plain child processes"
+        )
+    if not spec.enabled:
+        raise UsageError(f"{workflow}: workflow {spec.id!r} is disabled (enabled: false); enable it to run it")
+    values = coerce_inputs(spec, parse_input_args(inputs or []))
+    keep_days = retention_days()
+    db_path = resolve_db_path(db)
+
+    view = _View(spec, as_json=as_json)
+    options = EngineOptions(
+        max_parallel=max_parallel,
+        kill_grace=kill_grace,
+        workflow_path=str(Path(workflow).resolve()),
+        on_progress=view.on_progress,
+    )
+    async with open_database(db_path) as database:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_retention, database, keep_days)
+            with view:
+                nursery.start_soon(view.tick)
+                result = await run_execution(spec, values, db=database, registry=registry, options=options)
+            nursery.cancel_scope.cancel()
+    view.finish(result)
+    if result.state == State.SUCCESS:
+        return int(ExitCode.OK)
+    if result.state == State.CANCELLED and result.stop is not None and result.stop.signal is not None:
+        import signal
+
+        return int(ExitCode.TERMINATED if result.stop.signal == signal.SIGTERM else ExitCode.INTERRUPTED)
+    return int(ExitCode.FAILURE)
+
+
+async def _retention(database, keep_days: int) -> None:
+    """Retention cleanup runs when an engine starts; it never delays or fails the run."""
+    try:
+        from kestra_trio.retention.purge import cleanup, size_warnings, table_stats
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        await cleanup(database, retention_days=keep_days)
+        for warning in size_warnings(await table_stats(database)):
+            _print_err(f"kestra-trio: warning: {warning}")
+    except Exception as exc:
+        _print_err(f"kestra-trio: warning: retention cleanup failed ({exc})")
+
+
+class _View:
+    """Live table on a terminal, plain lines when piped, nothing but the result with --json."""
+
+    def __init__(self, workflow, *, as_json: bool) -> None:
+        from kestra_trio.cli.console import color_enabled
+
+        self.workflow = workflow
+        self.as_json = as_json
+        self.live = None
+        self.model = None
+        self.tty = (not as_json) and _isatty()
+        self.color = color_enabled()
+
+    def __enter__(self) -> _View:
+        if self.tty:
+            from rich.live import Live
+
+            from kestra_trio.cli.console import stdout_console
+            from kestra_trio.cli.run_view import LiveModel, live_table
+
+            self.model = LiveModel.for_workflow(self.workflow)
+            self.live = Live(
+                live_table(self.model), console=stdout_console(), auto_refresh=False, transient=False
+            )
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.live is not None:
+            self.refresh()
+            self.live.stop()
+            self.live = None
+
+    def refresh(self) -> None:
+        if self.live is not None and self.model is not None:
+            from kestra_trio.cli.run_view import live_table
+
+            self.live.update(live_table(self.model), refresh=True)
+
+    async def tick(self) -> None:
+        import trio
+
+        while self.live is not None:
+            self.refresh()
+            await trio.sleep(0.25)
+
+    def on_progress(self, event) -> None:
+        from kestra_trio.cli.run_view import created_line, progress_line
+
+        if event.task_id is None and event.reason == "CREATED":
+            line = created_line(event.execution_id, self.workflow)
+            if self.as_json:
+                _print_err(line)
+            elif self.live is not None:
+                self.live.console.print(line)
+            else:
+                _print_out(line)
+            return
+        if self.as_json:
+            return
+        if self.live is not None and self.model is not None:
+            self.model.apply(event)
+            self.refresh()
+            return
+        line = progress_line(event)
+        if line:
+            _print_out(line)
+
+    def finish(self, result) -> None:
+        from kestra_trio.cli.run_view import result_json, summary_lines
+
+        if self.as_json:
+            _print_out(result_json(result))
+            return
+        for line in summary_lines(result):
+            _print_out(line)
+
+
+def _isatty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,73 @@
+"""`kestra-trio validate FILE...` and `kestra-trio schema`.
+
+yaml and jsonschema are imported inside the commands, so `kestra-trio --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kestra_trio.errors import ExitCode, WorkflowError, WorkflowInvalid
+
+if TYPE_CHECKING:
+    from kestra_trio.model.catalog import ActionCatalog
+
+
+def validate(files: list[Path], /, *, plugins: list[Path] | None = None) -> int:
+    """Check workflow files and print every problem as FILE:LINE:COLUMN PATH: MESSAGE.
+
+    Exits 0 when every file is valid, 1 otherwise.
+
+    Parameters
+    ----------
+    files
+        Workflow YAML files to check.
+    plugins
+        Extra plugin directories, so task types and task inputs from them are checked too.
+    """
+    from kestra_trio.model.loading import load_workflow
+
+    catalog = _catalog(plugins or [])
+    failed = 0
+    for path in files:
+        try:
+            load_workflow(path, catalog=catalog)
+        except WorkflowInvalid as exc:
+            failed += 1
+            for issue in exc.issues:
+                _write(f"{issue}\n")
+        except WorkflowError as exc:
+            failed += 1
+            _write(f"{exc}\n")
+        else:
+            _write(f"{path}: ok\n")
+    return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+def schema() -> int:
+    """Print the JSON Schema of workflow files, for editor completion and checks.
+
+    Save it with `kestra-trio schema > kestra-trio.schema.json` and point your editor's
+    YAML support at it (see docs/workflows.md).
+    """
+    from kestra_trio.model.validation import workflow_json_schema
+
+    _write(json.dumps(workflow_json_schema(), indent=2) + "\n")
+    return ExitCode.OK
+
+
+def _catalog(plugin_dirs: list[Path]) -> ActionCatalog | None:
+    """The plugin registry when it is available; without it only the workflow itself is checked."""
+    try:
+        from kestra_trio.plugin_runtime.registry import PluginRegistry
+    except ImportError:
+        return None
+    return PluginRegistry.discover(extra_dirs=plugin_dirs)  # type: ignore[no-any-return]
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

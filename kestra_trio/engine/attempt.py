@@ -1,0 +1,344 @@
+"""TaskWorker: one task run = attempts under a per-attempt timeout scope, with retry/backoff.
+
+Each state change is written before the progress event, and every log line of a task is
+flushed (collector barrier) before its terminal state is committed. Whatever stops a task
+(timeout, cancel, crash), it records why, who, the signal sent and the exit code — in its
+error and as a final log line.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from kestra_trio.engine.progress import ProgressEvent
+from kestra_trio.errors import IllegalTransition
+from kestra_trio.engine.retry import decide
+from kestra_trio.model.durations import format_duration
+from kestra_trio.model.templates import TemplateError, render
+from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
+from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
+from kestra_trio.state.states import AttemptState, Reason, State
+from kestra_trio.storage.executions import AttemptWrite, StateChange
+
+if TYPE_CHECKING:
+    from kestra_trio.engine.runner import ExecutionRun
+    from kestra_trio.engine.scheduler import Scheduler
+
+
+class _HandleSlot:
+    """Receives the ProcessHandle a runtime hands over via `task_status.started(handle)`."""
+
+    def __init__(self) -> None:
+        self.handle: ProcessHandle | None = None
+
+    def started(self, value: ProcessHandle | None = None) -> None:
+        self.handle = value
+
+
+def _signal_name(exit_code: int | None) -> str | None:
+    if exit_code is not None and exit_code < 0:
+        try:
+            return _signal.Signals(-exit_code).name
+        except ValueError:
+            return f"signal {-exit_code}"
+    return None
+
+
+def _stop_details(handle: ProcessHandle | None) -> str:
+    if handle is None:
+        return "no process was running"
+    sent = handle.signal_sent or "no signal"
+    code = handle.exit_code
+    return f"sent {sent} to process group {handle.pgid}, exit code {code if code is not None else 'unknown'}"
+
+
+class TaskWorker:
+    def __init__(self, run: ExecutionRun, scheduler: Scheduler) -> None:
+        self.run = run
+        self.scheduler = scheduler
+
+    async def run_task(self, task_id: str) -> bool:
+        """Run every attempt of one task; True when it succeeded."""
+        run = self.run
+        spec = run.workflow.task(task_id)
+        result = self.scheduler.results[task_id]
+        state = {"attempt": 0, "started_at": None, "handle": None, "attempt_started": None}
+        try:
+            async with self.scheduler.limiter:
+                return await self._attempts(task_id, state)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await self._record_cancelled(task_id, state)
+            raise
+
+    async def _attempts(self, task_id: str, st: dict[str, Any]) -> bool:
+        run = self.run
+        spec = run.workflow.task(task_id)
+        result = self.scheduler.results[task_id]
+        try:
+            manifest, action = run.registry.resolve(spec.type)
+        except LookupError as exc:
+            return await self._fail(task_id, st, Outcome.failure(Reason.UNKNOWN_PLUGIN, str(exc), type="UnknownPlugin"))
+        max_attempts = spec.retry.max_attempts
+        while True:
+            st["attempt"] += 1
+            attempt = st["attempt"]
+            st["handle"] = None
+            try:
+                resolved = render(
+                    dict(spec.inputs),
+                    inputs=run.inputs,
+                    task_outputs=self.scheduler.outputs,
+                    secret=run.secrets.get,
+                )
+            except TemplateError as exc:
+                st["attempt_started"] = now_ms()
+                return await self._fail(task_id, st, Outcome.failure(Reason.TEMPLATE_ERROR, str(exc), type="TemplateError"))
+            masked_inputs = run.masker.mask_value(resolved)
+            started = now_ms()
+            st["attempt_started"] = started
+            fields: dict[str, Any] = {"attempt_count": attempt, "inputs": masked_inputs}
+            if st["started_at"] is None:
+                st["started_at"] = started
+                fields["started_at"] = started
+            await run.apply(
+                StateChange(
+                    run.execution_id, State.RUNNING, Reason.STARTED.value, task_id=task_id, fields=fields,
+                    attempt=AttemptWrite(attempt, AttemptState.RUNNING.value, started), at=started,
+                )
+            )
+            result.state, result.attempts = State.RUNNING, attempt
+            await run.log(
+                LogLevel.INFO, "worker",
+                f"Task started: {spec.type} (attempt {attempt}/{max_attempts})",
+                task_id=task_id, attempt=attempt, type=spec.type, inputs=masked_inputs,
+            )
+            run.progress(
+                ProgressEvent(run.execution_id, task_id, State.RUNNING, "STARTED", None, attempt, max_attempts, spec.type)
+            )
+            invocation = Invocation(
+                execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
+                manifest=manifest, action=action, inputs=resolved, secrets=run.secrets,
+                workdir=_workdir(run),
+            )
+            slot = _HandleSlot()
+            outcome: Outcome | None = None
+            from kestra_trio.plugin_runtime.process import run_action
+
+            with trio.move_on_after(spec.timeout) as attempt_scope:
+                try:
+                    outcome = await run_action(
+                        invocation, log_send=run.log_send, reaper=run.reaper,
+                        kill_grace=run.options.kill_grace, task_status=slot,  # type: ignore[arg-type]
+                    )
+                finally:
+                    st["handle"] = slot.handle
+            if attempt_scope.cancelled_caught or outcome is None:
+                outcome = await self._timed_out(task_id, spec.timeout, attempt, slot.handle)
+            if outcome.ok:
+                return await self._succeed(task_id, st, outcome)
+            decision = decide(spec.retry, attempt, outcome.reason_code or Reason.PLUGIN_FAILED)
+            if decision is None:
+                return await self._fail(task_id, st, outcome)
+            await self._backoff(task_id, st, outcome, decision.next_attempt, decision.delay)
+            await trio.sleep(decision.delay)
+
+    async def _timed_out(self, task_id: str, timeout: float, attempt: int, handle: ProcessHandle | None) -> Outcome:
+        run = self.run
+        limit = format_duration(timeout)
+        details = _stop_details(handle)
+        message = f"Task timed out after {limit} (attempt {attempt}); {details}"
+        await run.log(
+            LogLevel.ERROR, "worker", message, task_id=task_id, attempt=attempt, reason_code=Reason.TIMEOUT.value,
+            timeout_ms=int(timeout * 1000), signal=handle.signal_sent if handle else None,
+            exit_code=handle.exit_code if handle else None, cancelled_by="system",
+        )
+        await run.audit.record(
+            AuditEventType.TIMEOUT, scope="task", task_id=task_id, attempt=attempt,
+            timeout_duration=limit, reason_code=Reason.TIMEOUT.value,
+        )
+        return Outcome.failure(
+            Reason.TIMEOUT, f"task timed out after {limit}", type="TaskTimeout",
+            exit_code=handle.exit_code if handle else None,
+            signal=handle.signal_sent if handle else None, cancelled_by="system",
+        )
+
+    async def _succeed(self, task_id: str, st: dict[str, Any], outcome: Outcome) -> bool:
+        run = self.run
+        result = self.scheduler.results[task_id]
+        outputs = outcome.outputs or {}
+        masked = run.masker.mask_value(outputs)
+        ended = now_ms()
+        duration = ended - (st["started_at"] or ended)
+        await run.log(
+            LogLevel.INFO, "worker", f"Task succeeded in {format_duration(duration / 1000)}",
+            task_id=task_id, attempt=st["attempt"], status=State.SUCCESS.value, duration_ms=duration, outputs=masked,
+        )
+        await run.collector.flush()
+        await run.apply(
+            StateChange(
+                run.execution_id, State.SUCCESS, Reason.COMPLETED.value, task_id=task_id,
+                fields={"outputs": masked, "ended_at": ended, "duration_ms": duration},
+                attempt=AttemptWrite(
+                    st["attempt"], AttemptState.SUCCESS.value, st["attempt_started"], Reason.COMPLETED.value,
+                    exit_code=outcome.exit_code, pid=_pid(st), ended_at=ended,
+                ),
+                at=ended,
+            )
+        )
+        self.scheduler.outputs[task_id] = outputs
+        result.state, result.reason_code, result.outputs, result.duration_ms = State.SUCCESS, Reason.COMPLETED.value, masked, duration
+        run.progress(ProgressEvent(run.execution_id, task_id, State.SUCCESS, Reason.COMPLETED.value, None, st["attempt"], 0))
+        return True
+
+    def _error(self, outcome: Outcome, attempt: int) -> dict[str, Any]:
+        error = dict(outcome.error or {"message": "failed"})
+        error["reason_code"] = (outcome.reason_code or Reason.PLUGIN_FAILED).value
+        error["attempt"] = attempt
+        if error.get("signal") is None and _signal_name(outcome.exit_code):
+            error["signal"] = _signal_name(outcome.exit_code)
+        return self.run.masker.mask_value(error)
+
+    async def _fail(self, task_id: str, st: dict[str, Any], outcome: Outcome) -> bool:
+        run = self.run
+        result = self.scheduler.results[task_id]
+        reason = (outcome.reason_code or Reason.PLUGIN_FAILED).value
+        error = self._error(outcome, st["attempt"])
+        ended = now_ms()
+        duration = ended - (st["started_at"] or ended)
+        exit_part = f" (exit code {error.get('exit_code')})" if error.get("exit_code") is not None else ""
+        await run.log(
+            LogLevel.ERROR, "worker", f"Task failed: {error.get('message')}{exit_part} [{reason}]",
+            task_id=task_id, attempt=st["attempt"], status=State.FAILED.value, duration_ms=duration, error=error,
+            reason_code=reason,
+        )
+        await run.collector.flush()
+        attempt_write = None
+        if st["attempt_started"] is not None and st["attempt"] > 0:
+            attempt_write = AttemptWrite(
+                st["attempt"],
+                (AttemptState.TIMED_OUT if reason == Reason.TIMEOUT.value else AttemptState.FAILED).value,
+                st["attempt_started"], reason, str(error.get("message")), exit_code=outcome.exit_code,
+                signal=error.get("signal"), pid=_pid(st), ended_at=ended,
+            )
+        await run.apply(
+            StateChange(
+                run.execution_id, State.FAILED, reason, str(error.get("message")), task_id=task_id,
+                fields={"error": error, "ended_at": ended, "duration_ms": duration, "attempt_count": st["attempt"]},
+                attempt=attempt_write, at=ended,
+            )
+        )
+        result.state, result.reason_code, result.error, result.duration_ms = State.FAILED, reason, error, duration
+        result.attempts = st["attempt"]
+        if self.scheduler.first_failure is None:
+            self.scheduler.first_failure = result
+        run.progress(ProgressEvent(run.execution_id, task_id, State.FAILED, reason, str(error.get("message")), st["attempt"]))
+        return False
+
+    async def _backoff(self, task_id: str, st: dict[str, Any], outcome: Outcome, next_attempt: int, delay: float) -> None:
+        run = self.run
+        spec = run.workflow.task(task_id)
+        reason = (outcome.reason_code or Reason.PLUGIN_FAILED).value
+        error = self._error(outcome, st["attempt"])
+        ended = now_ms()
+        await run.log(
+            LogLevel.WARN, "worker",
+            f"Attempt {st['attempt']} failed: {error.get('message')} [{reason}]; "
+            f"retrying (attempt {next_attempt}/{spec.retry.max_attempts}) in {format_duration(delay)}",
+            task_id=task_id, attempt=st["attempt"], next_attempt=next_attempt, delay_ms=int(delay * 1000),
+            reason_code=reason, error=error,
+        )
+        await run.apply(
+            StateChange(
+                run.execution_id, State.WAITING, Reason.BACKOFF.value,
+                f"attempt {st['attempt']} failed ({reason}); next attempt in {format_duration(delay)}",
+                task_id=task_id, fields={"error": error},
+                attempt=AttemptWrite(
+                    st["attempt"],
+                    (AttemptState.TIMED_OUT if reason == Reason.TIMEOUT.value else AttemptState.FAILED).value,
+                    st["attempt_started"], reason, str(error.get("message")), exit_code=outcome.exit_code,
+                    signal=error.get("signal"), pid=_pid(st), ended_at=ended,
+                ),
+                audit=[],
+                at=ended,
+            )
+        )
+        await run.audit.record(
+            AuditEventType.RETRY, task_id=task_id, attempt=st["attempt"], next_attempt=next_attempt,
+            delay_ms=int(delay * 1000), reason_code=reason,
+        )
+        self.scheduler.results[task_id].state = State.WAITING
+        run.progress(
+            ProgressEvent(run.execution_id, task_id, State.WAITING, Reason.BACKOFF.value, f"retry in {format_duration(delay)}",
+                          st["attempt"], spec.retry.max_attempts, spec.type)
+        )
+
+    async def _record_cancelled(self, task_id: str, st: dict[str, Any]) -> None:
+        """The execution scope was cancelled: record why, who, signal and exit code."""
+        run = self.run
+        result = self.scheduler.results[task_id]
+        if result.state.is_terminal:
+            return
+        stop = run.stop_request
+        if stop is not None and stop.reason == Reason.TIMEOUT:
+            reason, cause = Reason.TIMEOUT, stop.message
+        else:
+            reason = Reason.EXECUTION_CANCELLED
+            cause = f"cancelled by {stop.by}: {stop.message}" if stop else "cancelled"
+        handle: ProcessHandle | None = st.get("handle")
+        ended = now_ms()
+        started_at = st.get("started_at")
+        duration = ended - started_at if started_at else None
+        ran = st.get("attempt_started") is not None and st["attempt"] > 0
+        details = _stop_details(handle) if ran else "it had not started"
+        message = f"Task cancelled due to execution cancellation ({cause}); {details}"
+        if reason == Reason.TIMEOUT:
+            message = f"Task cancelled due to execution timeout ({cause}); {details}"
+        error = {
+            "message": message,
+            "type": "Cancelled",
+            "reason_code": reason.value,
+            "cancelled_by": stop.by if stop else "system",
+            "signal": handle.signal_sent if handle else None,
+            "exit_code": handle.exit_code if handle else None,
+            "attempt": st["attempt"],
+        }
+        await run.log(
+            LogLevel.WARN, "worker", message, task_id=task_id, attempt=st["attempt"], reason_code=reason.value,
+            cancelled_by=error["cancelled_by"], signal=error["signal"], exit_code=error["exit_code"],
+        )
+        await run.collector.flush()
+        attempt_write = None
+        if ran:
+            attempt_write = AttemptWrite(
+                st["attempt"], AttemptState.CANCELLED.value, st["attempt_started"], reason.value, message,
+                exit_code=error["exit_code"], signal=error["signal"], pid=_pid(st), ended_at=ended,
+            )
+        fields: dict[str, Any] = {"error": run.masker.mask_value(error), "ended_at": ended}
+        if duration is not None:
+            fields["duration_ms"] = duration
+        try:
+            await run.apply(
+                StateChange(
+                    run.execution_id, State.CANCELLED, reason.value, message, task_id=task_id,
+                    fields=fields, attempt=attempt_write, at=ended,
+                )
+            )
+        except IllegalTransition:  # it reached a terminal state just before the cancel landed
+            return
+        result.state, result.reason_code, result.error, result.duration_ms = State.CANCELLED, reason.value, error, duration
+        run.progress(ProgressEvent(run.execution_id, task_id, State.CANCELLED, reason.value, message, st["attempt"]))
+
+
+def _pid(st: dict[str, Any]) -> int | None:
+    handle = st.get("handle")
+    return handle.pid if handle is not None else None
+
+
+def _workdir(run: ExecutionRun):
+    from kestra_trio.engine.runner import workflow_dir
+
+    return workflow_dir(run.workflow)

@@ -1,0 +1,455 @@
+"""run_execution(): one execution, one root nursery.
+
+    root nursery
+    ├─ LogCollector.run          (outer: drains after everything else has stopped)
+    ├─ GroupReaper watchdog      (no plugin group outlives the engine, even on SIGKILL)
+    └─ services nursery
+        ├─ cancel watcher        (`execution cancel` rows → stop)
+        ├─ signal watcher        (SIGINT / SIGTERM → stop)
+        ├─ execution timeout     (→ stop with TIMEOUT)
+        └─ execution scope → Scheduler → task scope → attempt scope → plugin process
+
+Stopping = recording why, then cancelling the execution scope; each task records its own
+CANCELLED state (shielded) on the way out. ExceptionGroups are unwrapped here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets as _secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from kestra_trio.engine.progress import ProgressEvent
+from kestra_trio.engine.scheduler import Scheduler
+from kestra_trio.model.durations import format_duration
+from kestra_trio.model.workflow import Workflow
+from kestra_trio.observability.audit import AuditLogger
+from kestra_trio.observability.collector import LogCollector
+from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
+from kestra_trio.secrets.masking import Masker
+from kestra_trio.secrets.providers import resolve_secrets
+from kestra_trio.state.states import Reason, State
+from kestra_trio.storage.audit import AuditStore
+from kestra_trio.storage.db import Database
+from kestra_trio.storage.executions import ExecutionStore, NewExecution, NewTaskRun, StateChange
+from kestra_trio.storage.logs import LogStore
+
+
+def new_execution_id() -> str:
+    return _secrets.token_hex(8)
+
+
+def _stderr(message: str) -> None:
+    try:
+        sys.stderr.write(f"kestra-trio: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass
+class EngineOptions:
+    max_parallel: int = 8
+    kill_grace: float = 5.0
+    cancel_poll_interval: float = 0.2
+    handle_signals: bool = True
+    trigger_type: str = "manual"
+    workflow_path: str | None = None
+    execution_id: str | None = None
+    environ: Mapping[str, str] | None = None
+    on_progress: Callable[[ProgressEvent], None] | None = None
+    on_error: Callable[[str], None] = _stderr
+    collector_linger: float | None = 0.02
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Why the execution is being stopped before it finished on its own."""
+
+    reason: Reason  # EXECUTION_CANCELLED or TIMEOUT
+    by: str  # user | system
+    message: str
+    signal: int | None = None
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    state: State
+    reason_code: str | None = None
+    attempts: int = 0
+    duration_ms: int | None = None
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    workflow_id: str
+    state: State
+    reason_code: str
+    message: str | None
+    duration_ms: int
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    failed_task_id: str | None = None
+    error: dict[str, Any] | None = None
+    stop: StopRequest | None = None
+
+
+class ExecutionRun:
+    """Everything one execution shares: ids, stores, the log channel, the masker, stop state."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any],
+        *,
+        db: Database,
+        registry: Any,
+        options: EngineOptions,
+        secrets: Mapping[str, str],
+    ) -> None:
+        self.workflow = workflow
+        self.inputs = dict(inputs)
+        self.registry = registry
+        self.options = options
+        self.secrets = dict(secrets)
+        self.masker = Masker(self.secrets.values())
+        self.execution_id = options.execution_id or new_execution_id()
+        self.store = ExecutionStore(db)
+        self.log_store = LogStore(db)
+        self.audit = AuditLogger(AuditStore(db), self.execution_id, options.on_error)
+        self.collector = LogCollector(self.log_store, linger=options.collector_linger, on_error=options.on_error)
+        self.collector.set_masker(self.execution_id, self.masker)
+        self.log_send = self.collector.sender()
+        self.stop_request: StopRequest | None = None
+        self.execution_scope = trio.CancelScope()
+        self.reaper: Any = None
+        self.started_at = now_ms()
+
+    # logging ---------------------------------------------------------------------------
+    async def log(
+        self, level: LogLevel, source: str, message: str, *, task_id: str | None = None, **metadata: Any
+    ) -> None:
+        await self.log_send.send(LogEntry(self.execution_id, task_id, level, source, message, metadata))
+
+    def progress(self, event: ProgressEvent) -> None:
+        if self.options.on_progress is not None:
+            self.options.on_progress(event)
+
+    async def apply(self, *changes: StateChange) -> None:
+        results = await self.store.apply(*changes)
+        for result in results:
+            if result.audit_failed:
+                self.options.on_error(f"audit write failed (the state change was kept): {result.audit_failed}")
+
+    # stopping --------------------------------------------------------------------------
+    async def stop(self, request: StopRequest) -> None:
+        if self.stop_request is not None:
+            return
+        self.stop_request = request
+        if request.reason == Reason.TIMEOUT:
+            await self.log(
+                LogLevel.ERROR,
+                "scheduler",
+                request.message,
+                reason_code=request.reason.value,
+                timeout_ms=_ms(self.workflow.timeout),
+                elapsed_ms=now_ms() - self.started_at,
+            )
+            await self.audit.record(
+                AuditEventType.TIMEOUT,
+                scope="execution",
+                timeout_duration=format_duration(self.workflow.timeout or 0),
+                elapsed_time=format_duration((now_ms() - self.started_at) / 1000),
+                reason_code=request.reason.value,
+            )
+        else:
+            await self.log(
+                LogLevel.WARN,
+                "scheduler",
+                f"Cancellation requested by {request.by}: {request.message}",
+                cancelled_by=request.by,
+                reason=request.message,
+                **({"signal": signal.Signals(request.signal).name} if request.signal else {}),
+            )
+        self.progress(ProgressEvent.for_execution(self.execution_id, State.RUNNING, "STOPPING", request.message))
+        self.execution_scope.cancel()
+
+    async def watch_cancel_requests(self) -> None:
+        while True:
+            await trio.sleep(self.options.cancel_poll_interval)
+            try:
+                if not await self.store.has_cancel_request(self.execution_id):
+                    continue
+                requests = await self.store.take_cancel_requests(self.execution_id)
+            except Exception as exc:  # a locked or broken db must not kill the run
+                self.options.on_error(f"cannot read cancel requests ({exc})")
+                continue
+            if requests:
+                first = requests[0]
+                await self.stop(
+                    StopRequest(Reason.EXECUTION_CANCELLED, first.requested_by, first.reason or "cancelled by request")
+                )
+
+    async def watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                await self.stop(
+                    StopRequest(Reason.EXECUTION_CANCELLED, "user", f"received {name}", signal=int(signum))
+                )
+
+    async def execution_timeout(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+        await self.stop(
+            StopRequest(Reason.TIMEOUT, "system", f"execution timeout of {format_duration(seconds)} reached")
+        )
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None or math.isinf(seconds) else int(seconds * 1000)
+
+
+async def recover_lost_executions(store: ExecutionStore, db: Database) -> list[str]:
+    """Executions left RUNNING by an engine on this host that no longer exists become FAILED."""
+    host = socket.gethostname()
+
+    def _find(raw):
+        return raw.execute(
+            "SELECT id, engine_pid FROM executions WHERE state IN ('PENDING','RUNNING','WAITING') AND engine_host = ?",
+            (host,),
+        ).fetchall()
+
+    lost = []
+    for execution_id, pid in await db.run(_find):
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        runs = await store.task_runs(execution_id)
+        changes = [
+            StateChange(
+                execution_id, State.FAILED, Reason.ENGINE_LOST.value, "the engine process died", task_id=run.task_id
+            )
+            for run in runs
+            if run.state not in ("SUCCESS", "FAILED", "CANCELLED")
+        ]
+        changes.append(
+            StateChange(
+                execution_id, State.FAILED, Reason.ENGINE_LOST.value,
+                f"the engine process (pid {pid}) died before the execution finished",
+                fields={"ended_at": now_ms()},
+                audit=[AuditEvent(execution_id, AuditEventType.FAILED, {"error_message": "engine process died"})],
+            )
+        )
+        try:
+            await store.apply(*changes)
+            lost.append(execution_id)
+        except Exception:
+            continue
+    return lost
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def run_execution(
+    workflow: Workflow,
+    inputs: Mapping[str, Any],
+    *,
+    db: Database,
+    registry: Any,
+    options: EngineOptions | None = None,
+) -> ExecutionResult:
+    """Run one execution to its end and return what happened (it is all in the database too)."""
+    from kestra_trio.plugin_runtime.reaper import open_group_reaper
+
+    options = options or EngineOptions()
+    secrets = resolve_secrets(options.environ)
+    run = ExecutionRun(workflow, inputs, db=db, registry=registry, options=options, secrets=secrets)
+    scheduler = Scheduler(run)
+    result: ExecutionResult | None = None
+    await recover_lost_executions(run.store, db)
+    await run.store.create(
+        NewExecution(
+            id=run.execution_id,
+            workflow_id=workflow.id,
+            namespace=workflow.namespace,
+            trigger_type=options.trigger_type,
+            inputs=run.masker.mask_value(run.inputs),
+            workflow_path=options.workflow_path,
+            timeout_ms=_ms(workflow.timeout),
+            engine_pid=os.getpid(),
+            engine_host=socket.gethostname(),
+        ),
+        [
+            NewTaskRun(
+                task_id=spec.id,
+                position=index,
+                type=spec.type,
+                needs=spec.needs,
+                max_attempts=spec.retry.max_attempts,
+                timeout_ms=_ms(spec.timeout),
+            )
+            for index, spec in enumerate(workflow.tasks)
+        ],
+    )
+    run.progress(ProgressEvent.for_execution(run.execution_id, State.PENDING, "CREATED", None))
+    try:
+        async with trio.open_nursery() as root:
+            await root.start(run.collector.run)
+            try:
+                await run.log(
+                    LogLevel.INFO,
+                    "scheduler",
+                    f"Execution created for workflow {workflow.id}",
+                    workflow_id=workflow.id,
+                    trigger_type=options.trigger_type,
+                    task_count=len(workflow.tasks),
+                )
+                async with open_group_reaper() as reaper:
+                    run.reaper = reaper
+                    result = await _run_started(run, scheduler)
+            finally:
+                run.log_send.close()
+                run.collector.close()
+    except* KeyboardInterrupt:
+        # trio delivers Ctrl+C as KeyboardInterrupt only outside our signal receiver
+        # (e.g. handle_signals=False); the state was recorded on the way out.
+        raise
+    assert result is not None
+    stats = run.collector.statistics()
+    if stats.dropped:
+        options.on_error(f"{stats.dropped} log entries of execution {run.execution_id} were lost")
+    return result
+
+
+async def _run_started(run: ExecutionRun, scheduler: Scheduler) -> ExecutionResult:
+    workflow = run.workflow
+    await run.apply(
+        StateChange(
+            run.execution_id,
+            State.RUNNING,
+            Reason.STARTED.value,
+            fields={"started_at": run.started_at},
+            audit=[AuditEvent(run.execution_id, AuditEventType.STARTED, {"workflow_id": workflow.id})],
+        )
+    )
+    await run.log(LogLevel.INFO, "scheduler", "Execution started", state=State.RUNNING.value)
+    run.progress(ProgressEvent.for_execution(run.execution_id, State.RUNNING, "STARTED", None))
+    internal_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as services:
+            services.start_soon(run.watch_cancel_requests)
+            if run.options.handle_signals:
+                services.start_soon(run.watch_signals)
+            if workflow.timeout is not None:
+                services.start_soon(run.execution_timeout, workflow.timeout)
+            with run.execution_scope:
+                await scheduler.run()
+            services.cancel_scope.cancel()
+    except* Exception as group:  # a bug in the engine: record it, never lose the execution
+        internal_error = group.exceptions[0]
+        run.options.on_error(f"internal error: {internal_error!r}")
+    with trio.CancelScope(shield=True):
+        return await _finish(run, scheduler, internal_error)
+
+
+async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseException | None) -> ExecutionResult:
+    stop = run.stop_request
+    await scheduler.cancel_unstarted(stop)
+    ended = now_ms()
+    duration_ms = ended - run.started_at
+    failed = scheduler.first_failure
+    counts = scheduler.counts()
+    if internal_error is not None:
+        state, reason, message = State.FAILED, Reason.INTERNAL_ERROR, f"internal error: {internal_error!r}"
+    elif stop is not None and stop.reason == Reason.TIMEOUT:
+        state, reason, message = State.FAILED, Reason.TIMEOUT, stop.message
+    elif stop is not None:
+        state, reason, message = State.CANCELLED, Reason.EXECUTION_CANCELLED, f"cancelled by {stop.by}: {stop.message}"
+    elif failed is not None:
+        error_message = (failed.error or {}).get("message", "failed")
+        state, reason = State.FAILED, Reason.TASK_FAILED
+        message = f"task {failed.task_id!r} failed: {error_message}"
+    else:
+        state, reason, message = State.SUCCESS, Reason.COMPLETED, None
+    message = run.masker.mask(message) if message else message
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    level = LogLevel.INFO if state == State.SUCCESS else (LogLevel.WARN if state == State.CANCELLED else LogLevel.ERROR)
+    await run.log(
+        level,
+        "scheduler",
+        f"Execution {state.value.lower()} in {format_duration(duration_ms / 1000)}"
+        + (f": {message}" if message else "")
+        + f" ({summary})",
+        state=state.value,
+        reason_code=reason.value,
+        duration_ms=duration_ms,
+        task_states=counts,
+    )
+    await run.collector.flush()  # every line is committed before the terminal state is visible
+    audit: list[AuditEvent] = []
+    if state == State.SUCCESS:
+        audit.append(
+            AuditEvent(run.execution_id, AuditEventType.COMPLETED, {"duration_ms": duration_ms, "task_count": len(run.workflow.tasks)})
+        )
+    elif state == State.CANCELLED:
+        audit.append(
+            AuditEvent(
+                run.execution_id,
+                AuditEventType.CANCELLED,
+                {
+                    "cancelled_by": stop.by if stop else "system",
+                    "reason": stop.message if stop else None,
+                    "pending_task_count": scheduler.cancelled_before_start,
+                },
+            )
+        )
+    else:
+        audit.append(
+            AuditEvent(
+                run.execution_id,
+                AuditEventType.FAILED,
+                {"error_message": message, "failed_task_id": failed.task_id if failed else None, "reason_code": reason.value},
+            )
+        )
+    fields: dict[str, Any] = {"ended_at": ended}
+    if failed is not None:
+        fields["failed_task_id"] = failed.task_id
+    if stop is not None:
+        fields["cancelled_by"] = stop.by
+    await run.apply(StateChange(run.execution_id, state, reason.value, message, fields=fields, audit=audit, at=ended))
+    run.progress(ProgressEvent.for_execution(run.execution_id, state, reason.value, message))
+    return ExecutionResult(
+        execution_id=run.execution_id,
+        workflow_id=run.workflow.id,
+        state=state,
+        reason_code=reason.value,
+        message=message,
+        duration_ms=duration_ms,
+        tasks=scheduler.results,
+        failed_task_id=failed.task_id if failed else None,
+        error=failed.error if failed else None,
+        stop=stop,
+    )
+
+
+def workflow_dir(workflow: Workflow) -> Path | None:
+    return Path(workflow.source_path).resolve().parent if workflow.source_path else None

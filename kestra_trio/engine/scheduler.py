@@ -1,0 +1,126 @@
+"""Scheduler: starts a task when all its `needs` succeeded; a CapacityLimiter bounds parallelism.
+
+Bookkeeping is O(V + E): each finished task decrements a counter on its dependents. A failed
+task's descendants never start and are recorded CANCELLED / UPSTREAM_FAILED in one
+transaction; independent branches already running finish.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from kestra_trio.engine.attempt import TaskWorker
+from kestra_trio.model.dag import Dag
+from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
+from kestra_trio.state.states import Reason, State
+from kestra_trio.storage.executions import StateChange
+
+if TYPE_CHECKING:
+    from kestra_trio.engine.runner import ExecutionRun, StopRequest, TaskResult
+
+
+class Scheduler:
+    def __init__(self, run: ExecutionRun) -> None:
+        from kestra_trio.engine.runner import TaskResult
+
+        self.run_ctx = run
+        self.dag = Dag(run.workflow.tasks)
+        self.remaining = {tid: len(needs) for tid, needs in self.dag.needs.items()}
+        self.results: dict[str, TaskResult] = {
+            spec.id: TaskResult(spec.id, State.WAITING if spec.needs else State.PENDING) for spec in run.workflow.tasks
+        }
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.limiter = trio.CapacityLimiter(max(1, run.options.max_parallel))
+        self.started: set[str] = set()
+        self.first_failure: TaskResult | None = None
+        self.cancelled_before_start = 0
+        self.worker = TaskWorker(run, self)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(result.state.value for result in self.results.values()))
+
+    async def run(self) -> None:
+        done_send, done_receive = trio.open_memory_channel[tuple[str, bool]](len(self.results) or 1)
+        async with trio.open_nursery() as nursery:
+            running = 0
+            for task_id in self.dag.roots():
+                nursery.start_soon(self._run_one, task_id, done_send)
+                running += 1
+            while running:
+                task_id, ok = await done_receive.receive()
+                running -= 1
+                if ok:
+                    for dependent in self.dag.dependents[task_id]:
+                        self.remaining[dependent] -= 1
+                        if self.remaining[dependent] == 0 and self.results[dependent].state == State.WAITING:
+                            nursery.start_soon(self._run_one, dependent, done_send)
+                            running += 1
+                else:
+                    await self._block_descendants(task_id)
+
+    async def _run_one(self, task_id: str, done: trio.MemorySendChannel[tuple[str, bool]]) -> None:
+        self.started.add(task_id)
+        ok = await self.worker.run_task(task_id)
+        done.send_nowait((task_id, ok))  # unbounded enough: one slot per task
+
+    async def _block_descendants(self, failed_id: str) -> None:
+        below = self.dag.descendants(failed_id)
+        blocked = [
+            tid
+            for tid in self.dag.topological_order()
+            if tid in below and tid not in self.started and not self.results[tid].state.is_terminal
+        ]
+        if not blocked:
+            return
+        message = f"upstream task {failed_id!r} failed"
+        await self._cancel_many(blocked, Reason.UPSTREAM_FAILED, message)
+
+    async def _cancel_many(self, task_ids: list[str], reason: Reason, message: str) -> None:
+        run = self.run_ctx
+        at = now_ms()
+        for tid in task_ids:
+            spec = run.workflow.task(tid)
+            await run.log_send.send(
+                LogEntry(
+                    run.execution_id, tid, LogLevel.WARN, "worker", f"Task not started: {message}",
+                    {"reason_code": reason.value, "type": spec.type},
+                )
+            )
+        await run.collector.flush()
+        await run.apply(
+            *[
+                StateChange(
+                    run.execution_id, State.CANCELLED, reason.value, message, task_id=tid,
+                    fields={"ended_at": at, "error": {"message": message, "type": "NotStarted", "reason_code": reason.value}},
+                    at=at,
+                )
+                for tid in task_ids
+            ]
+        )
+        from kestra_trio.engine.progress import ProgressEvent
+
+        for tid in task_ids:
+            result = self.results[tid]
+            result.state = State.CANCELLED
+            result.reason_code = reason.value
+            result.error = {"message": message, "reason_code": reason.value}
+            self.started.add(tid)  # never to be started now
+            self.cancelled_before_start += 1
+            run.progress(
+                ProgressEvent(run.execution_id, tid, State.CANCELLED, reason.value, message, task_type=run.workflow.task(tid).type)
+            )
+
+    async def cancel_unstarted(self, stop: StopRequest | None) -> None:
+        """After the scheduler ends: every task that never ran is CANCELLED, with the cause."""
+        pending = [tid for tid, result in self.results.items() if not result.state.is_terminal]
+        if not pending:
+            return
+        if stop is not None:
+            reason = Reason.TIMEOUT if stop.reason == Reason.TIMEOUT else Reason.EXECUTION_CANCELLED
+            message = stop.message if stop.reason == Reason.TIMEOUT else f"execution cancelled by {stop.by}: {stop.message}"
+        else:  # only reachable after an internal error
+            reason, message = Reason.INTERNAL_ERROR, "the scheduler stopped before this task could run"
+        await self._cancel_many(pending, reason, message)

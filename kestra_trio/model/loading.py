@@ -1,0 +1,368 @@
+"""YAML file -> validated Workflow, keeping line/column of every value for messages.
+
+We build values straight from PyYAML's event stream (libyaml's C parser when present)
+instead of `yaml.safe_load`, because that lets us:
+
+* record where each value starts (`tasks[2].type` -> line 14, column 11);
+* report duplicate keys instead of silently keeping the last one;
+* refuse any tag the safe loader would not build (`!!python/object` ...) with one line;
+* stop early on hostile input: nesting deeper than MAX_DEPTH (libyaml's composer would
+  crash the interpreter, and its flow scanner is quadratic in depth) or more than
+  MAX_VALUES values once aliases are expanded (the "billion laughs").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kestra_trio.errors import WorkflowError, WorkflowInvalid
+from kestra_trio.model.catalog import ActionCatalog
+from kestra_trio.model.durations import parse_duration
+from kestra_trio.model.validation import SourceMap, ValidationIssue, join_path, validate_document
+from kestra_trio.model.workflow import (
+    DEFAULT_TASK_TIMEOUT,
+    InputSpec,
+    Permissions,
+    RetryPolicy,
+    TaskSpec,
+    TriggerSpec,
+    Workflow,
+)
+
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_VALUES", "load_document", "load_workflow", "load_workflow_text"]
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_CORE + name for name in ("null", "bool", "int", "float", "str", "timestamp")}
+_MAPPING_TAGS = {None, "!", _CORE + "map"}
+_SEQUENCE_TAGS = {None, "!", _CORE + "seq"}
+
+
+def load_workflow(path: str | Path, *, catalog: ActionCatalog | None = None) -> Workflow:
+    """Read, parse and validate a workflow file.
+
+    Raises:
+        WorkflowError: the file cannot be read or is not a single YAML mapping (one line).
+        WorkflowInvalid: the document has problems; `.issues` lists every one.
+    """
+    text = read_workflow_file(path)
+    return load_workflow_text(text, str(path), catalog=catalog, source_path=str(path))
+
+
+def read_workflow_file(path: str | Path) -> str:
+    """The file's text, or a WorkflowError naming the file and what is wrong with it."""
+    name = str(path)
+    if os.path.isdir(path):
+        raise WorkflowError(f"{name}: is a directory, not a workflow file")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise WorkflowError(f"{name}: cannot read file: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise WorkflowError(f"{name}: file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; a workflow file is small text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise WorkflowError(f"{name}: not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8") from None
+
+
+def load_workflow_text(
+    text: str,
+    filename: str = "<string>",
+    *,
+    catalog: ActionCatalog | None = None,
+    source_path: str | None = None,
+) -> Workflow:
+    """Parse and validate workflow YAML given as text (see `load_workflow`)."""
+    data, source, issues = load_document(text, filename)
+    issues = sorted(set(issues) | set(validate_document(data, source, filename, catalog)))
+    if issues:
+        more = f" (and {len(issues) - 1} more; run `kestra-trio validate {filename}`)" if len(issues) > 1 else ""
+        raise WorkflowInvalid(issues, f"{issues[0]}{more}")
+    return build_workflow(data, source_path=source_path)
+
+
+def load_document(text: str, filename: str = "<string>") -> tuple[dict[str, Any], SourceMap, list[ValidationIssue]]:
+    """Parse YAML into plain values + a SourceMap + loader-level issues (duplicate keys).
+
+    Raises:
+        WorkflowError: not YAML, empty, several documents, a hostile shape, or the top level
+            is not a mapping.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WorkflowError(f"{filename}: not valid text (contains unpaired surrogates)") from None
+    builder = _Builder(filename)
+    try:
+        builder.run(text)
+    except WorkflowError:
+        raise
+    except Exception as exc:  # yaml.YAMLError and anything libyaml raises on odd input
+        raise WorkflowError(_yaml_error_line(filename, exc)) from None
+    if builder.empty:
+        raise WorkflowError(f"{filename}: file is empty; a workflow needs at least id and tasks")
+    if not isinstance(builder.result, dict):
+        kind = "a list" if isinstance(builder.result, list) else "a single value"
+        raise WorkflowError(f"{filename}: top level must be a mapping (id: ..., tasks: ...), got {kind}")
+    return builder.result, builder.source, builder.issues
+
+
+def _yaml_error_line(filename: str, exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"{filename}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    if hasattr(exc, "reason") and hasattr(exc, "position"):  # yaml.reader.ReaderError
+        return f"{filename}: not valid YAML: {exc.reason} (at character {exc.position})"  # type: ignore[attr-defined]
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{filename}: not valid YAML: {detail}"
+
+
+def _tag_text(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
+@dataclass
+class _Frame:
+    """A mapping or list being built; `key` holds a mapping's pending key."""
+
+    value: dict[str, Any] | list[Any]
+    path: str
+    anchor: str | None
+    size: int = 1
+    key: str | None = None
+    key_mark: tuple[int, int] | None = None
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+
+class _Builder:
+    """Turns PyYAML events into plain values, iteratively (no recursion on deep input)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.source = SourceMap()
+        self.issues: list[ValidationIssue] = []
+        self.result: Any = None
+        self.empty = True
+        self.documents = 0
+        self.total = 0
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.stack: list[_Frame] = []
+        self.resolver: Any = None
+        self.constructor: Any = None
+
+    def run(self, text: str) -> None:
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        for event in yaml.parse(text, Loader=loader):
+            self.on_event(event)
+
+    def fail(self, event: Any, message: str) -> None:
+        line, column = _mark(event)
+        raise WorkflowError(f"{self.filename}:{line}:{column}: {message}")
+
+    def on_event(self, event: Any) -> None:
+        import yaml
+
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                self.fail(event, "only one YAML document is allowed per file (remove the '---' separator)")
+        elif isinstance(event, yaml.ScalarEvent):
+            self.on_scalar(event)
+        elif isinstance(event, yaml.AliasEvent):
+            self.on_alias(event)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            self.on_start(event, isinstance(event, yaml.MappingStartEvent))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = self.stack.pop()
+            self.finish(frame.value, frame.size, frame.anchor, event)
+
+    def on_start(self, event: Any, is_mapping: bool) -> None:
+        if self.stack and self.awaiting_key():
+            self.fail(event, "mapping keys must be plain text, not a list or mapping")
+        if len(self.stack) >= MAX_DEPTH:
+            self.fail(event, f"nesting is deeper than {MAX_DEPTH} levels; a workflow does not need that")
+        allowed = _MAPPING_TAGS if is_mapping else _SEQUENCE_TAGS
+        if event.tag not in allowed:
+            self.fail(event, f"unsupported YAML tag {_tag_text(event.tag)!r} (only plain values, lists and mappings are allowed)")
+        path = self.child_path()
+        self.record(path, event)
+        self.count(event, 1)
+        self.stack.append(_Frame(value={} if is_mapping else [], path=path, anchor=event.anchor))
+
+    def on_scalar(self, event: Any) -> None:
+        if self.stack and self.awaiting_key():
+            self.on_key(event)
+            return
+        value = self.scalar_value(event)
+        path = self.child_path()
+        self.record(path, event)
+        self.count(event, 1)
+        self.finish(value, 1, event.anchor, event)
+
+    def on_key(self, event: Any) -> None:
+        frame = self.stack[-1]
+        if event.anchor is not None:
+            self.fail(event, "anchors on mapping keys are not supported")
+        if event.tag not in (None, "!", _CORE + "str"):
+            self.fail(event, f"unsupported YAML tag {_tag_text(event.tag)!r} on a mapping key")
+        key = event.value
+        line, column = _mark(event)
+        if key == "<<" and event.implicit[0]:
+            self.fail(event, "merge keys (<<) are not supported; write the keys out")
+        assert isinstance(frame.value, dict)
+        path = join_path(frame.path, key)
+        if key in frame.value:
+            self.issues.append(
+                ValidationIssue(self.filename, line, column, path, f"duplicate key {key!r} (first on line {frame.key_lines[key]})")
+            )
+        else:
+            frame.key_lines[key] = line
+        frame.key = key
+        frame.key_mark = (line, column)
+        self.source.keys[path] = (line, column)
+
+    def on_alias(self, event: Any) -> None:
+        if self.stack and self.awaiting_key():
+            self.fail(event, "aliases cannot be used as mapping keys")
+        if event.anchor not in self.anchors:
+            self.fail(event, f"unknown alias *{event.anchor} (define &{event.anchor} before using it)")
+        value, size = self.anchors[event.anchor]
+        self.record(self.child_path(), event)
+        self.count(event, size)
+        self.finish(value, size, None, event)
+
+    def awaiting_key(self) -> bool:
+        frame = self.stack[-1]
+        return isinstance(frame.value, dict) and frame.key is None
+
+    def child_path(self) -> str:
+        if not self.stack:
+            return ""
+        frame = self.stack[-1]
+        if isinstance(frame.value, list):
+            return join_path(frame.path, len(frame.value))
+        assert frame.key is not None
+        return join_path(frame.path, frame.key)
+
+    def record(self, path: str, event: Any) -> None:
+        self.source.values.setdefault(path, _mark(event))
+
+    def count(self, event: Any, size: int) -> None:
+        self.total += size
+        if self.total > MAX_VALUES:
+            self.fail(event, f"more than {MAX_VALUES} values (after expanding aliases); a workflow does not need that")
+
+    def finish(self, value: Any, size: int, anchor: str | None, event: Any) -> None:
+        """Attach a completed value to its parent (or make it the document)."""
+        if anchor is not None:
+            self.anchors[anchor] = (value, size)
+        if not self.stack:
+            self.result = value
+            self.empty = value is None
+            return
+        parent = self.stack[-1]
+        parent.size += size
+        if isinstance(parent.value, list):
+            parent.value.append(value)
+        else:
+            assert parent.key is not None
+            parent.value[parent.key] = value
+            parent.key = None
+
+    def scalar_value(self, event: Any) -> Any:
+        import yaml
+
+        if self.resolver is None:
+            self.resolver = yaml.resolver.Resolver()
+            self.constructor = yaml.constructor.SafeConstructor()
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag not in _SCALAR_TAGS:
+            self.fail(event, f"unsupported YAML tag {_tag_text(tag)!r} (only plain values, lists and mappings are allowed)")
+        if tag in (_CORE + "str", _CORE + "timestamp"):
+            return event.value  # dates stay text: workflow values must be JSON
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+        try:
+            return self.constructor.construct_object(node)
+        except Exception:  # `!!int abc`, `!!bool maybe`: the value does not fit its tag
+            self.fail(event, f"{event.value!r} is not a valid {_tag_text(tag)} value")
+
+
+def _mark(event: Any) -> tuple[int, int]:
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+# -- validated document -> Workflow ------------------------------------------------------------
+
+
+def build_workflow(data: dict[str, Any], *, source_path: str | None = None) -> Workflow:
+    """Turn a document that passed validation into frozen model objects."""
+    trigger = data.get("trigger") or {}
+    permissions = data.get("permissions") or {}
+    filesystem = permissions.get("filesystem") or {}
+    return Workflow(
+        id=data["id"],
+        namespace=data.get("namespace", "default"),
+        description=data.get("description"),
+        enabled=data.get("enabled", True),
+        trigger=TriggerSpec(type=trigger.get("type", "manual"), schedule=trigger.get("schedule")),
+        inputs=tuple(_input_spec(item) for item in data.get("inputs") or ()),
+        timeout=_seconds(data.get("timeout")),
+        security=data.get("security", "trusted"),
+        permissions=Permissions(
+            network=tuple(permissions.get("network") or ()),
+            filesystem_read=tuple(filesystem.get("read") or ()),
+            filesystem_write=tuple(filesystem.get("write") or ()),
+            env=tuple(permissions.get("env") or ()),
+        ),
+        tasks=tuple(_task_spec(item) for item in data["tasks"]),
+        source_path=source_path,
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def _input_spec(item: dict[str, Any]) -> InputSpec:
+    has_default = "default" in item
+    return InputSpec(
+        name=item["name"],
+        type=item.get("type", "string"),
+        default=item.get("default"),
+        required=bool(item.get("required", True)) and not has_default,
+        description=item.get("description"),
+    )
+
+
+def _task_spec(item: dict[str, Any]) -> TaskSpec:
+    retry = item.get("retry") or {}
+    defaults = RetryPolicy()
+    timeout = _seconds(item.get("timeout"))
+    return TaskSpec(
+        id=item["id"],
+        type=item["type"],
+        inputs=dict(item.get("inputs") or {}),
+        needs=tuple(dict.fromkeys(item.get("needs") or ())),
+        retry=RetryPolicy(
+            max_attempts=retry.get("max", defaults.max_attempts),
+            backoff=retry.get("backoff", defaults.backoff),
+            delay=_seconds(retry.get("delay")) if "delay" in retry else defaults.delay,
+            max_delay=_seconds(retry.get("max_delay")),
+        ),
+        timeout=DEFAULT_TASK_TIMEOUT if timeout is None else timeout,
+        description=item.get("description"),
+    )

@@ -1,0 +1,754 @@
+"""Workflow validation: every problem in a document at once, each with file:line:column.
+
+Checks are hand-written rather than raw JSON Schema errors so that each message says what
+was wrong and what to write instead. The same rules are published as a JSON Schema
+(`workflow_json_schema`) for editors; tests keep the two in step.
+
+Identifier rule (task ids, input names, workflow id): `^[A-Za-z0-9][A-Za-z0-9_-]*$` -
+letters, digits, `_` and `-`, starting with a letter or digit, so that an id can appear in
+a dotted template path (`tasks.ID.outputs`) and in a shell without quoting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kestra_trio.model.catalog import ActionCatalog
+from kestra_trio.model.dag import find_cycles, reachable
+from kestra_trio.model.durations import parse_duration
+from kestra_trio.model.templates import Reference, TemplateError, scan_string, walk_strings
+
+__all__ = [
+    "ID_PATTERN",
+    "NAMESPACE_PATTERN",
+    "TYPE_PATTERN",
+    "SourceMap",
+    "ValidationIssue",
+    "join_path",
+    "validate_document",
+    "workflow_json_schema",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+TYPE_PATTERN = r"^[a-z0-9-]+/[a-z0-9-]+\.[a-z0-9-]+$"
+_ID = re.compile(ID_PATTERN)
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
+_TYPE = re.compile(TYPE_PATTERN)
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_LAST_SEGMENT = re.compile(r'(?:\.[A-Za-z0-9_-]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$')
+
+TOP_KEYS = ("id", "namespace", "description", "enabled", "trigger", "inputs", "timeout", "security", "permissions", "tasks")
+TASK_KEYS = ("id", "type", "inputs", "needs", "retry", "timeout", "description")
+RETRY_KEYS = ("max", "backoff", "delay", "max_delay")
+INPUT_KEYS = ("name", "type", "default", "required", "description")
+TRIGGER_KEYS = ("type", "schedule")
+PERMISSION_KEYS = ("network", "filesystem", "env")
+FILESYSTEM_KEYS = ("read", "write")
+INPUT_TYPES = ("string", "integer", "number", "boolean", "json")
+SECURITY_MODES = ("trusted", "restricted")
+TRIGGER_TYPES = ("manual", "cron", "webhook")
+BACKOFF_TYPES = ("constant", "exponential")
+
+SECRETS_MESSAGE = (
+    "secrets never live in a workflow file; use {{ secrets.NAME }} with KESTRA_TRIO_SECRET_NAME"
+)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ValidationIssue:
+    """One problem, located in the file (line and column are 1-based)."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+@dataclass
+class SourceMap:
+    """Where each value (and each mapping key) of a document starts, by field path.
+
+    Paths look like `tasks[2].inputs.command`; a path that is not recorded (a missing key,
+    a value reached through an alias) falls back to its nearest recorded parent.
+    """
+
+    values: dict[str, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def value_at(self, path: str) -> tuple[int, int]:
+        return self._lookup(self.values, path)
+
+    def key_at(self, path: str) -> tuple[int, int]:
+        if path in self.keys:
+            return self.keys[path]
+        return self._lookup(self.values, path)
+
+    def _lookup(self, table: Mapping[str, tuple[int, int]], path: str) -> tuple[int, int]:
+        while True:
+            if path in table:
+                return table[path]
+            if path in self.keys:
+                return self.keys[path]
+            if not path:
+                return (1, 1)
+            path = _parent_path(path)
+
+
+def _parent_path(path: str) -> str:
+    match = _LAST_SEGMENT.search(path)
+    return path[: match.start()] if match else ""
+
+
+def join_path(parent: str, key: str | int) -> str:
+    """`join_path("tasks", 2)` -> `tasks[2]`; keys that are not plain words are quoted."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{json.dumps(key)}]"
+
+
+def validate_document(
+    data: Any,
+    positions: SourceMap | Mapping[str, tuple[int, int]] | None,
+    filename: str,
+    catalog: ActionCatalog | None = None,
+) -> list[ValidationIssue]:
+    """Check a loaded document and return every problem, sorted by line and column.
+
+    Args:
+        data: the parsed YAML (plain dicts, lists and scalars).
+        positions: a SourceMap from loading, or a plain `{path: (line, column)}` mapping.
+        filename: shown at the start of each issue.
+        catalog: when given, task types and task inputs are checked against the plugins.
+    """
+    if isinstance(positions, SourceMap):
+        source = positions
+    else:
+        source = SourceMap(values=dict(positions or {}))
+    checker = _Checker(filename, source, catalog)
+    checker.check_document(data)
+    return sorted(set(checker.issues))
+
+
+# -- the checker ---------------------------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    """How a wrong value is described in messages: `got a list`."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_int,
+    "number": _is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "json": lambda v: True,
+}
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false"}
+
+
+@dataclass
+class _Task:
+    """What later checks need to know about one task entry."""
+
+    index: int
+    path: str
+    id: str | None
+    needs: list[tuple[str, str]] = field(default_factory=list)  # (need, path of that list item)
+    inputs: Any = None
+
+
+class _Checker:
+    def __init__(self, filename: str, source: SourceMap, catalog: ActionCatalog | None) -> None:
+        self.filename = filename
+        self.source = source
+        self.catalog = catalog
+        self.issues: list[ValidationIssue] = []
+
+    # reporting
+    def add(self, path: str, message: str, *, at_key: bool = False) -> None:
+        line, column = self.source.key_at(path) if at_key else self.source.value_at(path)
+        self.issues.append(ValidationIssue(self.filename, line, column, path, message))
+
+    # generic shape checks
+    def mapping(self, value: Any, path: str, what: str) -> bool:
+        if isinstance(value, dict):
+            return True
+        self.add(path, f"must be a mapping ({what}), got {_kind(value)}")
+        return False
+
+    def keys(self, value: dict[str, Any], path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> None:
+        for key in value:
+            if key not in allowed:
+                hint = _suggest(key, allowed) or f" (allowed: {', '.join(allowed)})"
+                self.add(join_path(path, key), f"unknown key {key!r}{hint}", at_key=True)
+        for key in required:
+            if key not in value:
+                self.add(path, f"missing required key {key!r}", at_key=True)
+
+    def string(self, value: dict[str, Any], key: str, path: str) -> str | None:
+        if key not in value:
+            return None
+        item = value[key]
+        if isinstance(item, str):
+            return item
+        self.add(join_path(path, key), f"must be a string, got {_kind(item)}")
+        return None
+
+    def identifier(self, value: dict[str, Any], key: str, path: str, what: str) -> str | None:
+        text = self.string(value, key, path)
+        if text is not None and not _ID.fullmatch(text):
+            self.add(
+                join_path(path, key),
+                f"{what} {text!r} must start with a letter or digit and use only letters, digits, '_' and '-'",
+            )
+            return None
+        return text
+
+    def boolean(self, value: dict[str, Any], key: str, path: str) -> None:
+        if key in value and not isinstance(value[key], bool):
+            self.add(join_path(path, key), f"must be true or false, got {_kind(value[key])}")
+
+    def choice(self, value: dict[str, Any], key: str, path: str, choices: Sequence[str]) -> str | None:
+        if key not in value:
+            return None
+        item = value[key]
+        if isinstance(item, str) and item in choices:
+            return item
+        got = repr(item) if isinstance(item, str) else _kind(item)
+        hint = _suggest(item, choices) if isinstance(item, str) else ""
+        self.add(join_path(path, key), f"must be one of {', '.join(choices)}, got {got}{hint}")
+        return None
+
+    def duration(self, value: dict[str, Any], key: str, path: str, *, allow_zero: bool = False) -> float | None:
+        if key not in value:
+            return None
+        where = join_path(path, key)
+        item = value[key]
+        if not isinstance(item, (str, int, float)) or isinstance(item, bool):
+            self.add(where, f"must be a duration such as 500ms, 30s, 5m, 2h, 1d, got {_kind(item)}")
+            return None
+        try:
+            seconds = parse_duration(item)
+        except ValueError as exc:
+            self.add(where, str(exc))
+            return None
+        if seconds == 0 and not allow_zero:
+            self.add(where, "must be longer than 0s")
+            return None
+        return seconds
+
+    def string_list(self, value: dict[str, Any], key: str, path: str, what: str) -> list[str]:
+        if key not in value:
+            return []
+        where = join_path(path, key)
+        items = value[key]
+        if not isinstance(items, list):
+            self.add(where, f"must be a list of {what}, got {_kind(items)}")
+            return []
+        result = []
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                result.append(item)
+            else:
+                self.add(join_path(where, index), f"must be a string ({what}), got {_kind(item)}")
+        return result
+
+    # the document
+    def check_document(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.add("", f"top level must be a mapping (id, tasks, ...), got {_kind(data)}")
+            return
+        if "secrets" in data:
+            self.add("secrets", SECRETS_MESSAGE, at_key=True)
+        self.keys({k: v for k, v in data.items() if k != "secrets"}, "", TOP_KEYS, required=("id", "tasks"))
+        self.identifier(data, "id", "", "workflow id")
+        namespace = self.string(data, "namespace", "")
+        if namespace is not None and not _NAMESPACE.fullmatch(namespace):
+            self.add("namespace", f"namespace {namespace!r} must use only letters, digits, '.', '_' and '-'")
+        self.string(data, "description", "")
+        self.boolean(data, "enabled", "")
+        self.duration(data, "timeout", "")
+        self.choice(data, "security", "", SECURITY_MODES)
+        if "trigger" in data:
+            self.check_trigger(data["trigger"])
+        if "permissions" in data:
+            self.check_permissions(data["permissions"])
+        input_names = self.check_inputs(data["inputs"]) if "inputs" in data else set()
+        if "tasks" in data:
+            tasks = self.check_tasks(data["tasks"])
+            self.check_graph(tasks, input_names)
+
+    def check_trigger(self, trigger: Any) -> None:
+        if not self.mapping(trigger, "trigger", "type, schedule"):
+            return
+        self.keys(trigger, "trigger", TRIGGER_KEYS)
+        kind = self.choice(trigger, "type", "trigger", TRIGGER_TYPES)
+        if "type" not in trigger:
+            kind = "manual"
+        schedule = self.string(trigger, "schedule", "trigger")
+        if kind == "cron" and "schedule" not in trigger:
+            self.add("trigger", "a cron trigger needs a schedule (e.g. schedule: \"*/5 * * * *\")", at_key=True)
+        if "schedule" in trigger and kind is not None and kind != "cron":
+            self.add("trigger.schedule", "schedule is only used by a cron trigger (set type: cron)", at_key=True)
+        if schedule is not None:
+            problem = _cron_problem(schedule)
+            if problem:
+                self.add("trigger.schedule", problem)
+
+    def check_permissions(self, permissions: Any) -> None:
+        if not self.mapping(permissions, "permissions", "network, filesystem, env"):
+            return
+        self.keys(permissions, "permissions", PERMISSION_KEYS)
+        self.string_list(permissions, "network", "permissions", "host names")
+        self.string_list(permissions, "env", "permissions", "environment variable names")
+        filesystem = permissions.get("filesystem")
+        if filesystem is not None or "filesystem" in permissions:
+            if self.mapping(filesystem, "permissions.filesystem", "read: [paths], write: [paths]"):
+                self.keys(filesystem, "permissions.filesystem", FILESYSTEM_KEYS)
+                self.string_list(filesystem, "read", "permissions.filesystem", "paths")
+                self.string_list(filesystem, "write", "permissions.filesystem", "paths")
+
+    def check_inputs(self, declarations: Any) -> set[str]:
+        """Check `inputs:` declarations; returns the declared names (even of broken entries)."""
+        names: dict[str, str] = {}
+        if not isinstance(declarations, list):
+            self.add("inputs", f"must be a list of input declarations (- name: ..., type: ...), got {_kind(declarations)}")
+            return set()
+        for index, declaration in enumerate(declarations):
+            path = join_path("inputs", index)
+            if not self.mapping(declaration, path, "name, type, default, required, description"):
+                continue
+            self.keys(declaration, path, INPUT_KEYS, required=("name",))
+            name = self.identifier(declaration, "name", path, "input name")
+            if name is not None:
+                if name in names:
+                    self.add(join_path(path, "name"), f"duplicate input name {name!r} (first declared at {names[name]})")
+                else:
+                    names[name] = join_path(path, "name")
+            input_type = self.choice(declaration, "type", path, INPUT_TYPES)
+            if "type" not in declaration:
+                input_type = "string"
+            self.boolean(declaration, "required", path)
+            self.string(declaration, "description", path)
+            if "default" in declaration and input_type is not None:
+                default = declaration["default"]
+                if not _TYPE_CHECKS[input_type](default):
+                    self.add(
+                        join_path(path, "default"),
+                        f"default must be {_TYPE_WORDS[input_type]} (the input's type is {input_type}), got {_kind(default)}",
+                    )
+        return set(names)
+
+    def check_tasks(self, tasks: Any) -> list[_Task]:
+        if not isinstance(tasks, list):
+            self.add("tasks", f"must be a list of tasks (- id: ..., type: ...), got {_kind(tasks)}")
+            return []
+        if not tasks:
+            self.add("tasks", "a workflow needs at least one task")
+            return []
+        seen: dict[str, str] = {}
+        result = []
+        for index, task in enumerate(tasks):
+            path = join_path("tasks", index)
+            if not isinstance(task, dict):
+                self.add(path, f"each task must be a mapping with id and type, got {_kind(task)}")
+                continue
+            result.append(self.check_task(task, index, path, seen))
+        return result
+
+    def check_task(self, task: dict[str, Any], index: int, path: str, seen: dict[str, str]) -> _Task:
+        self.keys(task, path, TASK_KEYS, required=("id", "type"))
+        task_id = self.identifier(task, "id", path, "task id")
+        if task_id is not None:
+            if task_id in seen:
+                line = self.source.value_at(seen[task_id])[0]
+                self.add(join_path(path, "id"), f"duplicate task id {task_id!r} (first used on line {line})")
+                task_id = None
+            else:
+                seen[task_id] = join_path(path, "id")
+        task_type = self.string(task, "type", path)
+        type_ok = task_type is not None and _TYPE.fullmatch(task_type) is not None
+        if task_type is not None and not type_ok:
+            self.add(join_path(path, "type"), "must match namespace/plugin.action (e.g. core/shell.run)")
+        inputs = task.get("inputs")
+        if "inputs" in task and not isinstance(inputs, dict):
+            self.add(join_path(path, "inputs"), f"must be a mapping of input names to values, got {_kind(inputs)}")
+            inputs = None
+        self.string(task, "description", path)
+        self.duration(task, "timeout", path)
+        if "retry" in task:
+            self.check_retry(task["retry"], join_path(path, "retry"))
+        needs = self.needs_of(task, path)
+        if type_ok and self.catalog is not None:
+            self.check_against_catalog(task_type, inputs, path, inputs_ok="inputs" not in task or inputs is not None)  # type: ignore[arg-type]
+        return _Task(index=index, path=path, id=task_id, needs=needs, inputs=inputs)
+
+    def needs_of(self, task: dict[str, Any], path: str) -> list[tuple[str, str]]:
+        if "needs" not in task:
+            return []
+        where = join_path(path, "needs")
+        items = task["needs"]
+        if not isinstance(items, list):
+            self.add(where, f"must be a list of task ids (e.g. needs: [extract]), got {_kind(items)}")
+            return []
+        needs = []
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                needs.append((item, join_path(where, index)))
+            else:
+                self.add(join_path(where, index), f"must be a task id, got {_kind(item)}")
+        return needs
+
+    def check_retry(self, retry: Any, path: str) -> None:
+        if not self.mapping(retry, path, "max, backoff, delay, max_delay"):
+            return
+        self.keys(retry, path, RETRY_KEYS)
+        if "max" in retry:
+            attempts = retry["max"]
+            if not _is_int(attempts):
+                self.add(join_path(path, "max"), f"must be a whole number of attempts (1 = no retry), got {_kind(attempts)}")
+            elif attempts < 1:
+                self.add(join_path(path, "max"), f"must be at least 1 (the total number of attempts), got {attempts}")
+        self.choice(retry, "backoff", path, BACKOFF_TYPES)
+        delay = self.duration(retry, "delay", path, allow_zero=True)
+        max_delay = self.duration(retry, "max_delay", path)
+        if delay is not None and max_delay is not None and delay > max_delay:
+            self.add(join_path(path, "delay"), "delay must not be longer than max_delay")
+
+    def check_against_catalog(self, task_type: str, inputs: dict[str, Any] | None, path: str, *, inputs_ok: bool) -> None:
+        assert self.catalog is not None
+        try:
+            schema = self.catalog.input_schema(task_type)
+        except LookupError as exc:
+            message = str(exc.args[0]) if exc.args else f"unknown task type {task_type!r}"
+            if "did you mean" not in message:
+                message += _suggest(task_type, self.catalog.known_types())
+            self.add(join_path(path, "type"), message)
+            return
+        if schema is not None and inputs_ok:
+            for where, message in _schema_problems(schema, inputs or {}):
+                self.add(join_path(path, "inputs") + where, message)
+
+    # cross-task checks
+    def check_graph(self, tasks: list[_Task], input_names: set[str]) -> None:
+        ids = {task.id for task in tasks if task.id is not None}
+        graph: dict[str, list[str]] = {}
+        for task in tasks:
+            known = []
+            for need, where in task.needs:
+                if need == task.id:
+                    self.add(where, f"task {need!r} cannot need itself")
+                elif need not in ids:
+                    self.add(where, f"unknown task {need!r}{_suggest(need, ids)}")
+                else:
+                    known.append(need)
+            if task.id is not None:
+                graph[task.id] = known
+        paths = {task.id: task.path for task in tasks if task.id is not None}
+        for cycle in find_cycles(graph):
+            if len(cycle) > 2:  # a task needing itself is reported above
+                self.add(join_path(paths[cycle[0]], "needs"), "dependency cycle (each task needs the next): " + " -> ".join(cycle))
+        for task in tasks:
+            if task.inputs is not None:
+                self.check_templates(task, ids, graph, input_names)
+
+    def check_templates(self, task: _Task, ids: set[str], graph: Mapping[str, list[str]], input_names: set[str]) -> None:
+        base = join_path(task.path, "inputs")
+        for parts, text in walk_strings(task.inputs):
+            if "{{" not in text:
+                continue
+            where = base
+            for part in parts:
+                where = join_path(where, part)
+            for item in scan_string(text):
+                if isinstance(item, TemplateError):
+                    self.add(where, f"malformed template: {item}")
+                    continue
+                problem = self.reference_problem(item, task, ids, graph, input_names)
+                if problem:
+                    self.add(where, problem)
+
+    def reference_problem(
+        self, ref: Reference, task: _Task, ids: set[str], graph: Mapping[str, list[str]], input_names: set[str]
+    ) -> str | None:
+        if ref.root == "inputs" and ref.name not in input_names:
+            declared = f"{_suggest(ref.name, input_names)}" or " (declare it under inputs:)"
+            return f"{ref.raw}: input {ref.name!r} is not declared{declared}"
+        if ref.root != "tasks":
+            return None
+        if ref.name not in ids:
+            return f"{ref.raw}: unknown task {ref.name!r}{_suggest(ref.name, ids)}"
+        if ref.name == task.id:
+            return f"{ref.raw}: a task cannot use its own outputs"
+        if task.id is not None and task.id in graph and not _is_upstream(graph, task.id, ref.name):
+            return f"{ref.raw}: task {ref.name!r} is not upstream of {task.id!r} (add it to needs)"
+        return None
+
+
+def _is_upstream(graph: Mapping[str, list[str]], task_id: str, target: str) -> bool:
+    """Breadth-first with an early exit: usually the target is a direct need."""
+    if target in graph.get(task_id, ()):
+        return True
+    return target in reachable(graph, [task_id])
+
+
+def _cron_problem(schedule: str) -> str | None:
+    from datetime import datetime
+
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(schedule, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        return f"invalid cron expression {schedule!r}: {str(exc).lower()} (e.g. \"*/5 * * * *\")"
+    except Exception as exc:  # cronsim raising something else must not become a traceback
+        return f"invalid cron expression {schedule!r}: {exc}"
+    return None
+
+
+# -- plugin input schemas --------------------------------------------------------------------
+
+
+def _schema_problems(schema: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Friendly `(path suffix, message)` pairs for inputs that break the action's schema.
+
+    Values containing `{{` are only known at run time: errors on them (or on a choice
+    between alternatives that contains one) are skipped; the rest is still checked.
+    """
+    import jsonschema
+
+    templated = [tuple(parts) for parts, text in walk_strings(inputs) if "{{" in text]
+    try:
+        validator_class = jsonschema.validators.validator_for(schema)
+        validator_class.check_schema(schema)
+        errors = list(validator_class(schema).iter_errors(dict(inputs)))
+    except jsonschema.SchemaError as exc:
+        return [("", f"the plugin's input schema is invalid ({exc.message}); report it to the plugin author")]
+    problems = []
+    for error in errors:
+        error_path = tuple(error.absolute_path)
+        if any(error_path[: len(t)] == t for t in templated):
+            continue
+        if error.validator in ("anyOf", "oneOf", "allOf", "not", "if") and any(
+            t[: len(error_path)] == error_path for t in templated
+        ):
+            continue
+        problems.append((_path_suffix(error_path), _schema_message(error)))
+    return problems
+
+
+def _path_suffix(parts: Sequence[str | int]) -> str:
+    """`("env", "HOME")` -> `.env.HOME`, to append to `tasks[0].inputs`."""
+    path = "_"
+    for part in parts:
+        path = join_path(path, part)
+    return path[1:]
+
+
+def _schema_message(error: Any) -> str:
+    """One friendly line for a jsonschema ValidationError."""
+    validator, expected, instance = error.validator, error.validator_value, error.instance
+    if validator == "required":
+        missing = [name for name in expected if isinstance(instance, dict) and name not in instance]
+        return f"missing required input {missing[0]!r}" if missing else "missing a required input"
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        known = list(error.schema.get("properties", {}))
+        extra = [key for key in instance if key not in known]
+        name = extra[0] if extra else "?"
+        hint = _suggest(name, known) or (f" (known: {', '.join(known)})" if known else "")
+        return f"unknown input {name!r}{hint}"
+    if validator == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return f"must be {' or '.join(_JSON_TYPE_WORDS.get(k, k) for k in kinds)}, got {_kind(instance)}"
+    if validator == "enum":
+        return f"must be one of {', '.join(str(v) for v in expected)}, got {instance!r}"
+    if validator in ("anyOf", "oneOf"):
+        return _alternatives_message(validator, expected, instance)
+    text = " ".join(str(error.message).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _alternatives_message(validator: str, alternatives: Any, instance: Any) -> str:
+    """`oneOf: [{required: [command]}, {required: [argv]}]` -> "needs exactly one of: command, argv"."""
+    required = [alt.get("required") for alt in alternatives if isinstance(alt, dict)]
+    if required and all(isinstance(names, list) and len(names) == 1 for names in required):
+        names = [names[0] for names in required]
+        given = [name for name in names if isinstance(instance, dict) and name in instance]
+        if validator == "oneOf" and len(given) > 1:
+            return f"give only one of: {', '.join(names)} (got {', '.join(given)})"
+        return f"needs {'exactly ' if validator == 'oneOf' else ''}one of: {', '.join(names)}"
+    return "does not match any accepted form of this action's inputs; see `kestra-trio plugin list`"
+
+
+_JSON_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+# -- the published JSON Schema ---------------------------------------------------------------
+
+
+def _list_of_strings(description: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}, "description": description}
+
+
+_DURATION: dict[str, Any] = {
+    "description": "A duration: 500ms, 30s, 5m, 2h, 1d, a compound such as 1m30s, or a number of seconds.",
+    "oneOf": [
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*)+$"},
+        {"type": "number", "minimum": 0},
+    ],
+}
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """The workflow DSL as a JSON Schema (draft 2020-12), for editors and `kestra-trio schema`.
+
+    It describes the shape; cross-field rules (cycles, unknown needs, template references,
+    plugin inputs) are only checked by `kestra-trio validate`.
+    """
+    identifier = {"type": "string", "pattern": ID_PATTERN}
+    task = {
+        "type": "object",
+        "description": "One step of the workflow, run by a plugin action.",
+        "additionalProperties": False,
+        "required": ["id", "type"],
+        "properties": {
+            "id": {**identifier, "description": "Unique task id; other tasks use it in needs and {{ tasks.ID.outputs }}."},
+            "type": {
+                "type": "string",
+                "pattern": TYPE_PATTERN,
+                "description": "The plugin action that runs this task: namespace/plugin.action, e.g. core/shell.run.",
+                "examples": ["core/shell.run", "core/log.message", "core/python.script", "core/http.request", "core/util.sleep", "core/util.fail"],
+            },
+            "description": {"type": "string", "description": "Free text shown by inspect."},
+            "inputs": {
+                "type": "object",
+                "description": "Inputs of the action (its plugin defines them). Strings may contain {{ inputs.NAME }}, {{ tasks.ID.outputs.KEY }} and {{ secrets.NAME }}.",
+            },
+            "needs": {
+                "type": "array",
+                "items": identifier,
+                "uniqueItems": True,
+                "description": "Task ids that must succeed before this task starts.",
+            },
+            "retry": {
+                "type": "object",
+                "description": "How often to try the task; without it the task runs once.",
+                "additionalProperties": False,
+                "properties": {
+                    "max": {"type": "integer", "minimum": 1, "description": "Total number of attempts (1 = no retry)."},
+                    "backoff": {"enum": list(BACKOFF_TYPES), "description": "constant: wait delay each time; exponential: delay, 2*delay, 4*delay ... capped by max_delay."},
+                    "delay": {**_DURATION, "description": "Wait before the second attempt (default 1s). " + _DURATION["description"]},
+                    "max_delay": {**_DURATION, "description": "Upper bound of the wait between attempts. " + _DURATION["description"]},
+                },
+            },
+            "timeout": {**_DURATION, "description": "Time limit of each attempt (default 30s). " + _DURATION["description"]},
+        },
+    }
+    input_declaration = {
+        "type": "object",
+        "description": "A run-time input, given with --input NAME=VALUE.",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {
+            "name": {**identifier, "description": "Input name, used as {{ inputs.NAME }}."},
+            "type": {"enum": list(INPUT_TYPES), "default": "string", "description": "How --input text is converted."},
+            "default": {"description": "Value when the input is not given (must match type); makes the input optional."},
+            "required": {"type": "boolean", "default": True, "description": "false: the input may be omitted (it is then null)."},
+            "description": {"type": "string"},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "kestra-trio workflow",
+        "description": "A kestra-trio workflow file. Check one with `kestra-trio validate FILE`.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "tasks"],
+        "properties": {
+            "id": {**identifier, "description": "Workflow id."},
+            "namespace": {"type": "string", "pattern": NAMESPACE_PATTERN, "default": "default", "description": "Groups workflows, e.g. team.project."},
+            "description": {"type": "string", "description": "Free text."},
+            "enabled": {"type": "boolean", "default": True, "description": "false: triggers do not start this workflow."},
+            "trigger": {
+                "type": "object",
+                "description": "What starts the workflow (default: manual).",
+                "additionalProperties": False,
+                "properties": {
+                    "type": {"enum": list(TRIGGER_TYPES), "default": "manual"},
+                    "schedule": {"type": "string", "description": "Cron expression (5 fields, or 6 with seconds) for type: cron."},
+                },
+                "if": {"properties": {"type": {"const": "cron"}}, "required": ["type"]},
+                "then": {"required": ["schedule"]},
+            },
+            "inputs": {"type": "array", "items": input_declaration, "description": "Run-time inputs."},
+            "timeout": {**_DURATION, "description": "Time limit of the whole execution. " + _DURATION["description"]},
+            "security": {"enum": list(SECURITY_MODES), "default": "trusted", "description": "restricted runs plugins sandboxed with only the permissions below."},
+            "permissions": {
+                "type": "object",
+                "description": "What a restricted workflow's plugins may use.",
+                "additionalProperties": False,
+                "properties": {
+                    "network": _list_of_strings("Host names plugins may connect to."),
+                    "filesystem": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "read": _list_of_strings("Paths plugins may read."),
+                            "write": _list_of_strings("Paths plugins may write."),
+                        },
+                    },
+                    "env": _list_of_strings("Environment variables passed to plugins."),
+                },
+            },
+            "tasks": {"type": "array", "minItems": 1, "items": task, "description": "The tasks; they run as soon as everything they need succeeded."},
+        },
+    }

@@ -1,0 +1,506 @@
+"""Trusted mode: run a plugin action as a child process in its own process group.
+
+Shape (trio's ``run_process``, adapted): spawn *outside* the nursery so a start failure is a
+plain ``Outcome``; inside it, pump stdout and stderr line by line into ``log_send`` while
+waiting for the leader. Cancelled → SIGTERM the group, ``kill_grace``, SIGKILL; after the
+leader exits the group gets one more SIGKILL for grandchildren. The pumps run under a shield
+so every line written before the end reaches ``log_send`` — reads are bounded by a short
+drain deadline (a setsid'd grandchild may hold a pipe open forever), sends by a long one.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import kestra_trio
+from kestra_trio.config import DEFAULT_KILL_GRACE
+from kestra_trio.observability.records import LogEntry, LogLevel
+from kestra_trio.plugin_runtime.manifest import BUILTIN_TYPES, ActionSpec
+from kestra_trio.plugin_runtime.reaper import GroupReaper
+from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
+from kestra_trio.plugin_runtime.streams import (
+    DEFAULT_OUTPUT_LIMIT,
+    MAX_LINE_BYTES,
+    READ_SIZE,
+    LineSplitter,
+    OutputBudget,
+    Stream,
+    classify,
+    pump_lines,
+)
+from kestra_trio.sdk import protocol
+from kestra_trio.state.states import Reason
+
+#: how long to keep reading pipes after the group is dead (a setsid'd grandchild may hold one)
+DRAIN_READ_DEADLINE = 2.0
+#: last resort for delivering drained lines if the log consumer stopped receiving
+DRAIN_SEND_DEADLINE = 30.0
+STDERR_TAIL_LINES = 20
+_SDK_ROOT = str(Path(kestra_trio.__file__).resolve().parent.parent)
+_CORE_KEYS = ("plugin", "action", "stream", "attempt")
+
+
+# ---------------------------------------------------------------- schemas
+
+
+def _json_path(root: str, parts: Any) -> str:
+    return root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def schema_problems(action: ActionSpec, kind: str, data: Any) -> list[str]:
+    """Every mismatch between ``data`` and the action's ``input``/``output`` schema."""
+    schema = action.input_schema if kind == "input" else action.output_schema
+    if not schema:
+        return []
+    validator = action.validators.get(kind)
+    if validator is None:
+        from jsonschema import validators  # deferred: heavy import, first task pays it once
+
+        validator = validators.validator_for(schema)(schema)
+        action.validators[kind] = validator
+    root = "inputs" if kind == "input" else "outputs"
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"{_json_path(root, e.absolute_path)}: {e.message}" for e in errors[:10]]
+
+
+# ---------------------------------------------------------------- planning the child
+
+
+@dataclass(slots=True)
+class _Plan:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path | None
+    stdin: bytes | None  # None: /dev/null
+    result_path: Path | None  # None: builtin, the exit code is the result
+
+
+def _base_env(invocation: Invocation) -> dict[str, str]:
+    env = dict(os.environ)
+    env[protocol.EXECUTION_ID_ENV] = invocation.execution_id
+    env[protocol.TASK_ID_ENV] = invocation.task_id
+    env[protocol.ATTEMPT_ENV] = str(invocation.attempt)
+    env[protocol.PLUGIN_DIR_ENV] = str(invocation.manifest.folder)
+    return env
+
+
+def _builtin_shell_plan(invocation: Invocation) -> _Plan:
+    """core/shell.run without a Python start: the engine execs ``sh -c`` itself."""
+    inputs = invocation.inputs
+    command = inputs.get("command")
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in inputs["argv"]]
+    env = _base_env(invocation)
+    env.update({str(k): str(v) for k, v in (inputs.get("env") or {}).items()})
+    cwd = invocation.workdir
+    if inputs.get("cwd"):
+        cwd = (cwd or Path.cwd()) / str(inputs["cwd"])
+    return _Plan(argv, env, cwd, None, None)
+
+
+def _process_plan(invocation: Invocation) -> _Plan:
+    argv = list(invocation.manifest.argv)
+    env = _base_env(invocation)
+    env["PYTHONUNBUFFERED"] = "1"  # lines reach the pipe as printed, even if killed
+    if argv and argv[0] == sys.executable:  # so `-S` plugins still import kestra_trio.sdk
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SDK_ROOT, env.get("PYTHONPATH")]))
+    fd, name = tempfile.mkstemp(prefix="kt-result-", suffix=".json")
+    os.close(fd)
+    env[protocol.RESULT_FILE_ENV] = name
+    message = protocol.InputMessage(
+        action=invocation.action.name,
+        inputs=invocation.inputs,
+        execution_id=invocation.execution_id,
+        task_id=invocation.task_id,
+        attempt=invocation.attempt,
+        secrets=dict(invocation.secrets),
+    )
+    return _Plan(argv, env, invocation.workdir, protocol.encode_input(message), Path(name))
+
+
+def is_builtin(invocation: Invocation) -> bool:
+    """True when the engine runs this action itself (`runtime: builtin`, a known type)."""
+    return invocation.manifest.runtime == "builtin" and invocation.task_type in BUILTIN_TYPES
+
+
+async def _spawn(plan: _Plan) -> trio.Process:
+    return await trio.lowlevel.open_process(
+        plan.argv,
+        stdin=subprocess.PIPE if plan.stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd=plan.cwd,
+        env=plan.env,
+    )
+
+
+# ---------------------------------------------------------------- log delivery
+
+
+class _LogEmitter:
+    """Turns lines from both pipes into LogEntries, under the per-task output budget."""
+
+    def __init__(self, invocation: Invocation, log_send: trio.MemorySendChannel[LogEntry], limit: int) -> None:
+        self._inv = invocation
+        self._send = log_send
+        self._source = f"plugin:{invocation.task_type}"
+        self._core = {
+            "plugin": invocation.manifest.full_name,
+            "action": invocation.action.name,
+            "attempt": invocation.attempt,
+        }
+        self.budget = OutputBudget(limit)
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+
+    def entry(self, stream: Stream, line: str) -> LogEntry:
+        level, message, extra = classify(line, stream)
+        if stream == "stderr":
+            self.stderr_tail.append(message)
+        metadata = {**extra, **self._core, "stream": stream} if extra else {**self._core, "stream": stream}
+        return LogEntry(self._inv.execution_id, self._inv.task_id, level, self._source, message, metadata)
+
+    async def lines(self, stream: Stream, lines: list[str]) -> None:
+        for line in lines:
+            if self.budget.admit(stream, line):
+                await self._send.send(self.entry(stream, line))
+            elif stream == "stderr":
+                self.stderr_tail.append(line)
+
+    async def note(self, level: LogLevel, message: str, **metadata: Any) -> None:
+        meta = {**self._core, "stream": "engine", **metadata}
+        await self._send.send(LogEntry(self._inv.execution_id, self._inv.task_id, level, self._source, message, meta))
+
+    async def finish(self) -> None:
+        """Emit the truncation notice and the kept tail, if the budget was exceeded."""
+        report = self.budget.finish()
+        if report is None:
+            return
+        await self.note(
+            LogLevel.WARN,
+            report.message(),
+            truncated=True,
+            dropped_bytes=report.dropped_bytes,
+            dropped_lines=report.dropped_lines,
+        )
+        for stream, line in report.tail:
+            await self._send.send(self.entry(stream, line))
+
+
+class _Drain:
+    """Read side of both pumps, with a deadline that can be set while reads are waiting."""
+
+    def __init__(self) -> None:
+        self.read_deadline = math.inf
+        self.timed_out: list[str] = []
+        self._active: set[trio.CancelScope] = set()
+
+    def stop_reading_at(self, deadline: float) -> None:
+        self.read_deadline = min(self.read_deadline, deadline)
+        for scope in self._active:
+            scope.deadline = self.read_deadline
+
+    def reader(self, stream: trio.abc.ReceiveStream, name: str) -> Any:
+        async def receive_some(size: int) -> bytes:
+            with trio.CancelScope(deadline=self.read_deadline) as scope:
+                self._active.add(scope)
+                try:
+                    return await stream.receive_some(size)
+                finally:
+                    self._active.discard(scope)
+            self.timed_out.append(name)
+            return b""
+
+        return receive_some
+
+
+# ---------------------------------------------------------------- killing
+
+
+def _signal_group(handle: ProcessHandle, sig: signal.Signals) -> None:
+    try:
+        os.killpg(handle.pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _terminate(process: trio.Process, handle: ProcessHandle, kill_grace: float) -> None:
+    """SIGTERM the group, wait ``kill_grace``, then SIGKILL it (call shielded)."""
+    handle.killed_by_us = True
+    if process.returncode is None:
+        handle.signal_sent = "SIGTERM"
+        _signal_group(handle, signal.SIGTERM)
+        with trio.move_on_after(kill_grace):
+            await process.wait()
+    if process.returncode is None:
+        handle.signal_sent = "SIGKILL"
+        _signal_group(handle, signal.SIGKILL)
+        await process.wait()
+
+
+# ---------------------------------------------------------------- the outcome
+
+
+def _read_result(path: Path) -> protocol.Result | str:
+    """The decoded result, or a message saying why there is none (small file, read once)."""
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > protocol.MAX_RESULT_BYTES:
+                return f"the result file is larger than {protocol.MAX_RESULT_BYTES} bytes"
+            data = fh.read()
+    except OSError as exc:
+        return f"the result file cannot be read: {exc.strerror or exc}"
+    try:
+        return protocol.decode_result(data)
+    except protocol.ProtocolError as exc:
+        return str(exc)
+
+
+def _outcome(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str]) -> Outcome:
+    code = handle.exit_code
+    assert code is not None
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        return Outcome.failure(
+            Reason.PLUGIN_CRASHED,
+            f"plugin was killed by {name}",
+            type="PluginCrashed",
+            exit_code=code,
+            signal=name,
+            stderr_tail=stderr_tail,
+        )
+    if plan.result_path is None:  # builtin: the exit code is the result
+        if code == 0:
+            return Outcome.success({"exit_code": 0})
+        return Outcome.failure(
+            Reason.PLUGIN_FAILED,
+            f"command exited with code {code}",
+            type="CommandFailed",
+            exit_code=code,
+            stderr_tail=stderr_tail,
+        )
+    result = _read_result(plan.result_path)
+    if isinstance(result, protocol.Result) and result.error is not None:
+        error = result.error
+        extra = {"stack": error["stack"]} if isinstance(error.get("stack"), str) else {}
+        return Outcome.failure(
+            Reason.PLUGIN_FAILED,
+            error["message"],
+            type=str(error.get("type") or "Error"),
+            exit_code=code,
+            stderr_tail=stderr_tail,
+            **extra,
+        )
+    if code != 0:
+        return Outcome.failure(
+            Reason.PLUGIN_FAILED,
+            f"plugin exited with code {code}",
+            type="PluginFailed",
+            exit_code=code,
+            stderr_tail=stderr_tail,
+        )
+    if isinstance(result, str):
+        return Outcome.failure(
+            Reason.INVALID_RESULT,
+            f"plugin exited with code 0 but gave no valid result: {result}",
+            type="InvalidResult",
+            exit_code=code,
+            stderr_tail=stderr_tail,
+        )
+    outputs = result.outputs or {}
+    problems = schema_problems(invocation.action, "output", outputs)
+    if problems:
+        return Outcome.failure(
+            Reason.INVALID_RESULT,
+            f"outputs do not match the output schema of {invocation.task_type}: " + "; ".join(problems),
+            type="InvalidResult",
+            exit_code=code,
+            stderr_tail=stderr_tail,
+        )
+    return Outcome.success(outputs, exit_code=code)
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+async def run_action(
+    invocation: Invocation,
+    *,
+    log_send: trio.MemorySendChannel[LogEntry],
+    reaper: GroupReaper | None = None,
+    kill_grace: float = DEFAULT_KILL_GRACE,
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    task_status: trio.TaskStatus[ProcessHandle] = trio.TASK_STATUS_IGNORED,
+) -> Outcome:
+    """Run one attempt of ``invocation`` as a child process and return how it ended.
+
+    Args:
+      log_send: every line the plugin writes becomes a LogEntry sent here (backpressure ok).
+      reaper: when given, the process group is registered with the engine's watchdog.
+      kill_grace: seconds between SIGTERM and SIGKILL when cancelled.
+      output_limit: bytes of log lines stored per attempt before only the tail is kept.
+      task_status: receives the ProcessHandle right after spawn (``nursery.start``).
+
+    Returns:
+      an Outcome; start failures, bad inputs and plugin failures never raise.
+
+    Raises:
+      trio.Cancelled: when the caller's scope was cancelled, after the group is dead and
+        every line it wrote has been sent.
+    """
+    problems = schema_problems(invocation.action, "input", invocation.inputs)
+    if problems:
+        return Outcome.failure(
+            Reason.INVALID_INPUT,
+            f"inputs do not match the input schema of {invocation.task_type}: " + "; ".join(problems),
+            type="InvalidInput",
+        )
+    plan = _builtin_shell_plan(invocation) if is_builtin(invocation) else _process_plan(invocation)
+    try:
+        return await _run_plan(invocation, plan, log_send, reaper, kill_grace, output_limit, task_status)
+    finally:
+        if plan.result_path is not None:
+            try:
+                plan.result_path.unlink()
+            except OSError:
+                pass
+
+
+async def _run_plan(
+    invocation: Invocation,
+    plan: _Plan,
+    log_send: trio.MemorySendChannel[LogEntry],
+    reaper: GroupReaper | None,
+    kill_grace: float,
+    output_limit: int,
+    task_status: trio.TaskStatus[ProcessHandle],
+) -> Outcome:
+    try:
+        process = await _spawn(plan)
+    except OSError as exc:
+        return Outcome.failure(
+            Reason.PLUGIN_NOT_STARTED,
+            f"cannot start {plan.argv[0] if plan.argv else 'plugin'}: {exc.strerror or exc}",
+            type=type(exc).__name__,
+        )
+    handle = ProcessHandle(pid=process.pid, pgid=process.pid)
+    emitter = _LogEmitter(invocation, log_send, output_limit)
+    interrupted: BaseException | None = None
+    try:
+        if reaper is not None:
+            await reaper.register(handle.pgid)
+        task_status.started(handle)
+        interrupted = await _supervise(process, plan, handle, emitter, kill_grace)
+    finally:
+        with trio.CancelScope(shield=True):
+            if handle.exit_code is None:  # only if something above failed before supervising
+                _signal_group(handle, signal.SIGKILL)
+                handle.exit_code = await process.wait()
+            if reaper is not None:
+                await reaper.unregister(handle.pgid)
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    await pipe.aclose()
+    if isinstance(interrupted, trio.Cancelled):
+        await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
+    if interrupted is not None:
+        raise interrupted
+    return _outcome(invocation, plan, handle, list(emitter.stderr_tail))
+
+
+async def _supervise(
+    process: trio.Process, plan: _Plan, handle: ProcessHandle, emitter: _LogEmitter, kill_grace: float
+) -> BaseException | None:
+    """Pump, wait, kill if interrupted; returns the interruption (Cancelled...) to re-raise."""
+    drain = _Drain()
+    pump_scope = trio.CancelScope(shield=True)
+    interrupted: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_pumps, pump_scope, drain, process, emitter)
+        if plan.stdin is not None and process.stdin is not None:
+            nursery.start_soon(_feed, process.stdin, plan.stdin)
+        try:
+            await process.wait()
+        except BaseException as exc:  # noqa: BLE001 - Cancelled or KeyboardInterrupt: kill, drain, re-raise
+            interrupted = exc
+            with trio.CancelScope(shield=True):
+                await _terminate(process, handle, kill_grace)
+        handle.exit_code = process.returncode
+        _signal_group(handle, signal.SIGKILL)  # grandchildren still in the group
+        now = trio.current_time()
+        drain.stop_reading_at(now + DRAIN_READ_DEADLINE)
+        pump_scope.deadline = now + DRAIN_SEND_DEADLINE
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_SEND_DEADLINE):
+        for name in drain.timed_out:
+            await emitter.note(
+                LogLevel.WARN,
+                f"stopped reading {name} {DRAIN_READ_DEADLINE:g} s after the plugin ended: "
+                "a process outside its process group still holds the pipe open",
+            )
+        await emitter.finish()
+    return interrupted
+
+
+async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, emitter: _LogEmitter) -> None:
+    """Both pipe readers, shielded so they drain even after the caller is cancelled."""
+    with scope:
+        async with trio.open_nursery() as nursery:
+            for name, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
+                if stream is not None:
+                    nursery.start_soon(_pump, drain.reader(stream, name), name, emitter)
+
+
+async def _pump(receive_some: Any, stream: Stream, emitter: _LogEmitter) -> None:
+    async def on_lines(lines: list[str]) -> None:
+        await emitter.lines(stream, lines)
+
+    await pump_lines(receive_some, LineSplitter(MAX_LINE_BYTES), on_lines, read_size=READ_SIZE)
+
+
+async def _feed(stdin: trio.abc.SendStream, payload: bytes) -> None:
+    """Write the input message and close stdin; a plugin that does not read it is fine."""
+    try:
+        await stdin.send_all(payload)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        try:
+            await stdin.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+@dataclass
+class ProcessRuntime:
+    """The trusted-mode Runtime: :func:`run_action` with engine-wide settings bound."""
+
+    reaper: GroupReaper | None = None
+    kill_grace: float = DEFAULT_KILL_GRACE
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+
+    async def run_action(
+        self,
+        invocation: Invocation,
+        *,
+        log_send: trio.MemorySendChannel[LogEntry],
+        task_status: trio.TaskStatus[ProcessHandle] = trio.TASK_STATUS_IGNORED,
+    ) -> Outcome:
+        return await run_action(
+            invocation,
+            log_send=log_send,
+            reaper=self.reaper,
+            kill_grace=self.kill_grace,
+            output_limit=self.output_limit,
+            task_status=task_status,
+        )
+
