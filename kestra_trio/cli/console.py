@@ -39,6 +39,23 @@ def color_enabled(stream: TextIO | None = None) -> bool:
         return False
 
 
+#: width used when the output is not a terminal and COLUMNS is unset: a file or a pipe has no
+#: width, and rich's default (80) would fold tables that a reader of the file can scroll
+PIPE_WIDTH = 200
+
+
+def _width(file: TextIO, width: int | None) -> int | None:
+    if width is not None:
+        return width
+    try:
+        if file.isatty():
+            return None  # rich asks the terminal
+    except (AttributeError, ValueError, OSError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
+
+
 def _console(file: TextIO, *, soft_wrap: bool, width: int | None) -> Console:
     from rich.console import Console
 
@@ -49,7 +66,7 @@ def _console(file: TextIO, *, soft_wrap: bool, width: int | None) -> Console:
         markup=False,
         emoji=False,
         soft_wrap=soft_wrap,
-        width=width,
+        width=_width(file, width),
         no_color=bool(os.environ.get("NO_COLOR")) or None,
     )
 

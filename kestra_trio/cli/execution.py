@@ -24,7 +24,7 @@ execution_app = App(
 )
 
 DbPath = Annotated[
-    "str | None",
+    str | None,
     Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
 ]
 
@@ -175,17 +175,15 @@ async def _logs(
         log_filter = LogFilter(resolved, task, levels, since_ms, source or None)
 
         if as_json or jsonl:
-            encode = formatting.log_json
+            encode = formatting.LogJsonFormatter(resolved)
 
             def render(page: list) -> str:
-                return "".join(
-                    [encode(resolved, t, ts, lv, src, msg, meta) + "\n" for (_i, t, ts, lv, src, msg, meta) in page]
-                )
+                return "".join([encode(t, ts, lv, src, msg, meta) + "\n" for (_i, t, ts, lv, src, msg, meta) in page])
 
             if as_json:
 
                 def render_json(page: list, first: bool) -> str:
-                    body = ",\n".join([encode(resolved, t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
+                    body = ",\n".join([encode(t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
                     return ("[\n" if first else ",\n") + body
         else:
             fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)))
@@ -472,10 +470,7 @@ def _engine_note(pid: int | None, host: str | None) -> str | None:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return (
-            f"note: the engine process (pid {pid}) is not running; the execution will be marked "
-            "CANCELLED/ENGINE_LOST when an engine next opens this database"
-        )
+        return f"note: the engine process recorded for this execution (pid {pid}) is not running"
     except PermissionError:
         return None
     return None

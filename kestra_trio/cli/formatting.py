@@ -198,6 +198,7 @@ class LogLineFormatter:
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 _encode = _ENCODER.encode
+_encode_str = json.encoder.encode_basestring  # the C version when available
 
 
 def log_json_object(
@@ -229,6 +230,36 @@ def log_json_object(
 def log_json(execution_id: str, task_id, timestamp, level, source, message, metadata) -> str:
     """One log entry as compact JSON text (no newline). Control characters are JSON-escaped."""
     return _encode(log_json_object(execution_id, task_id, timestamp, level, source, message, metadata))
+
+
+class LogJsonFormatter:
+    """Fast `log_json` for one execution: the same text, built without a dict per row.
+
+    Strings go through the C string encoder; the timestamp's second part is cached; stored
+    metadata (JSON text written by our own writer) is re-encoded only when present.
+    """
+
+    __slots__ = ("_head", "_second", "_prefix")
+
+    def __init__(self, execution_id: str) -> None:
+        self._head = '{"execution_id":' + _encode_str(execution_id) + ',"task_id":'
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, task_id: str | None, timestamp: int, level: str, source: str, message: str, metadata: Any) -> str:
+        seconds, millis = divmod(timestamp, 1000)
+        if seconds != self._second:
+            self._second = seconds
+            self._prefix = ',"timestamp":"' + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        if metadata is None:
+            meta = "{}"
+        else:
+            meta = _encode(log_json_object("", None, 0, "", "", "", metadata)["metadata"])
+        return (
+            f'{self._head}{"null" if task_id is None else _encode_str(task_id)}{self._prefix}.{millis:03d}Z"'
+            f',"level":{_encode_str(level)},"source":{_encode_str(source)},"message":{_encode_str(message)}'
+            f',"metadata":{meta}}}'
+        )
 
 
 def log_row_json(row: LogRow) -> str:
@@ -267,10 +298,15 @@ def _kv_grid() -> Table:
     return grid
 
 
+_WRAPPING = {"NEEDS": 12, "DETAILS": 20, "TASKS": 12, "WORKFLOW": 8, "TASK": 8, "TYPE": 8}
+
+
 def _table(*headers: str) -> Table:
+    """A borderless table; on a narrow terminal only the free-text columns wrap."""
     table = Table(box=None, header_style="kt.table.header", pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
     for header in headers:
-        table.add_column(header, no_wrap=header not in ("NEEDS", "MESSAGE", "DETAILS"), overflow="fold")
+        wraps = header in _WRAPPING
+        table.add_column(header, no_wrap=not wraps, overflow="fold", min_width=_WRAPPING.get(header))
     return table
 
 
@@ -766,7 +802,13 @@ def dumps_pretty(value: Any) -> str:
 __all__ = [
     "INVALID_LEVEL",
     "INVALID_TIME",
+    "LogJsonFormatter",
     "LogLineFormatter",
+    "dumps_pretty",
+    "execution_summary",
+    "log_row_json",
+    "state_text",
+    "value_text",
     "audit_table",
     "clock_ms",
     "error_lines",

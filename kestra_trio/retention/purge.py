@@ -55,12 +55,16 @@ BATCH_PAUSE = 0.005
 
 
 # --- cleanup: one transaction per batch ----------------------------------------------------------
+#
+# No ORDER BY in the batch queries, on purpose: without an index on `timestamp` alone (schema
+# v1 has none) SQLite scans in rowid order, where expired rows come first, and stops after
+# `limit` hits; with such an index it walks the index range and stops just as early. An
+# ORDER BY id would, with a timestamp index, make it read and sort every expired row per batch.
 
 
 def _delete_log_batch(raw: sqlite3.Connection, cutoff: int, limit: int) -> int:
-    # rowid order: expired rows are the oldest, so the scan stops after `limit` hits
     rows = raw.execute(
-        f"SELECT id, execution_id FROM {LOGS_TABLE} WHERE timestamp < ? ORDER BY id LIMIT ?",
+        f"SELECT id, execution_id FROM {LOGS_TABLE} WHERE timestamp < ? LIMIT ?",
         (cutoff, limit),
     ).fetchall()
     if not rows:
@@ -76,7 +80,7 @@ def _delete_log_batch(raw: sqlite3.Connection, cutoff: int, limit: int) -> int:
 
 def _delete_audit_batch(raw: sqlite3.Connection, cutoff: int, limit: int) -> int:
     rows = raw.execute(
-        f"SELECT id FROM {AUDIT_TABLE} WHERE timestamp < ? ORDER BY id LIMIT ?", (cutoff, limit)
+        f"SELECT id FROM {AUDIT_TABLE} WHERE timestamp < ? LIMIT ?", (cutoff, limit)
     ).fetchall()
     if not rows:
         return 0

@@ -1,0 +1,184 @@
+"""`kestra-trio run` through the installed entry point, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).with_name("kestra-trio"))
+
+
+def kt(*args, db, env=None, timeout=60, **kwargs):
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=timeout, env=full_env, **kwargs
+    )
+
+
+def write(tmp_path, text, name="wf.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def db_rows(db, sql, *params):
+    if not Path(db).exists():
+        return []
+    with sqlite3.connect(db, timeout=10) as conn:
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def test_examples_run_from_any_directory(tmp_path):
+    db = tmp_path / "k.db"
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), "--input", "name=newcomer", db=db, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "SUCCESS" in result.stdout
+    execution_id = result.stdout.split()[1]
+    assert db_rows(db, "SELECT state FROM executions WHERE id = ?", execution_id) == [("SUCCESS",)]
+    messages = [m for (m,) in db_rows(db, "SELECT message FROM execution_logs WHERE execution_id = ?", execution_id)]
+    assert "hello, newcomer!" in messages and "hello again, newcomer" in messages
+
+
+def test_failed_workflow_exits_1_and_json_reports_every_task(tmp_path):
+    db = tmp_path / "k.db"
+    result = kt("run", str(ROOT / "examples" / "failing.yaml"), "--json", db=db)
+    assert result.returncode == 1
+    payload = json.loads(result.stdout)
+    assert payload["state"] == "FAILED" and payload["failed_task_id"] == "boom"
+    assert {t: v["state"] for t, v in payload["tasks"].items()} == {
+        "boom": "FAILED",
+        "after-boom": "CANCELLED",
+        "other": "SUCCESS",
+    }
+    assert payload["tasks"]["boom"]["error"]["exit_code"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--input", "nope=1"], "nope"),
+        (["--max-parallel", "0"], "--max-parallel"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_and_create_nothing(tmp_path, args, needle):
+    db = tmp_path / "k.db"
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), *args, db=db)
+    assert result.returncode == 2
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert db_rows(db, "SELECT COUNT(*) FROM executions") in ([], [(0,)])
+
+
+def test_invalid_workflow_prints_diagnostics_and_exits_2(tmp_path):
+    db = tmp_path / "k.db"
+    path = write(
+        tmp_path,
+        """
+        id: bad
+        tasks:
+          - id: a
+            type: core/shell.run
+            needs: [ghost]
+            inputs: {command: "echo"}
+        """,
+    )
+    result = kt("run", str(path), db=db)
+    assert result.returncode == 2
+    assert "ghost" in result.stderr and "Traceback" not in result.stderr
+    assert not db.exists() or db_rows(db, "SELECT COUNT(*) FROM executions") == [(0,)]
+
+
+def _start_long_run(tmp_path, db):
+    path = write(
+        tmp_path,
+        """
+        id: long
+        tasks:
+          - id: sleeper
+            type: core/shell.run
+            timeout: 120s
+            inputs: {command: "echo started; sleep 100 & sleep 100"}
+          - id: later
+            type: core/shell.run
+            needs: [sleeper]
+            inputs: {command: "echo never"}
+        """,
+    )
+    proc = subprocess.Popen(
+        [CLI, "run", str(path), "--db", str(db), "--kill-grace", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    pid = wait_for(lambda: db_rows(db, "SELECT pid FROM task_attempts WHERE state = 'RUNNING'"))[0][0]
+    return proc, pid
+
+
+def _group_alive(pgid):
+    for p in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def test_ctrl_c_cancels_the_execution_and_exits_130(tmp_path):
+    db = tmp_path / "k.db"
+    proc, pgid = _start_long_run(tmp_path, db)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert db_rows(db, "SELECT state, cancelled_by FROM executions") == [("CANCELLED", "user")]
+    assert dict(db_rows(db, "SELECT task_id, state FROM task_runs")) == {"sleeper": "CANCELLED", "later": "CANCELLED"}
+    assert not _group_alive(pgid)
+    assert db_rows(db, "SELECT message FROM execution_logs WHERE message = 'started'") == [("started",)]
+
+
+def test_sigterm_cancels_and_exits_143(tmp_path):
+    db = tmp_path / "k.db"
+    proc, pgid = _start_long_run(tmp_path, db)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert db_rows(db, "SELECT state FROM executions") == [("CANCELLED",)]
+    assert not _group_alive(pgid)
+
+
+def test_sigkill_of_the_engine_leaves_no_plugin_process(tmp_path):
+    db = tmp_path / "k.db"
+    proc, pgid = _start_long_run(tmp_path, db)
+    proc.kill()
+    proc.communicate(timeout=10)
+    wait_for(lambda: not _group_alive(pgid), timeout=5)
+    # the next engine start marks the lost execution instead of leaving it RUNNING forever
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=db)
+    assert result.returncode == 0
+    assert ("FAILED", "ENGINE_LOST") in db_rows(db, "SELECT state, reason_code FROM executions")

@@ -1,0 +1,95 @@
+"""--input parsing and coercion against the workflow's declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kestra_trio.errors import InputError
+from kestra_trio.model.inputs import coerce_inputs, parse_input_args
+from kestra_trio.model.workflow import InputSpec, TaskSpec, Workflow
+
+
+def workflow(*inputs: InputSpec) -> Workflow:
+    return Workflow(id="wf", tasks=(TaskSpec(id="a", type="core/log.message"),), inputs=inputs)
+
+
+WF = workflow(
+    InputSpec("name", "string", default="world", required=False),
+    InputSpec("count", "integer"),
+    InputSpec("ratio", "number", default=0.5, required=False),
+    InputSpec("verbose", "boolean", default=False, required=False),
+    InputSpec("config", "json", required=False),
+)
+
+
+def test_parse_input_args() -> None:
+    assert parse_input_args(["a=1", "b=x=y", "c=", " d =v", "a=2"]) == {"a": "2", "b": "x=y", "c": "", "d": "v"}
+
+
+@pytest.mark.parametrize("item", ["novalue", "=x", ""])
+def test_parse_input_args_rejects(item: str) -> None:
+    with pytest.raises(InputError, match="must be NAME=VALUE"):
+        parse_input_args([item])
+
+
+def test_defaults_and_optional_inputs() -> None:
+    assert coerce_inputs(WF, {"count": "3"}) == {"name": "world", "count": 3, "ratio": 0.5, "verbose": False, "config": None}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("count", " 42 ", 42),
+        ("count", "-7", -7),
+        ("ratio", "2", 2),
+        ("ratio", "2.5", 2.5),
+        ("ratio", "1e3", 1000.0),
+        ("verbose", "yes", True),
+        ("verbose", "TRUE", True),
+        ("verbose", "1", True),
+        ("verbose", "no", False),
+        ("verbose", "0", False),
+        ("config", '{"a": [1, 2]}', {"a": [1, 2]}),
+        ("config", "3", 3),
+        ("name", "  spaced  ", "  spaced  "),
+    ],
+)
+def test_coercion(name: str, text: str, value: Any) -> None:
+    raw = {"count": "1", name: text}
+    assert coerce_inputs(WF, raw)[name] == value
+
+
+def test_every_problem_in_one_message() -> None:
+    with pytest.raises(InputError) as info:
+        coerce_inputs(WF, {"nmae": "x", "ratio": "abc", "verbose": "maybe", "config": "{bad"})
+    assert str(info.value) == (
+        "invalid inputs: unknown input 'nmae' (did you mean 'name'?); "
+        "missing required input 'count' (pass --input count=VALUE); "
+        "input 'ratio' must be a number, got 'abc'; "
+        "input 'verbose' must be true or false (or yes/no, 1/0), got 'maybe'; "
+        "input 'config' must be JSON (Expecting property name enclosed in double quotes at character 1)"
+    )
+
+
+@pytest.mark.parametrize("text", ["1.5", "x", "", "nan"])
+def test_bad_integer(text: str) -> None:
+    with pytest.raises(InputError, match="input 'count' must be an integer"):
+        coerce_inputs(WF, {"count": text})
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", ""])
+def test_bad_number(text: str) -> None:
+    with pytest.raises(InputError, match="input 'ratio' must be a number"):
+        coerce_inputs(WF, {"count": "1", "ratio": text})
+
+
+def test_unknown_input_on_a_workflow_without_inputs() -> None:
+    with pytest.raises(InputError, match="this workflow declares no inputs"):
+        coerce_inputs(workflow(), {"x": "1"})
+
+
+def test_deep_json_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="nested too deeply"):
+        coerce_inputs(WF, {"count": "1", "config": "[" * 100_000})

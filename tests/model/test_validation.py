@@ -1,0 +1,245 @@
+"""validate_document: issue format, positions, catalog checks, and the published JSON Schema.
+
+Rule-by-rule diagnostics live in the corpus (test_loading.py); this file covers what the
+corpus cannot: the catalog, documents without positions, and schema/checker agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from kestra_trio.errors import WorkflowInvalid
+from kestra_trio.model.catalog import ActionCatalog
+from kestra_trio.model.loading import load_document, load_workflow_text
+from kestra_trio.model.validation import SourceMap, ValidationIssue, join_path, validate_document, workflow_json_schema
+
+CORPUS = Path(__file__).parent / "corpus"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+SHELL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string", "minLength": 1},
+        "argv": {"type": "array", "items": {"type": "string"}},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "oneOf": [{"required": ["command"]}, {"required": ["argv"]}],
+    "additionalProperties": False,
+}
+SLEEP_SCHEMA = {"type": "object", "properties": {"seconds": {"type": "number"}}, "required": ["seconds"]}
+LOG_SCHEMA = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}, "level": {"enum": ["DEBUG", "INFO", "WARN", "ERROR"]}},
+    "required": ["message"],
+    "additionalProperties": False,
+}
+
+
+class FakeCatalog:
+    """Three actions, like the bundled plugins; unknown ones raise LookupError as the registry does."""
+
+    schemas: Mapping[str, Mapping[str, Any] | None] = {
+        "core/shell.run": SHELL_SCHEMA,
+        "core/util.sleep": SLEEP_SCHEMA,
+        "core/log.message": LOG_SCHEMA,
+        "core/util.noop": None,
+    }
+
+    def known_types(self) -> list[str]:
+        return list(self.schemas)
+
+    def input_schema(self, task_type: str) -> Mapping[str, Any] | None:
+        if task_type == "core/shel.run":
+            raise LookupError("unknown plugin 'core/shel' (did you mean core/shell?)")
+        if task_type not in self.schemas:
+            raise LookupError(f"unknown task type {task_type!r}")
+        return self.schemas[task_type]
+
+
+def issues_for(text: str, catalog: ActionCatalog | None = None) -> list[str]:
+    data, source, load_issues = load_document(text, "wf.yaml")
+    return [str(issue) for issue in sorted(load_issues + validate_document(data, source, "wf.yaml", catalog))]
+
+
+def test_issue_str() -> None:
+    issue = ValidationIssue("wf.yaml", 14, 11, "tasks[2].type", "must match namespace/plugin.action (e.g. core/shell.run)")
+    assert str(issue) == "wf.yaml:14:11 tasks[2].type: must match namespace/plugin.action (e.g. core/shell.run)"
+    assert str(ValidationIssue("wf.yaml", 1, 1, "", "missing required key 'id'")) == "wf.yaml:1:1: missing required key 'id'"
+
+
+def test_join_path() -> None:
+    assert join_path("", "tasks") == "tasks"
+    assert join_path("tasks", 2) == "tasks[2]"
+    assert join_path("tasks[2].inputs", "env") == "tasks[2].inputs.env"
+    assert join_path("tasks[2].inputs", "my key") == 'tasks[2].inputs["my key"]'
+
+
+def test_source_map_falls_back_to_parents() -> None:
+    source = SourceMap(values={"": (1, 1), "tasks": (3, 3), "tasks[0]": (3, 5), 'x["a.b"]': (9, 9)})
+    assert source.value_at("tasks[0].inputs.command") == (3, 5)
+    assert source.value_at('x["a.b"].c') == (9, 9)
+    assert source.value_at("nope.deeper") == (1, 1)
+
+
+def test_validate_document_without_positions() -> None:
+    issues = validate_document({"id": "x", "tasks": [{"id": "a"}]}, None, "mem")
+    assert [str(i) for i in issues] == ["mem:1:1 tasks[0]: missing required key 'type'"]
+    assert validate_document({"id": "x", "tasks": [{"id": "a", "type": "core/log.message"}]}, {}, "mem") == []
+    assert [str(i) for i in validate_document([1], {}, "mem")] == ["mem:1:1: top level must be a mapping (id, tasks, ...), got a list"]
+
+
+def test_every_problem_is_reported_at_once_and_sorted() -> None:
+    text = """\
+id: x
+tasks:
+  - id: a
+    type: bad
+    needs: [zz]
+    retry: {max: 0}
+  - id: a
+    type: core/shell.run
+    timeout: soon
+secrets: {K: v}
+"""
+    assert issues_for(text) == [
+        "wf.yaml:4:11 tasks[0].type: must match namespace/plugin.action (e.g. core/shell.run)",
+        "wf.yaml:5:13 tasks[0].needs[0]: unknown task 'zz'",
+        "wf.yaml:6:18 tasks[0].retry.max: must be at least 1 (the total number of attempts), got 0",
+        "wf.yaml:7:9 tasks[1].id: duplicate task id 'a' (first used on line 3)",
+        "wf.yaml:9:14 tasks[1].timeout: invalid duration 'soon' (examples: 500ms, 30s, 5m, 2h, 1d)",
+        "wf.yaml:10:1 secrets: secrets never live in a workflow file; use {{ secrets.NAME }} with KESTRA_TRIO_SECRET_NAME",
+    ]
+
+
+def test_templates_see_transitive_needs_and_secrets_are_not_declared() -> None:
+    text = """\
+id: x
+tasks:
+  - {id: a, type: core/shell.run}
+  - {id: b, type: core/shell.run, needs: [a]}
+  - id: c
+    type: core/log.message
+    needs: [b]
+    inputs: {message: "{{ tasks.a.outputs.x }} {{ secrets.ANY_NAME }}"}
+"""
+    assert issues_for(text) == []
+
+
+# -- with a plugin catalog -------------------------------------------------------------------
+
+
+def test_catalog_unknown_types() -> None:
+    text = """\
+id: x
+tasks:
+  - {id: a, type: core/shel.run}
+  - {id: b, type: core/shell.runn}
+  - {id: c, type: core/util.noop, inputs: {anything: [1, 2]}}
+"""
+    assert issues_for(text, FakeCatalog()) == [
+        "wf.yaml:3:19 tasks[0].type: unknown plugin 'core/shel' (did you mean core/shell?)",
+        "wf.yaml:4:19 tasks[1].type: unknown task type 'core/shell.runn' (did you mean 'core/shell.run'?)",
+    ]
+
+
+def test_catalog_input_schemas() -> None:
+    text = """\
+id: x
+inputs: [{name: n, type: number}]
+tasks:
+  - id: a
+    type: core/shell.run
+    inputs: {comand: ls}
+  - id: b
+    type: core/shell.run
+    inputs: {command: ls, argv: [ls], env: {A: 1}}
+  - id: c
+    type: core/util.sleep
+    inputs: {seconds: soon}
+  - id: d
+    type: core/log.message
+    inputs: {message: hi, level: LOUD}
+  - id: e
+    type: core/util.sleep
+"""
+    assert issues_for(text, FakeCatalog()) == [
+        "wf.yaml:6:13 tasks[0].inputs: needs exactly one of: command, argv",
+        "wf.yaml:6:13 tasks[0].inputs: unknown input 'comand' (did you mean 'command'?)",
+        "wf.yaml:9:13 tasks[1].inputs: give only one of: command, argv (got command, argv)",
+        "wf.yaml:9:48 tasks[1].inputs.env.A: must be a string, got an integer",
+        "wf.yaml:12:23 tasks[2].inputs.seconds: must be a number, got a string",
+        "wf.yaml:15:34 tasks[3].inputs.level: must be one of DEBUG, INFO, WARN, ERROR, got 'LOUD'",
+        "wf.yaml:16:5 tasks[4].inputs: missing required input 'seconds'",
+    ]
+
+
+def test_catalog_skips_templated_values_but_checks_the_rest() -> None:
+    text = """\
+id: x
+inputs: [{name: n, type: number}, {name: cmd}]
+tasks:
+  - id: a
+    type: core/util.sleep
+    inputs: {seconds: "{{ inputs.n }}"}
+  - id: b
+    type: core/shell.run
+    inputs: {argv: "{{ inputs.cmd }}", env: {A: "{{ inputs.n }}", B: 2}}
+"""
+    assert issues_for(text, FakeCatalog()) == ["wf.yaml:9:70 tasks[1].inputs.env.B: must be a string, got an integer"]
+
+
+def test_catalog_with_a_broken_schema() -> None:
+    class Broken(FakeCatalog):
+        def input_schema(self, task_type: str) -> Mapping[str, Any] | None:
+            return {"type": "no-such-type"}
+
+    [line] = issues_for("id: x\ntasks: [{id: a, type: core/x.y}]\n", Broken())
+    assert "the plugin's input schema is invalid" in line
+
+
+def test_load_workflow_text_uses_the_catalog() -> None:
+    with pytest.raises(WorkflowInvalid) as info:
+        load_workflow_text("id: x\ntasks: [{id: a, type: core/util.sleep}]\n", "wf.yaml", catalog=FakeCatalog())
+    assert [str(i) for i in info.value.issues] == ["wf.yaml:2:9 tasks[0].inputs: missing required input 'seconds'"]
+
+
+# -- the JSON Schema agrees with the checker --------------------------------------------------
+
+
+def schema_validator() -> jsonschema.Draft202012Validator:
+    schema = workflow_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "valid").glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_valid_files_match_the_json_schema(path: Path) -> None:
+    data, _, _ = load_document(path.read_text(encoding="utf-8"))
+    assert list(schema_validator().iter_errors(data)) == []
+
+
+SHAPE_ERRORS = [
+    "missing_id", "missing_tasks", "unknown_key_did_you_mean", "unknown_top_key", "wrong_types", "bad_id_format",
+    "bad_type_format", "bad_duration", "cron_without_schedule", "bad_retry", "secrets_key", "bad_security",
+    "empty_tasks", "tasks_not_list", "bad_permissions", "bad_input_declaration", "task_not_mapping",
+]
+
+
+@pytest.mark.parametrize("name", SHAPE_ERRORS)
+def test_shape_errors_also_fail_the_json_schema(name: str) -> None:
+    data, _, _ = load_document((CORPUS / "broken" / f"{name}.yaml").read_text(encoding="utf-8"))
+    assert not schema_validator().is_valid(data)
+
+
+def test_schema_has_descriptions_and_is_closed() -> None:
+    schema = workflow_json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    task = schema["properties"]["tasks"]["items"]
+    assert task["additionalProperties"] is False
+    assert all("description" in prop for prop in task["properties"].values())

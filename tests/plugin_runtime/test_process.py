@@ -1,0 +1,366 @@
+"""run_action with real child processes: protocol, logs, failures, cancellation, limits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tracemalloc
+from typing import Any
+
+import psutil
+import pytest
+import trio
+
+from kestra_trio.observability.records import LogEntry, LogLevel
+from kestra_trio.plugin_runtime.process import run_action
+from kestra_trio.plugin_runtime.runtime import ProcessHandle
+from kestra_trio.state.states import Reason
+
+MakePlugin = Any
+RunPlugin = Any
+InvFor = Any
+
+SDK_OK = """
+from kestra_trio.sdk import Plugin
+plugin = Plugin("test")
+
+@plugin.action("go")
+def go(ctx, inputs):
+    print("out 1"); print("out 2")
+    import sys
+    print("err 1", file=sys.stderr); print("err 2", file=sys.stderr)
+    ctx.log.error("record", disk="/", plugin="spoofed")
+    ctx.log.debug("details")
+    return {"sum": inputs["a"] + inputs["b"], "secret": ctx.secrets.get("TOKEN"), "none": ctx.secrets.get("NOPE")}
+
+plugin.main()
+"""
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # zombies still count for killpg; they are not running
+    return any(p.info["status"] != psutil.STATUS_ZOMBIE for p in psutil.process_iter(["status"]) if _pgid(p) == pgid)
+
+
+def _pgid(proc: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except OSError:
+        return None
+
+
+def messages(entries: list[LogEntry], stream: str) -> list[str]:
+    return [e.message for e in entries if e.metadata.get("stream") == stream]
+
+
+async def test_success_outputs_logs_and_metadata(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    manifest = make_plugin(SDK_OK, output_schema={"type": "object", "required": ["sum"]})
+    inv = inv_for(manifest, {"a": 2, "b": 3}, attempt=2, secrets={"TOKEN": "s3cr3t"})
+    outcome, entries = await run_plugin(inv)
+    assert outcome.ok, outcome
+    assert outcome.outputs == {"sum": 5, "secret": "s3cr3t", "none": None}
+    assert outcome.exit_code == 0 and outcome.reason_code is None
+    assert messages(entries, "stdout") == ["out 1", "out 2"]
+    assert messages(entries, "stderr") == ["err 1", "err 2", "record", "details"]
+    by_message = {e.message: e for e in entries}
+    assert by_message["out 1"].level == LogLevel.INFO
+    assert by_message["err 1"].level == LogLevel.WARN  # stderr, no level token
+    assert by_message["record"].level == LogLevel.ERROR  # SDK record keeps its level
+    assert by_message["details"].level == LogLevel.DEBUG
+    assert by_message["record"].metadata == {
+        "disk": "/",
+        "plugin": "t/test",  # core keys cannot be spoofed
+        "action": "go",
+        "stream": "stderr",
+        "attempt": 2,
+    }
+    entry = by_message["out 1"]
+    assert (entry.execution_id, entry.task_id, entry.source) == ("exec-1", "task-1", "plugin:t/test.go")
+
+
+async def test_handle_is_given_at_start(inv_for: InvFor, make_plugin: MakePlugin) -> None:
+    manifest = make_plugin(SDK_OK)
+    send, receive = trio.open_memory_channel[LogEntry](100)
+    async with trio.open_nursery() as nursery:
+        handle: ProcessHandle = await nursery.start(
+            lambda task_status: run_action(
+                inv_for(manifest, {"a": 1, "b": 1}), log_send=send, task_status=task_status
+            )
+        )
+        assert handle.pid == handle.pgid and handle.pid > 0
+    assert handle.exit_code == 0 and handle.signal_sent is None and not handle.killed_by_us
+
+
+async def test_invalid_input_does_not_start(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    manifest = make_plugin("raise SystemExit('must not run')", input_schema=schema)
+    outcome, entries = await run_plugin(inv_for(manifest, {"a": "x", "b": [1]}))
+    assert outcome.reason_code == Reason.INVALID_INPUT
+    assert "inputs.a: 'x' is not of type 'integer'" in outcome.error["message"]
+    assert entries == []
+
+
+async def test_nonzero_exit_with_stderr_tail(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    code = "import sys\nfor i in range(30): print(f'problem {i}', file=sys.stderr)\nsys.exit(3)\n"
+    outcome, entries = await run_plugin(inv_for(make_plugin(code)))
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.exit_code == 3
+    assert outcome.error["message"] == "plugin exited with code 3"
+    assert outcome.error["stderr_tail"] == [f"problem {i}" for i in range(10, 30)]
+    assert len(entries) == 30
+
+
+async def test_missing_result(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    outcome, _ = await run_plugin(inv_for(make_plugin("print('no result')")))
+    assert outcome.reason_code == Reason.INVALID_RESULT
+    assert "gave no valid result: the result file is empty" in outcome.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "message"),
+    [
+        ("not json", Reason.INVALID_RESULT, "the result file is not valid JSON"),
+        ('{"outputs": [1]}', Reason.INVALID_RESULT, '"outputs" must be a JSON object'),
+        ('{"something": 1}', Reason.INVALID_RESULT, 'exactly one of "outputs" or "error"'),
+        ('{"error": {"message": "quota exceeded", "type": "Quota"}}', Reason.PLUGIN_FAILED, "quota exceeded"),
+    ],
+)
+async def test_bad_or_error_result(inv_for: InvFor, 
+    make_plugin: MakePlugin, run_plugin: RunPlugin, payload: str, reason: Reason, message: str
+) -> None:
+    code = f"import os\nopen(os.environ['KESTRA_TRIO_RESULT_FILE'], 'w').write({payload!r})\n"
+    outcome, _ = await run_plugin(inv_for(make_plugin(code)))
+    assert outcome.reason_code == reason
+    assert message in outcome.error["message"]
+
+
+async def test_output_schema_mismatch(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    code = "import os\nopen(os.environ['KESTRA_TRIO_RESULT_FILE'], 'w').write('{\"outputs\": {\"n\": \"x\"}}')\n"
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n", "m"]}
+    outcome, _ = await run_plugin(inv_for(make_plugin(code, output_schema=schema)))
+    assert outcome.reason_code == Reason.INVALID_RESULT
+    assert "outputs do not match the output schema of t/test.go" in outcome.error["message"]
+    assert "outputs.n: 'x' is not of type 'integer'" in outcome.error["message"]
+    assert "outputs: 'm' is a required property" in outcome.error["message"]
+
+
+async def test_uncaught_exception_reports_type_and_stack(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    code = """
+    from kestra_trio.sdk import Plugin
+    plugin = Plugin("test")
+    @plugin.action("go")
+    def go(ctx, inputs):
+        return {}["missing"]
+    plugin.main()
+    """
+    outcome, _ = await run_plugin(inv_for(make_plugin(code)))
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.exit_code == 1
+    assert outcome.error["type"] == "KeyError" and outcome.error["message"] == "'missing'"
+    assert 'return {}["missing"]' in outcome.error["stack"]
+
+
+@pytest.mark.parametrize("command", [["/nonexistent/plugin-binary"], ["./main.py"]])
+async def test_cannot_start(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin, command: list[str]) -> None:
+    manifest = make_plugin("# not executable", command=command)  # main.py has no +x: EACCES
+    outcome, entries = await run_plugin(inv_for(manifest))
+    assert outcome.reason_code == Reason.PLUGIN_NOT_STARTED
+    assert outcome.error["message"].startswith("cannot start ")
+    assert ("No such file" in outcome.error["message"]) or ("Permission denied" in outcome.error["message"])
+    assert entries == []
+
+
+async def test_killed_by_foreign_signal_is_a_crash(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    code = "import os, signal\nprint('about to crash', flush=True)\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+    outcome, entries = await run_plugin(inv_for(make_plugin(code)))
+    assert outcome.reason_code == Reason.PLUGIN_CRASHED
+    assert outcome.error["signal"] == "SIGSEGV" and outcome.error["message"] == "plugin was killed by SIGSEGV"
+    assert messages(entries, "stdout") == ["about to crash"]
+
+
+async def test_result_file_is_removed(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    code = "import os\np = os.environ['KESTRA_TRIO_RESULT_FILE']\nprint(p)\nopen(p, 'w').write('{\"outputs\": {}}')\n"
+    outcome, entries = await run_plugin(inv_for(make_plugin(code)))
+    assert outcome.ok
+    assert not os.path.exists(messages(entries, "stdout")[0])
+
+
+async def _cancel_when(
+    inv: Any, predicate: Any, *, kill_grace: float = 5.0, limit: float = 20, on_start: Any = None
+) -> tuple[ProcessHandle, list[LogEntry], bool]:
+    """Run ``inv``; cancel it once ``predicate(entry)`` is true; return (handle, entries, returned)."""
+    send, receive = trio.open_memory_channel[LogEntry](0)
+    entries: list[LogEntry] = []
+    returned = False
+    scope = trio.CancelScope()
+
+    async def consume() -> None:
+        async for entry in receive:
+            entries.append(entry)
+            if predicate(entry):
+                scope.cancel()
+
+    async def runner(task_status: trio.TaskStatus[ProcessHandle] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal returned
+        with send, scope:
+            await run_action(inv, log_send=send, kill_grace=kill_grace, task_status=task_status)
+            returned = True
+
+    with trio.fail_after(limit):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            handle = await nursery.start(runner)
+            if on_start is not None:
+                on_start(handle.pgid)
+    return handle, entries, returned
+
+
+async def test_cancel_kills_the_whole_group(inv_for: InvFor, make_plugin: MakePlugin) -> None:
+    code = """
+    import subprocess, time
+    # a grandchild shell and its two children; it says ready once both are forked
+    subprocess.Popen(["sh", "-c", "sleep 100 & sleep 100 & echo ready; wait"])
+    time.sleep(100)
+    """
+    pgids: list[int] = []
+
+    def ready(entry: LogEntry) -> bool:
+        if entry.message != "ready":
+            return False
+        (pgid,) = {e.metadata["pgid"] for e in [entry] if "pgid" in e.metadata} or pgids
+        assert len([p for p in psutil.process_iter() if _pgid(p) == pgid]) >= 4
+        return True
+
+    inv = inv_for(make_plugin(code))
+    handle, entries, returned = await _cancel_when(inv, ready, on_start=pgids.append)
+    assert not returned
+    assert handle.signal_sent == "SIGTERM" and handle.killed_by_us
+    assert handle.exit_code == -signal.SIGTERM
+    assert not group_alive(handle.pgid)
+
+
+class _Capture:
+    """A stand-in TaskStatus for calling run_action directly under move_on_after."""
+
+    value: Any = None
+
+    def started(self, value: Any = None) -> None:
+        self.value = value
+
+
+async def test_move_on_after_kills_builtin_shell_group(inv_for: InvFor, make_plugin: MakePlugin) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    inv = inv_for(manifest, {"command": "sleep 100 & sleep 100"})
+    send, _receive = trio.open_memory_channel[LogEntry](100)
+    status = _Capture()
+    with trio.move_on_after(0.3) as scope:
+        await run_action(inv, log_send=send, task_status=status)  # type: ignore[arg-type]
+    assert scope.cancelled_caught
+    handle: ProcessHandle = status.value
+    assert handle.signal_sent == "SIGTERM"
+    assert not group_alive(handle.pgid)
+
+
+async def test_sigterm_ignoring_plugin_gets_sigkill_after_grace(inv_for: InvFor, 
+    make_plugin: MakePlugin, autojump_clock: trio.testing.MockClock
+) -> None:
+    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(100)\n"
+    start = trio.current_time()
+    handle, _, returned = await _cancel_when(
+        inv_for(make_plugin(code)), lambda e: e.message == "ready", kill_grace=5.0, limit=60
+    )
+    assert not returned
+    assert handle.signal_sent == "SIGKILL" and handle.exit_code == -signal.SIGKILL
+    assert trio.current_time() - start >= 5.0  # the grace was waited (on the mock clock)
+    assert not group_alive(handle.pgid)
+
+
+async def test_lines_written_before_cancel_are_all_delivered(inv_for: InvFor, make_plugin: MakePlugin) -> None:
+    code = """
+    import os, signal, sys
+    n = 0
+    def on_term(*_):
+        sys.stderr.write(f"TERM after {n}\\n")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    while True:
+        os.write(1, f"line {n}\\n".encode())
+        n += 1
+    """
+    handle, entries, returned = await _cancel_when(
+        inv_for(make_plugin(code)), lambda e: e.message == "line 2000"
+    )
+    assert not returned and handle.signal_sent == "SIGTERM"
+    (term,) = [e.message for e in entries if e.message.startswith("TERM after")]
+    written = int(term.split()[-1])
+    assert written > 2000
+    assert messages(entries, "stdout") == [f"line {i}" for i in range(written)]
+
+
+async def test_leader_exit_kills_background_grandchildren(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    with trio.fail_after(5):  # the grandchild holds stdout open; it must not keep us waiting
+        outcome, entries = await run_plugin(inv_for(manifest, {"command": "sleep 100 & echo started $!"}))
+    assert outcome.ok
+    pid = int(entries[0].message.split()[-1])
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_escaped_grandchild_cannot_hold_the_task(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    start = trio.current_time()
+    outcome, entries = await run_plugin(inv_for(manifest, {"command": "echo hi; setsid sleep 3 &"}))
+    assert outcome.ok and trio.current_time() - start < 2.9
+    assert any("still holds the pipe open" in e.message and e.level == LogLevel.WARN for e in entries)
+    assert messages(entries, "stdout") == ["hi"]
+
+
+async def test_output_cap_keeps_tail_and_warns(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    # 12,000 lines of 1,000 bytes (+ newline): 12 MB through a 10 MiB cap
+    script = "awk 'BEGIN { s = sprintf(\"%0995d\", 0); for (i = 0; i < 12000; i++) printf \"%05d%s\\n\", i, s }'"
+    outcome, entries = await run_plugin(inv_for(manifest, {"command": script}))
+    assert outcome.ok
+    (warn,) = [e for e in entries if e.metadata.get("truncated")]
+    assert warn.level == LogLevel.WARN and "10 MiB per-task limit" in warn.message
+    index = entries.index(warn)
+    head, tail = entries[:index], entries[index + 1 :]
+    assert len(head) == 10 * 1024 * 1024 // 1001
+    assert [int(e.message[:5]) for e in head] == list(range(len(head)))
+    assert tail[-1].message.startswith("11999") and len(tail) == 64 * 1024 // 1001
+    assert warn.metadata["dropped_lines"] == 12000 - len(head) - len(tail)
+    assert warn.metadata["dropped_bytes"] == warn.metadata["dropped_lines"] * 1001
+
+
+async def test_50_mb_single_line_keeps_memory_bounded(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    inv = inv_for(manifest, {"command": "head -c 50000000 /dev/zero | tr '\\0' a; echo; echo after"})
+    tracemalloc.start()
+    try:
+        outcome, entries = await run_plugin(inv)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.ok
+    assert [len(e.message) for e in entries][1:] == [5]
+    assert entries[0].message.endswith(f"[line truncated: {50_000_000 - 65536} bytes dropped]")
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"
+
+
+async def test_builtin_shell_outcomes(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    outcome, entries = await run_plugin(inv_for(manifest, {"command": "echo ERROR bad >&2; exit 7"}))
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.exit_code == 7
+    assert outcome.error["message"] == "command exited with code 7"
+    assert outcome.error["stderr_tail"] == ["ERROR bad"] and entries[0].level == LogLevel.ERROR
+    outcome, _ = await run_plugin(inv_for(manifest, {"argv": ["/nonexistent/x"]}))
+    assert outcome.reason_code == Reason.PLUGIN_NOT_STARTED
+    outcome, _ = await run_plugin(inv_for(manifest, {"command": "kill -KILL $$"}))
+    assert outcome.reason_code == Reason.PLUGIN_CRASHED and outcome.error["signal"] == "SIGKILL"
+
+
+def test_python_token_is_the_engine_interpreter(make_plugin: MakePlugin) -> None:
+    assert make_plugin("").argv[0] == sys.executable

@@ -1,0 +1,47 @@
+import base64
+from urllib.parse import quote
+
+import pytest
+
+from kestra_trio.secrets.masking import MASK, Masker
+from kestra_trio.secrets.providers import resolve_secrets
+
+SECRET = "s3cr3t/p@ss+word"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"password is {SECRET}",
+        f"b64 {base64.b64encode(SECRET.encode()).decode()}",
+        f"b64url {base64.urlsafe_b64encode(SECRET.encode()).decode().rstrip('=')}",
+        f"url {quote(SECRET, safe='')}",
+    ],
+)
+def test_value_and_common_encodings_are_masked(text):
+    masked = Masker([SECRET]).mask(text)
+    assert SECRET not in masked and MASK in masked
+    assert base64.b64encode(SECRET.encode()).decode() not in masked
+
+
+def test_mask_has_fixed_length_whatever_the_secret():
+    assert Masker(["abc"]).mask("abc") == Masker(["a" * 200]).mask("a" * 200) == MASK
+
+
+def test_nested_values_and_keys_are_masked():
+    masker = Masker(["topsecret"])
+    assert masker.mask_value({"topsecret": ["x topsecret", 1, {"k": "topsecret"}]}) == {
+        MASK: [f"x {MASK}", 1, {"k": MASK}]
+    }
+
+
+def test_no_secrets_is_a_no_op():
+    assert not Masker([]).active
+    assert Masker(["", "ab"]).mask("ab ab") == "ab ab"  # too short to mask: documented
+
+
+def test_secrets_come_from_env_and_files(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("from-a-file\n")
+    found = resolve_secrets({"KESTRA_TRIO_SECRET_API": "v1", "KESTRA_TRIO_SECRET_TOKEN_FILE": str(path), "OTHER": "x"})
+    assert found == {"API": "v1", "TOKEN": "from-a-file"}
