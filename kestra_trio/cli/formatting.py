@@ -298,7 +298,7 @@ def _kv_grid() -> Table:
     return grid
 
 
-_WRAPPING = {"NEEDS": 12, "DETAILS": 20, "TASKS": 12, "WORKFLOW": 8, "TASK": 8, "TYPE": 8}
+_WRAPPING = {"NEEDS": 12, "DETAILS": 20, "TASKS": 12}
 
 
 def _table(*headers: str) -> Table:

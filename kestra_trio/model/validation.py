@@ -220,8 +220,9 @@ class _Checker:
     def keys(self, value: dict[str, Any], path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> None:
         for key in value:
             if key not in allowed:
-                hint = _suggest(key, allowed) or f" (allowed: {', '.join(allowed)})"
-                self.add(join_path(path, key), f"unknown key {key!r}{hint}", at_key=True)
+                name = str(key)  # YAML keys are text; a caller's dict may hold anything
+                hint = _suggest(name, allowed) or f" (allowed: {', '.join(allowed)})"
+                self.add(join_path(path, name), f"unknown key {name!r}{hint}", at_key=True)
         for key in required:
             if key not in value:
                 self.add(path, f"missing required key {key!r}", at_key=True)

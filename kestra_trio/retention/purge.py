@@ -56,15 +56,18 @@ BATCH_PAUSE = 0.005
 
 # --- cleanup: one transaction per batch ----------------------------------------------------------
 #
-# No ORDER BY in the batch queries, on purpose: without an index on `timestamp` alone (schema
-# v1 has none) SQLite scans in rowid order, where expired rows come first, and stops after
-# `limit` hits; with such an index it walks the index range and stops just as early. An
-# ORDER BY id would, with a timestamp index, make it read and sort every expired row per batch.
+# Batches are picked in rowid order (ORDER BY id). Schema v1 has no index on `timestamp`
+# alone; ids grow with time, so the expired rows are the first ones the rowid scan meets,
+# and it stops after `limit` hits (deleted rows leave the b-tree, so the next batch starts
+# right at the next expired row). Without ORDER BY, SQLite walks the covering index
+# idx_logs_execution instead and re-reads every execution's recent rows on each batch:
+# 6x slower on 200,000 expired rows interleaved over 200 executions (measured). If a
+# `timestamp` index is added, switch to ORDER BY timestamp so it is used.
 
 
 def _delete_log_batch(raw: sqlite3.Connection, cutoff: int, limit: int) -> int:
     rows = raw.execute(
-        f"SELECT id, execution_id FROM {LOGS_TABLE} WHERE timestamp < ? LIMIT ?",
+        f"SELECT id, execution_id FROM {LOGS_TABLE} WHERE timestamp < ? ORDER BY id LIMIT ?",
         (cutoff, limit),
     ).fetchall()
     if not rows:
@@ -80,7 +83,7 @@ def _delete_log_batch(raw: sqlite3.Connection, cutoff: int, limit: int) -> int:
 
 def _delete_audit_batch(raw: sqlite3.Connection, cutoff: int, limit: int) -> int:
     rows = raw.execute(
-        f"SELECT id FROM {AUDIT_TABLE} WHERE timestamp < ? LIMIT ?", (cutoff, limit)
+        f"SELECT id FROM {AUDIT_TABLE} WHERE timestamp < ? ORDER BY id LIMIT ?", (cutoff, limit)
     ).fetchall()
     if not rows:
         return 0

@@ -12,6 +12,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kestra_trio.errors import WorkflowInvalid
 from kestra_trio.model.catalog import ActionCatalog
@@ -243,3 +245,18 @@ def test_schema_has_descriptions_and_is_closed() -> None:
     task = schema["properties"]["tasks"]["items"]
     assert task["additionalProperties"] is False
     assert all("description" in prop for prop in task["properties"].values())
+
+
+ANY_KEY = st.sampled_from(["id", "tasks", "type", "needs", "inputs", "retry", "trigger", "permissions", "name", "default"]) | st.text(max_size=6) | st.integers()
+ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.sampled_from(["{{ tasks.a.outputs.x }}", "{{ inputs.a }}", "5s", "a"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_KEY, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_VALUE)
+def test_validate_document_never_raises(document: object) -> None:
+    issues = validate_document(document, None, "fuzz", FakeCatalog())
+    assert all(isinstance(issue, ValidationIssue) for issue in issues)

@@ -1,0 +1,156 @@
+"""Each bundled plugin, run as a real process through run_action."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from kestra_trio.observability.records import LogLevel
+from kestra_trio.state.states import Reason
+
+RunBundled = Any
+BOTH = pytest.mark.parametrize("runtime", ["builtin", "process"])  # engine-run and SDK shell agree
+
+
+@BOTH
+async def test_shell_command_success(run_bundled: RunBundled, runtime: str) -> None:
+    outcome, entries = await run_bundled(
+        "core/shell.run", {"command": "echo out; echo WARN careful >&2; echo plain >&2"}, runtime=runtime
+    )
+    assert outcome.ok and outcome.outputs == {"exit_code": 0}
+    got = {(e.message, e.level, e.metadata["stream"]) for e in entries}
+    assert got == {
+        ("out", LogLevel.INFO, "stdout"),
+        ("WARN careful", LogLevel.WARN, "stderr"),
+        ("plain", LogLevel.WARN, "stderr"),
+    }
+
+
+@BOTH
+async def test_shell_failure(run_bundled: RunBundled, runtime: str) -> None:
+    outcome, entries = await run_bundled("core/shell.run", {"command": "echo nope >&2; exit 5"}, runtime=runtime)
+    assert not outcome.ok and outcome.reason_code == Reason.PLUGIN_FAILED
+    assert outcome.exit_code == 5 and outcome.error["message"] == "command exited with code 5"
+    assert "nope" in outcome.error["stderr_tail"]
+
+
+@BOTH
+async def test_shell_argv_env_cwd(run_bundled: RunBundled, runtime: str, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    inputs = {"argv": ["sh", "-c", 'echo "$GREETING $COUNT" && pwd', "ignored"], "env": {"GREETING": "hi", "COUNT": 3}}
+    inputs["cwd"] = "sub"
+    outcome, entries = await run_bundled("core/shell.run", inputs, runtime=runtime, workdir=tmp_path)
+    assert outcome.ok, outcome
+    assert [e.message for e in entries] == ["hi 3", str(tmp_path / "sub")]
+
+
+async def test_shell_rejects_bad_inputs(run_bundled: RunBundled) -> None:
+    outcome, _ = await run_bundled("core/shell.run", {"command": "true", "argv": ["true"]})
+    assert outcome.reason_code == Reason.INVALID_INPUT
+    outcome, _ = await run_bundled("core/shell.run", {"comand": "true"})
+    assert outcome.reason_code == Reason.INVALID_INPUT and "comand" in outcome.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [(None, LogLevel.INFO), ("DEBUG", LogLevel.DEBUG), ("warn", LogLevel.WARN), ("ERROR", LogLevel.ERROR)],
+)
+async def test_log_message_levels(run_bundled: RunBundled, level: str | None, expected: LogLevel) -> None:
+    inputs = {"message": "hello [bold]world[/]"} | ({"level": level} if level else {})
+    outcome, entries = await run_bundled("core/log.message", inputs)
+    assert outcome.ok and outcome.outputs == {}
+    assert [(e.message, e.level) for e in entries] == [("hello [bold]world[/]", expected)]
+
+
+async def test_python_script_outputs_and_logs(run_bundled: RunBundled) -> None:
+    script = "print('computing')\nctx.log.warn('careful', step=1)\noutputs['total'] = sum(inputs['xs'])\n"
+    outcome, entries = await run_bundled("core/python.script", {"script": script, "inputs": {"xs": [1, 2, 3]}})
+    assert outcome.ok and outcome.outputs == {"total": 6}
+    assert [(e.message, e.level) for e in entries] == [("computing", LogLevel.INFO), ("careful", LogLevel.WARN)]
+    assert entries[1].metadata["step"] == 1
+
+
+async def test_python_script_errors(run_bundled: RunBundled) -> None:
+    outcome, _ = await run_bundled("core/python.script", {"script": "1/0"})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.error["type"] == "ZeroDivisionError"
+    assert 'File "<script>", line 1' in outcome.error["stack"]
+    outcome, _ = await run_bundled("core/python.script", {"script": "outputs['x'] = object()"})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and "not JSON data" in outcome.error["message"]
+    outcome, _ = await run_bundled("core/python.script", {"script": "ctx.fail('bad input')"})
+    assert outcome.error["message"] == "bad input"
+
+
+async def test_util_sleep_and_fail(run_bundled: RunBundled) -> None:
+    outcome, _ = await run_bundled("core/util.sleep", {"seconds": 0.05})
+    assert outcome.ok and outcome.outputs == {"slept": 0.05}
+    outcome, _ = await run_bundled("core/util.fail", {"message": "on purpose", "exit_code": 9})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.exit_code == 9
+    assert outcome.error["message"] == "on purpose"
+
+
+async def _serve_http(stream: trio.SocketStream, requests: list[bytes]) -> None:
+    """A handwritten one-request HTTP/1.1 server (no threads): echoes what it got as JSON."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(v) for k, v in _headers(head) if k == "content-length"), 0)
+    while len(body) < length:
+        body += await stream.receive_some(65536)
+    requests.append(head + b"\r\n\r\n" + body)
+    method, path, _ = head.split(b"\r\n", 1)[0].decode().split(" ")
+    status = "404 Not Found" if path == "/missing" else "200 OK"
+    if path == "/text":
+        payload, ctype = b"just text", "text/plain"
+    else:
+        payload, ctype = json.dumps({"method": method, "path": path, "body": body.decode()}).encode(), "application/json"
+    response = (
+        f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(payload)}\r\n"
+        "X-Test: yes\r\nConnection: close\r\n\r\n"
+    ).encode() + payload
+    await stream.send_all(response)
+    await stream.aclose()
+
+
+def _headers(head: bytes) -> list[tuple[str, str]]:
+    lines = head.decode().split("\r\n")[1:]
+    return [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines)]
+
+
+async def test_http_request(run_bundled: RunBundled, nursery: trio.Nursery) -> None:
+    requests: list[bytes] = []
+    listeners = await nursery.start(
+        functools.partial(trio.serve_tcp, lambda s: _serve_http(s, requests), 0, host="127.0.0.1")
+    )
+    port = listeners[0].socket.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+
+    inputs = {"method": "post", "url": f"{base}/items", "body": {"a": 1}, "headers": {"X-Key": "k"}}
+    outcome, entries = await run_bundled("core/http.request", inputs)
+    assert outcome.ok, outcome
+    assert outcome.outputs["status"] == 200 and outcome.outputs["headers"]["x-test"] == "yes"
+    assert outcome.outputs["body"] == {"method": "POST", "path": "/items", "body": '{"a": 1}'}
+    assert b"Content-Type: application/json" in requests[0] and b"X-Key: k" in requests[0]
+    assert entries[0].message == f"POST {base}/items"
+
+    outcome, _ = await run_bundled("core/http.request", {"url": f"{base}/text"})
+    assert outcome.ok and outcome.outputs["body"] == "just text"
+
+    outcome, _ = await run_bundled("core/http.request", {"url": f"{base}/missing"})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and "returned HTTP 404" in outcome.error["message"]
+    outcome, _ = await run_bundled("core/http.request", {"url": f"{base}/missing", "allow_failed": True})
+    assert outcome.ok and outcome.outputs["status"] == 404
+
+
+async def test_http_connection_refused(run_bundled: RunBundled) -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    outcome, _ = await run_bundled("core/http.request", {"url": f"http://127.0.0.1:{port}/", "timeout": 2})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and "refused" in outcome.error["message"].lower()
