@@ -32,11 +32,20 @@ from kestra_trio.model.workflow import (
     Workflow,
 )
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_VALUES", "load_document", "load_workflow", "load_workflow_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
+    "build_workflow",
+    "load_document",
+    "load_workflow",
+    "load_workflow_text",
+    "read_workflow_file",
+]
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64
-MAX_VALUES = 100_000
+MAX_VALUES = 1_000_000  # a 10,000-task workflow has ~100,000 values
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + name for name in ("null", "bool", "int", "float", "str", "timestamp")}
@@ -261,7 +270,7 @@ class _Builder:
     def count(self, event: Any, size: int) -> None:
         self.total += size
         if self.total > MAX_VALUES:
-            self.fail(event, f"more than {MAX_VALUES} values (after expanding aliases); a workflow does not need that")
+            self.fail(event, f"more than {MAX_VALUES:,} values (after expanding aliases); a workflow does not need that")
 
     def finish(self, value: Any, size: int, anchor: str | None, event: Any) -> None:
         """Attach a completed value to its parent (or make it the document)."""
@@ -349,7 +358,11 @@ def _input_spec(item: dict[str, Any]) -> InputSpec:
 
 
 def _task_spec(item: dict[str, Any]) -> TaskSpec:
-    retry = item.get("retry") or {}
+    retry = dict(item.get("retry") or {})
+    if isinstance(retry.get("backoff"), dict):  # long form: backoff: {type, delay, max_delay}
+        long_form = retry.pop("backoff")
+        retry.update({k: v for k, v in long_form.items() if k in ("delay", "max_delay")})
+        retry["backoff"] = long_form.get("type", "constant")
     defaults = RetryPolicy()
     timeout = _seconds(item.get("timeout"))
     return TaskSpec(

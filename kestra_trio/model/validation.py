@@ -46,6 +46,7 @@ _LAST_SEGMENT = re.compile(r'(?:\.[A-Za-z0-9_-]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$
 TOP_KEYS = ("id", "namespace", "description", "enabled", "trigger", "inputs", "timeout", "security", "permissions", "tasks")
 TASK_KEYS = ("id", "type", "inputs", "needs", "retry", "timeout", "description")
 RETRY_KEYS = ("max", "backoff", "delay", "max_delay")
+BACKOFF_KEYS = ("type", "delay", "max_delay")
 INPUT_KEYS = ("name", "type", "default", "required", "description")
 TRIGGER_KEYS = ("type", "schedule")
 PERMISSION_KEYS = ("network", "filesystem", "env")
@@ -451,11 +452,23 @@ class _Checker:
                 self.add(join_path(path, "max"), f"must be a whole number of attempts (1 = no retry), got {_kind(attempts)}")
             elif attempts < 1:
                 self.add(join_path(path, "max"), f"must be at least 1 (the total number of attempts), got {attempts}")
-        self.choice(retry, "backoff", path, BACKOFF_TYPES)
-        delay = self.duration(retry, "delay", path, allow_zero=True)
-        max_delay = self.duration(retry, "max_delay", path)
+        backoff = retry.get("backoff")
+        if isinstance(backoff, dict):
+            # the long form: backoff: {type: exponential, delay: 200ms, max_delay: 2s}
+            bpath = join_path(path, "backoff")
+            self.keys(backoff, bpath, BACKOFF_KEYS)
+            for key in ("delay", "max_delay"):
+                if key in backoff and key in retry:
+                    self.add(join_path(path, key), f"set {key} once: either under retry or under retry.backoff")
+            self.choice(backoff, "type", bpath, BACKOFF_TYPES)
+            holder, hpath = {**retry, **backoff}, bpath
+        else:
+            self.choice(retry, "backoff", path, BACKOFF_TYPES)
+            holder, hpath = retry, path
+        delay = self.duration(holder, "delay", hpath, allow_zero=True) if "delay" in holder else None
+        max_delay = self.duration(holder, "max_delay", hpath) if "max_delay" in holder else None
         if delay is not None and max_delay is not None and delay > max_delay:
-            self.add(join_path(path, "delay"), "delay must not be longer than max_delay")
+            self.add(join_path(hpath, "delay"), "delay must not be longer than max_delay")
 
     def check_against_catalog(self, task_type: str, inputs: dict[str, Any] | None, path: str, *, inputs_ok: bool) -> None:
         assert self.catalog is not None
@@ -686,7 +699,21 @@ def workflow_json_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "properties": {
                     "max": {"type": "integer", "minimum": 1, "description": "Total number of attempts (1 = no retry)."},
-                    "backoff": {"enum": list(BACKOFF_TYPES), "description": "constant: wait delay each time; exponential: delay, 2*delay, 4*delay ... capped by max_delay."},
+                    "backoff": {
+                        "description": "constant: wait delay each time; exponential: delay, 2*delay, 4*delay ... capped by max_delay. Either the type alone or a mapping {type, delay, max_delay}.",
+                        "oneOf": [
+                            {"enum": list(BACKOFF_TYPES)},
+                            {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "type": {"enum": list(BACKOFF_TYPES)},
+                                    "delay": _DURATION,
+                                    "max_delay": _DURATION,
+                                },
+                            },
+                        ],
+                    },
                     "delay": {**_DURATION, "description": "Wait before the second attempt (default 1s). " + _DURATION["description"]},
                     "max_delay": {**_DURATION, "description": "Upper bound of the wait between attempts. " + _DURATION["description"]},
                 },

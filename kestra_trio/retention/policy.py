@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kestra_trio.config import RETENTION_ENV
+from kestra_trio.config import DEFAULT_RETENTION_DAYS, RETENTION_ENV
+from kestra_trio.config import retention_days as configured_retention_days
 from kestra_trio.errors import ConfigError
 
 DAY_MS = 86_400_000
@@ -137,8 +138,27 @@ def suggested_retention(current_days: int, size: int, threshold: int) -> int:
     return max(1, min(current_days - 1, math.floor(current_days * threshold / size)))
 
 
-def size_warnings(stats: DbStats, threshold_bytes: int, *, retention_days: int = 30) -> list[str]:
-    """One line per table whose approximate size is over `threshold_bytes` (empty if none)."""
+def size_warnings(
+    stats: DbStats, threshold_bytes: int | None = None, *, retention_days: int | None = None
+) -> list[str]:
+    """One line per table whose approximate size is over `threshold_bytes` (empty if none).
+
+    Args:
+        stats: from `purge.table_stats`.
+        threshold_bytes: default `KESTRA_TRIO_SIZE_WARNING_BYTES` (1 GB).
+        retention_days: the period in force, to suggest a shorter one; default
+            `KESTRA_TRIO_LOG_RETENTION_DAYS` (30 if unset or invalid).
+
+    Raises:
+        ConfigError: `threshold_bytes` is None and `KESTRA_TRIO_SIZE_WARNING_BYTES` is invalid.
+    """
+    if threshold_bytes is None:
+        threshold_bytes = size_warning_threshold()
+    if retention_days is None:
+        try:
+            retention_days = configured_retention_days()
+        except ConfigError:
+            retention_days = DEFAULT_RETENTION_DAYS
     warnings = []
     for table, size in ((LOGS_TABLE, stats.logs_bytes), (AUDIT_TABLE, stats.audit_bytes)):
         if size <= threshold_bytes:

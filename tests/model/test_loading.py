@@ -201,3 +201,15 @@ def test_fuzz_yamlish_text(text: str) -> None:
 @given(DOCUMENTS | WORKFLOWS)
 def test_fuzz_documents(document: object) -> None:
     assert_loads_cleanly(yaml.safe_dump(document, allow_unicode=True))
+
+
+def test_ten_thousand_task_workflow_loads_in_linear_time() -> None:
+    lines = ["id: big", "tasks:", "  - {id: t0, type: core/shell.run}"]
+    lines += [
+        f"  - {{id: t{i}, type: core/shell.run, needs: [t{i - 1}], inputs: {{command: 'echo {{{{ tasks.t{i - 1}.outputs.x }}}}'}}}}"
+        for i in range(1, 10_000)
+    ]
+    started = time.perf_counter()
+    workflow = load_workflow_text("\n".join(lines))
+    assert len(workflow.tasks) == 10_000
+    assert time.perf_counter() - started < 10

@@ -260,3 +260,28 @@ ANY_VALUE = st.recursive(
 def test_validate_document_never_raises(document: object) -> None:
     issues = validate_document(document, None, "fuzz", FakeCatalog())
     assert all(isinstance(issue, ValidationIssue) for issue in issues)
+
+
+def test_retry_backoff_long_form_is_accepted_and_checked():
+    from kestra_trio.errors import WorkflowInvalid
+    from kestra_trio.model.loading import load_workflow_text
+
+    text = """
+id: r
+tasks:
+  - id: a
+    type: core/shell.run
+    retry: {max: 4, backoff: {type: exponential, delay: 200ms, max_delay: 1s}}
+    inputs: {command: "true"}
+"""
+    policy = load_workflow_text(text, "wf.yaml").tasks[0].retry
+    assert (policy.max_attempts, policy.backoff, policy.delay, policy.max_delay) == (4, "exponential", 0.2, 1.0)
+    bad = text.replace("type: exponential", "type: linear").replace("max_delay: 1s", "max_delay: 100ms")
+    try:
+        load_workflow_text(bad, "wf.yaml")
+    except WorkflowInvalid as exc:
+        messages = [f"{i.path}: {i.message}" for i in exc.issues]
+    else:
+        raise AssertionError("invalid backoff accepted")
+    assert any(m.startswith("tasks[0].retry.backoff.type: must be one of constant, exponential") for m in messages)
+    assert any(m.startswith("tasks[0].retry.backoff.delay: delay must not be longer") for m in messages)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import tracemalloc
 from typing import Any
 
@@ -39,6 +40,16 @@ plugin.main()
 
 
 def group_alive(pgid: int) -> bool:
+    """True while a non-zombie process of the group runs, waiting up to 1 s for SIGKILL to land."""
+    deadline = time.monotonic() + 1.0
+    while _group_running(pgid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _group_running(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

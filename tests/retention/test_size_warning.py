@@ -139,3 +139,18 @@ def test_format_bytes() -> None:
     assert [format_bytes(n) for n in (0, 1023, 1024, 1536, 5 * 1024**2, int(1.2 * 1024**3), 3 * 1024**4)] == [
         "0 B", "1023 B", "1.0 KB", "1.5 KB", "5.0 MB", "1.2 GB", "3.0 TB",
     ]  # fmt: skip
+
+
+def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KESTRA_TRIO_SIZE_WARNING_BYTES", "1000")
+    monkeypatch.setenv("KESTRA_TRIO_LOG_RETENTION_DAYS", "10")
+    assert size_warnings(stats(2000)) == [
+        "execution_logs is 2.0 KB (over 1000 B): consider a shorter retention (KESTRA_TRIO_LOG_RETENTION_DAYS=5)"
+    ]
+    monkeypatch.setenv("KESTRA_TRIO_LOG_RETENTION_DAYS", "abc")  # the run reports that one itself
+    assert size_warnings(stats(2000)) == [
+        "execution_logs is 2.0 KB (over 1000 B): consider a shorter retention (KESTRA_TRIO_LOG_RETENTION_DAYS=15)"
+    ]
+    monkeypatch.setenv("KESTRA_TRIO_SIZE_WARNING_BYTES", "abc")
+    with pytest.raises(ConfigError):
+        size_warnings(stats(2000))

@@ -1,0 +1,56 @@
+from io import StringIO
+
+from rich.console import Console
+
+from kestra_trio.cli.run_view import LiveModel, live_table, progress_line, summary_lines
+from kestra_trio.engine.progress import ProgressEvent
+from kestra_trio.engine.runner import ExecutionResult, TaskResult
+from kestra_trio.model.workflow import RetryPolicy, TaskSpec, Workflow
+from kestra_trio.state.states import State
+
+AT = 1_795_000_000_123  # 2026-11-18T...:40.123Z
+
+
+def render(renderable) -> str:
+    console = Console(file=StringIO(), width=100, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_progress_lines_are_plain_and_neutralise_control_characters():
+    running = ProgressEvent("e", "extract", State.RUNNING, "STARTED", None, 2, 3, "core/shell.run", at=AT)
+    failed = ProgressEvent("e", "extract", State.FAILED, "PLUGIN_FAILED", "bad\x1b[31m thing", 3, 3, at=AT)
+    assert progress_line(running) == "11:06:40.123  RUNNING    extract  attempt 2/3"
+    line = progress_line(failed)
+    assert line.startswith("11:06:40.123  FAILED     extract  [PLUGIN_FAILED]  bad")
+    assert "\x1b" not in line
+    assert progress_line(ProgressEvent("e", None, State.RUNNING, "STARTED", None, at=AT)) is None
+
+
+def test_live_table_shows_state_attempt_and_duration():
+    workflow = Workflow(
+        "wf",
+        (TaskSpec("a", "core/shell.run", retry=RetryPolicy(2)), TaskSpec("b", "core/shell.run", needs=("a",))),
+    )
+    model = LiveModel.for_workflow(workflow)
+    model.apply(ProgressEvent("e", "a", State.RUNNING, "STARTED", None, 1, 2, at=AT), now=10.0)
+    text = render(live_table(model, now=12.5))
+    assert "a     RUNNING  1/2      2.5s" in text
+    assert "b     WAITING" in text
+    assert "1 RUNNING, 1 WAITING" in text
+
+
+def test_summary_names_the_failed_task_and_its_error():
+    result = ExecutionResult(
+        "abc", "wf", State.FAILED, "TASK_FAILED", "task 'boom' failed: exited 3", 1500,
+        tasks={"boom": TaskResult("boom", State.FAILED), "ok": TaskResult("ok", State.SUCCESS)},
+        failed_task_id="boom",
+        error={"message": "command exited with code 3", "exit_code": 3, "stderr_tail": ["oops"]},
+    )
+    assert summary_lines(result) == [
+        "Execution abc FAILED in 1.5s [TASK_FAILED] - 2 tasks: 1 FAILED, 1 SUCCESS",
+        "  reason: task 'boom' failed: exited 3",
+        "  failed task: boom: command exited with code 3 (exit code 3)",
+        "    | oops",
+        "  inspect: kestra-trio execution inspect abc",
+    ]

@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+from kestra_trio.config import default_db_path, resolve_db_path, retention_days
+from kestra_trio.errors import ConfigError
+
+
+def test_db_path_follows_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_db_path({"XDG_DATA_HOME": "/data"}) == Path("/data/kestra-trio/kestra.db")
+    assert default_db_path({}) == tmp_path / ".local/share/kestra-trio/kestra.db"
+    assert default_db_path({"XDG_DATA_HOME": "relative/ignored"}) == tmp_path / ".local/share/kestra-trio/kestra.db"
+
+
+def test_option_beats_env_beats_default():
+    env = {"KESTRA_TRIO_DB": "/env.db", "XDG_DATA_HOME": "/data"}
+    assert resolve_db_path("/opt.db", env) == Path("/opt.db")
+    assert resolve_db_path(None, env) == Path("/env.db")
+    assert resolve_db_path(None, {"XDG_DATA_HOME": "/data"}) == Path("/data/kestra-trio/kestra.db")
+
+
+def test_retention_days_and_alias():
+    assert retention_days({}) == 30
+    assert retention_days({"KESTRA_TRIO_LOG_RETENTION_DAYS": "7"}) == 7
+    assert retention_days({"AUTOKESTRA_LOG_RETENTION_DAYS": "9"}) == 9
+    for bad in ("abc", "0", "-3"):
+        with pytest.raises(ConfigError):
+            retention_days({"KESTRA_TRIO_LOG_RETENTION_DAYS": bad})
