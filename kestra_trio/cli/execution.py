@@ -320,10 +320,12 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
         chart = build_timeline(snapshot.execution, rows, snapshot.attempts_by_task, snapshot.taken_at_ms)
         longest_id = max((len(t.task_id) for t in rows), default=4)
         width = max(20, min(60, console.width - longest_id - 30))
+    # soft_wrap: long values and log lines are printed whole, never folded; tables still fit the width
     console.print(
         formatting.inspect_view(
             snapshot, show_inputs=show_inputs, truncate=truncate, timeline=chart, audit=audit, width=width
-        )
+        ),
+        soft_wrap=True,
     )
 
 

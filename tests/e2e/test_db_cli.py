@@ -124,9 +124,9 @@ def test_cleanup_honours_the_alias(db: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["abc", "0", "-3"])
 def test_invalid_retention_is_one_line_and_exit_2(db: Path, tmp_path: Path, value: str) -> None:
-    assert run("db", "migrate", "--db", str(db), home=tmp_path).returncode == 0
     result = run("db", "cleanup", "--db", str(db), env={"KESTRA_TRIO_LOG_RETENTION_DAYS": value}, home=tmp_path)
     assert_one_error_line(result, 2, "KESTRA_TRIO_LOG_RETENTION_DAYS must be")
+    assert not db.exists()  # checked before the database is touched
 
 
 def test_stats_json_and_size_warning(db: Path, tmp_path: Path) -> None:
@@ -153,9 +153,9 @@ def test_stats_json_and_size_warning(db: Path, tmp_path: Path) -> None:
 
 
 def test_invalid_size_threshold(db: Path, tmp_path: Path) -> None:
-    assert run("db", "migrate", "--db", str(db), home=tmp_path).returncode == 0
     result = run("db", "stats", "--db", str(db), env={"KESTRA_TRIO_SIZE_WARNING_BYTES": "1GB"}, home=tmp_path)
     assert_one_error_line(result, 2, "KESTRA_TRIO_SIZE_WARNING_BYTES must be a whole number of bytes")
+    assert not db.exists()  # checked before the database is touched
 
 
 def test_missing_database_is_not_created(tmp_path: Path) -> None:
