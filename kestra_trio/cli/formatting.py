@@ -13,7 +13,6 @@ control characters are shown as visible escapes instead of being executed.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from kestra_trio.cli.theme import level_style, state_style
+from kestra_trio.model.durations import format_duration as _format_seconds
+from kestra_trio.model.durations import parse_duration as _parse_duration
 
 if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
@@ -90,27 +91,10 @@ def clock_ms(ms: int | None) -> str:
 
 
 def format_duration_ms(ms: int | float | None) -> str:
-    """`500ms`, `2.5s`, `12s`, `1m 30s`, `2h 5m`, `3d 4h`; `-` when unknown."""
+    """`500ms`, `2.5s`, `12s`, `1m 30s`, `2h 5m`, `3d 4h` (model.durations); `-` when unknown."""
     if ms is None:
         return "-"
-    ms = max(0, int(round(ms)))
-    if ms < 1000:
-        return f"{ms}ms"
-    if ms < 60_000:
-        tenths = round(ms / 100) / 10
-        if tenths >= 60:
-            return "1m"
-        text = f"{tenths:.1f}".removesuffix(".0")
-        return f"{text}s"
-    seconds = ms // 1000
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    return _format_seconds(max(0, int(round(ms))) / 1000)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -118,20 +102,19 @@ def format_duration(seconds: float | None) -> str:
     return format_duration_ms(None if seconds is None else seconds * 1000)
 
 
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
-
-
 def parse_since(text: str) -> float:
-    """`30s`, `5m`, `2h`, `1d` (also `500ms`, `1.5h`) → seconds.
+    """`30s`, `5m`, `2h`, `1d` (also `500ms`, `1h30m`) → seconds; a unit is required.
 
     Raises:
         ValueError: with the exact message `execution logs` prints.
     """
-    match = _SINCE.match(text or "")
-    if not match:
+    stripped = (text or "").strip()
+    if not stripped or not stripped[-1].isalpha():
         raise ValueError(INVALID_TIME)
-    value = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    try:
+        value = _parse_duration(stripped.lower())
+    except ValueError:
+        raise ValueError(INVALID_TIME) from None
     if value <= 0:
         raise ValueError(INVALID_TIME)
     return value

@@ -12,6 +12,7 @@ how the engine makes sure a terminal state is never visible before the lines tha
 from __future__ import annotations
 
 import collections
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,10 +67,11 @@ class LogCollector:
         max_delay: float = 1.0,
         linger: float | None = 0.02,
         max_batch: int = 1000,
-        buffer_size: int = 2048,
+        buffer_size: int = 256,
         backlog_limit: int = 200_000,
         retry_delays: Sequence[float] = (0.1, 0.25, 0.5, 1.0, 2.0),
         close_grace: float = 10.0,
+        calm_period: float = 5.0,
         on_error: Callable[[str], None] = _stderr,
     ) -> None:
         self._sink = sink
@@ -82,7 +84,7 @@ class LogCollector:
         self._retry_delays = tuple(retry_delays)
         self._close_grace = close_grace
         self._on_error = on_error
-        self._send, self._receive = trio.open_memory_channel[LogEntry | _Barrier](buffer_size)
+        self._send, self._receive = trio.open_memory_channel[LogEntry | list[LogEntry] | _Barrier](buffer_size)
         self._control = self._send.clone()  # for barriers; closed with the collector
         self._backlog: collections.deque[LogEntry] = collections.deque()
         self._waiting_barriers: list[_Barrier] = []
@@ -90,12 +92,19 @@ class LogCollector:
         self._received = self._flushed = self._batches = self._dropped = 0
         self._episodes = self._failures = 0
         self._in_overflow = False
+        self._last_pressure = -math.inf
+        self._calm_period = calm_period
         self._failing = False
         self._closed = False
 
     # producer side -------------------------------------------------------------------
-    def sender(self) -> trio.MemorySendChannel[LogEntry]:
-        """A channel for one producer; close it (use `with`) when that producer is done."""
+    def sender(self) -> trio.MemorySendChannel[LogEntry | list[LogEntry]]:
+        """A channel for one producer; close it (use `with`) when that producer is done.
+
+        Send single entries, or lists of entries (a stream reader sends one list per chunk
+        it read: one channel operation instead of one per line). The channel holds
+        `buffer_size` items; keep lists to a few hundred entries so memory stays bounded.
+        """
         return self._send.clone()  # type: ignore[return-value]
 
     def set_masker(self, execution_id: str, masker: Masker) -> None:
@@ -132,37 +141,48 @@ class LogCollector:
         )
 
     # flusher side ---------------------------------------------------------------------
-    def _take(self, item: LogEntry | _Barrier) -> None:
+    def _take(self, item: LogEntry | list[LogEntry] | _Barrier) -> None:
         if isinstance(item, _Barrier):
             self._waiting_barriers.append(item)
             return
-        self._received += 1
-        masker = self._maskers.get(item.execution_id)
-        if masker is not None:
-            item.message = masker.mask(item.message)
-            if item.metadata:
-                item.metadata = masker.mask_value(item.metadata)
-        if len(self._backlog) >= self._backlog_limit:
-            self._backlog.popleft()
-            self._dropped += 1
-        self._backlog.append(item)
-        self._check_overflow(item)
+        entries = item if isinstance(item, list) else (item,)
+        if not entries:
+            return
+        self._received += len(entries)
+        if self._maskers:
+            for entry in entries:
+                masker = self._maskers.get(entry.execution_id)
+                if masker is not None:
+                    entry.message = masker.mask(entry.message)
+                    if entry.metadata:
+                        entry.metadata = masker.mask_value(entry.metadata)
+        overflow = len(self._backlog) + len(entries) - self._backlog_limit
+        if overflow > 0:  # only while the database keeps failing: counted and reported
+            for _ in range(min(overflow, len(self._backlog))):
+                self._backlog.popleft()
+            self._dropped += overflow
+        self._backlog.extend(entries)
+        self._check_overflow(entries[-1])
 
     def _check_overflow(self, item: LogEntry) -> None:
+        """One WARN per episode of pressure; an episode ends after a calm period."""
         used = self._receive.statistics().current_buffer_used
-        if not self._in_overflow and used >= self._buffer_size * 0.9:
-            self._in_overflow = True
-            self._episodes += 1
-            self._backlog.append(
-                LogEntry(
-                    item.execution_id,
-                    None,
-                    LogLevel.WARN,
-                    "scheduler",
-                    OVERFLOW_MESSAGE,
-                    {"component": "log_collector", "buffered": used},
+        now = trio.current_time()
+        if used >= self._buffer_size * 0.9:
+            if not self._in_overflow and now - self._last_pressure > self._calm_period:
+                self._episodes += 1
+                self._backlog.append(
+                    LogEntry(
+                        item.execution_id,
+                        None,
+                        LogLevel.WARN,
+                        "scheduler",
+                        OVERFLOW_MESSAGE,
+                        {"component": "log_collector", "buffered": used},
+                    )
                 )
-            )
+            self._in_overflow = True
+            self._last_pressure = now
         elif self._in_overflow and used <= self._buffer_size * 0.25:
             self._in_overflow = False
 

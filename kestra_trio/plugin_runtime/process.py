@@ -108,6 +108,11 @@ def _builtin_shell_plan(invocation: Invocation) -> _Plan:
     return _Plan(argv, env, cwd, None, None)
 
 
+def _has_command(inputs: dict[str, Any]) -> bool:
+    argv = inputs.get("argv")
+    return isinstance(inputs.get("command"), str) or (isinstance(argv, list) and bool(argv))
+
+
 def _process_plan(invocation: Invocation) -> _Plan:
     argv = list(invocation.manifest.argv)
     env = _base_env(invocation)
@@ -365,7 +370,14 @@ async def run_action(
             f"inputs do not match the input schema of {invocation.task_type}: " + "; ".join(problems),
             type="InvalidInput",
         )
-    plan = _builtin_shell_plan(invocation) if is_builtin(invocation) else _process_plan(invocation)
+    builtin = is_builtin(invocation)
+    if builtin and not _has_command(invocation.inputs):
+        return Outcome.failure(
+            Reason.INVALID_INPUT,
+            f"{invocation.task_type} needs `command` (a string) or `argv` (a non-empty list)",
+            type="InvalidInput",
+        )
+    plan = _builtin_shell_plan(invocation) if builtin else _process_plan(invocation)
     try:
         return await _run_plan(invocation, plan, log_send, reaper, kill_grace, output_limit, task_status)
     finally:
@@ -388,10 +400,12 @@ async def _run_plan(
     try:
         process = await _spawn(plan)
     except OSError as exc:
+        program = plan.argv[0] if plan.argv else "plugin"
+        detail = exc.strerror or str(exc)
+        if exc.filename and str(exc.filename) != program:  # e.g. the working directory
+            detail += f": {exc.filename}"
         return Outcome.failure(
-            Reason.PLUGIN_NOT_STARTED,
-            f"cannot start {plan.argv[0] if plan.argv else 'plugin'}: {exc.strerror or exc}",
-            type=type(exc).__name__,
+            Reason.PLUGIN_NOT_STARTED, f"cannot start {program}: {detail}", type=type(exc).__name__
         )
     handle = ProcessHandle(pid=process.pid, pgid=process.pid)
     emitter = _LogEmitter(invocation, log_send, output_limit)

@@ -25,12 +25,17 @@ def _dump_metadata(metadata: dict) -> str | None:
 
 def insert_logs_sync(raw: sqlite3.Connection, entries: Sequence[LogEntry]) -> None:
     """Insert a batch and keep `executions.log_entry_count` exact, in the caller's transaction."""
+    encoded: dict[int, str | None] = {}  # stream readers share one metadata dict per stream
+
+    def metadata(e: LogEntry) -> str | None:
+        key = id(e.metadata)
+        if key not in encoded:
+            encoded[key] = _dump_metadata(e.metadata)
+        return encoded[key]
+
     raw.executemany(
         _INSERT,
-        [
-            (e.execution_id, e.task_id, e.timestamp, str(e.level), e.source, e.message, _dump_metadata(e.metadata))
-            for e in entries
-        ],
+        [(e.execution_id, e.task_id, e.timestamp, str(e.level), e.source, e.message, metadata(e)) for e in entries],
     )
     counts = Counter(e.execution_id for e in entries)
     raw.executemany(

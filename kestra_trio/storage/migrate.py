@@ -108,6 +108,7 @@ def rollback_sync(raw: sqlite3.Connection, to: int) -> list[int]:
     """Roll back every applied migration above version `to`, newest first."""
     if to < 0:
         raise MigrationError("--to must be 0 or a migration version")
+    _check_ours(raw)  # else current_version() would create schema_migrations in a foreign file
     version = current_version(raw)
     rolled = []
     for migration in reversed(available_migrations()):

@@ -173,6 +173,19 @@ def test_garbage_file_is_exit_3(tmp_path: Path) -> None:
         assert_one_error_line(result, 3, "not a kestra-trio database or the file is corrupt")
 
 
+def test_foreign_sqlite_file_is_exit_3(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as raw:
+        raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    raw.close()
+    for command in (["migrate"], ["rollback", "--to", "0"], ["stats"]):
+        result = run("db", *command, "--db", str(other), home=tmp_path)
+        assert_one_error_line(result, 3, "this SQLite file belongs to something else")
+    raw = sqlite3.connect(other)
+    assert [n for (n,) in raw.execute("SELECT name FROM sqlite_master")] == ["customers"]
+    raw.close()
+
+
 def test_newer_database_is_exit_3(db: Path, tmp_path: Path) -> None:
     assert run("db", "migrate", "--db", str(db), home=tmp_path).returncode == 0
     with sqlite3.connect(db) as raw:

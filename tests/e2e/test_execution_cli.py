@@ -317,8 +317,8 @@ def test_inspect_flags(db: Path) -> None:
     timeline = kt("inspect", "ex-failed", "--timeline", db=db).stdout
     chart = timeline.split("Timeline\n", 1)[1].splitlines()
     assert chart[0].strip().startswith("0s") and chart[0].rstrip().endswith("3.5s")
-    assert chart[1].startswith("fetch  █") and "░" in chart[1] and chart[1].rstrip().endswith("+50ms  3s")
-    assert chart[2].startswith("parse  ") and chart[2].rstrip().endswith("+3.1s  300ms  FAILED")
+    assert chart[1].startswith("fetch █") and "░" in chart[1] and chart[1].rstrip().endswith("+50ms  3s")
+    assert chart[2].startswith("parse  ")  # starts after fetch ended and chart[2].rstrip().endswith("+3.1s  300ms  FAILED")
 
     audit = kt("inspect", "ex-failed", "--audit", db=db).stdout.split("Audit events (", 1)[1]
     assert "STATE_CHANGE  task fetch: RUNNING → WAITING  reason=BACKOFF  message=exit code 1" in audit
@@ -356,7 +356,9 @@ def test_list(db: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS"]
     ids = [line.split()[0] for line in lines[1:]]
-    assert ids == ["ex-many", "ex-stuck", "ex-since", "ex-nologs", "ex-failed", "ex-success"]  # newest first
+    assert sorted(ids) == ["ex-failed", "ex-many", "ex-nologs", "ex-since", "ex-stuck", "ex-success"]
+    created = [d["created_at"] for d in json.loads(kt("list", "--json", db=db).stdout)]
+    assert [d for d in created] == sorted(created, reverse=True)  # newest first
     assert any(line.startswith("ex-failed") and "1 SUCCESS 1 FAILED" in line for line in lines)
     data = json.loads(kt("list", "--json", "--workflow", "etl", db=db).stdout)
     assert [d["id"] for d in data] == ["ex-failed"] and data[0]["task_states"] == {"SUCCESS": 1, "FAILED": 1}

@@ -56,7 +56,7 @@ async def test_strict_mode_writes_a_partial_batch_one_second_after_the_oldest_en
 
 async def test_a_full_batch_of_100_is_written_at_once(autojump_clock):
     sink = FakeSink()
-    collector = LogCollector(sink, linger=None)
+    collector = LogCollector(sink, linger=None, buffer_size=1000)
     async with trio.open_nursery() as nursery:
         await nursery.start(collector.run)
         start = trio.current_time()
@@ -184,3 +184,35 @@ async def test_entries_are_masked_before_they_are_written(autojump_clock):
     first, second = sink.batches[0][1]
     assert first.message == f"token={MASK}" and first.metadata == {"k": MASK}
     assert second.message.endswith("hunter2-secret")
+
+
+async def test_lists_of_entries_count_as_entries_and_keep_their_order(autojump_clock):
+    sink = FakeSink()
+    collector = LogCollector(sink, linger=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+        with collector.sender() as send:
+            await send.send([entry(i) for i in range(60)])
+            await send.send(entry(60))
+            await send.send([entry(i) for i in range(61, 130)])
+            await trio.sleep(0.001)
+            assert sum(len(b) for _, b in sink.batches) == 130  # >= 100 buffered: written at once
+        collector.close()
+    assert sink.messages == [f"line {i}" for i in range(130)]
+    assert collector.statistics().received == 130
+
+
+async def test_sustained_pressure_is_one_episode(autojump_clock):
+    sink = FakeSink(delay=0.01)
+    collector = LogCollector(sink, linger=None, buffer_size=20, calm_period=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+        with collector.sender() as send:
+            for burst in range(3):  # three bursts within the calm period
+                for i in range(200):
+                    await send.send(entry(i))
+                await trio.sleep(0.5)
+            await collector.flush()
+        collector.close()
+    assert collector.statistics().overflow_episodes == 1
+    assert sink.messages.count(OVERFLOW_MESSAGE) == 1

@@ -94,6 +94,22 @@ async def test_success_outputs_logs_and_metadata(inv_for: InvFor, make_plugin: M
     assert (entry.execution_id, entry.task_id, entry.source) == ("exec-1", "task-1", "plugin:t/test.go")
 
 
+async def test_plugin_in_any_language(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    script = """
+    input=$(cat)
+    echo "got: $input"
+    echo "WARN this is a warning" >&2
+    printf '{"outputs": {"ok": true}}' > "$KESTRA_TRIO_RESULT_FILE"
+    """
+    manifest = make_plugin(script, command=["/bin/sh", "main.py"])
+    outcome, entries = await run_plugin(inv_for(manifest, {"x": 1}, task_id="shell-task"))
+    assert outcome.ok and outcome.outputs == {"ok": True}
+    got = entries[0].message if entries[0].metadata["stream"] == "stdout" else entries[1].message
+    assert got.startswith('got: {"protocol":1,"action":"go","inputs":{"x":1}')
+    assert '"task_id":"shell-task"' in got
+    assert any(e.level == LogLevel.WARN and e.message == "WARN this is a warning" for e in entries)
+
+
 async def test_handle_is_given_at_start(inv_for: InvFor, make_plugin: MakePlugin) -> None:
     manifest = make_plugin(SDK_OK)
     send, receive = trio.open_memory_channel[LogEntry](100)

@@ -147,6 +147,14 @@ async def test_foreign_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
     assert objects(check, "table") == {"customers"}  # nothing of ours was created in it
 
 
+def test_rollback_refuses_a_foreign_file(tmp_path: Path) -> None:
+    raw = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
+    raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    with pytest.raises(StorageError, match="belongs to something else"):
+        rollback_sync(raw, 0)
+    assert objects(raw, "table") == {"customers"}  # no schema_migrations created in it
+
+
 @pytest.mark.xfail(
     strict=False,
     reason="db.py switches journal_mode to WAL (persistent) before _check_ours refuses the file",
