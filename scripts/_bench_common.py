@@ -85,6 +85,7 @@ def print_header(title: str) -> None:
     print(f"command: {command_line()}")
     print(f"machine: {machine_description()}")
     print(f"cli:     {CLI}")
+    print(f"load:    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min load average at start; other work on the machine adds noise)")
     print(flush=True)
 
 

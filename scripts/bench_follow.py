@@ -11,7 +11,7 @@ and timestamps every line it receives (time.time_ns(), same clock as `date`).
 latency = arrival - the timestamp embedded by the plugin. Reports median, p95 and worst,
 and checks that every tick arrived exactly once (exit 1 if any is missing or duplicated).
 
-    .venv/bin/python scripts/bench_follow.py                    # 250 lines, 30 ms apart
+    .venv/bin/python scripts/bench_follow.py                    # 2 runs of 250 lines, 30 ms apart
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=250)
     ap.add_argument("--interval", type=float, default=0.03, help="seconds between lines (20-50 ms)")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds the task waits before the first line")
-    ap.add_argument("--repeat", type=int, default=1, help="runs (latencies are pooled)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs (latencies are pooled)")
     ap.add_argument("--tmpdir", default=None)
     args = ap.parse_args()
     print_header("bench_follow: plugin line -> `execution logs --follow --jsonl` latency (target 6)")

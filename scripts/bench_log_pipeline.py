@@ -53,13 +53,17 @@ INSERT = (
 TASKS = 100
 
 
-def make_entries(n: int) -> list[LogEntry]:
+def make_entries(n: int, shared_metadata: bool) -> list[LogEntry]:
     base = 1_700_000_000_000
     per_task = max(1, n // TASKS)
     out = []
+    shared = {}
     for i in range(n):
         t = i // per_task
-        meta = {"plugin": "core/shell", "action": "run", "attempt": 1, "stream": "stdout"}
+        if shared_metadata:  # one dict per task stream, as a stream reader can share it
+            meta = shared.setdefault(t, {"plugin": "core/shell", "action": "run", "attempt": 1, "stream": "stdout"})
+        else:  # a fresh dict per line, as plugin_runtime/process.py _LogEmitter.entry builds it
+            meta = {"plugin": "core/shell", "action": "run", "attempt": 1, "stream": "stdout"}
         out.append(
             LogEntry(EXEC_ID, f"t{t:04d}", LogLevel.INFO, SOURCE, f"line {i % per_task} of task t{t:04d}", meta, base + i // 50)
         )
@@ -131,14 +135,14 @@ def con_count(path: Path) -> int:
         con.close()
 
 
-def bench_collector(path: Path, entries: list[LogEntry], batch: int, producers: int, style: str, max_batch: int | None = None):
+def bench_collector(path: Path, entries: list[LogEntry], batch: int, producers: int, style: str, chunk: int):
     trio.run(create_db, path)
     gc.collect()
     result = {}
 
     async def main():
         async with open_database(path) as db:
-            collector = LogCollector(LogStore(db), batch_size=batch, max_batch=max_batch or batch, linger=0.02)
+            collector = LogCollector(LogStore(db), batch_size=batch, max_batch=batch, linger=0.02)
             chunk = (len(entries) + producers - 1) // producers
             slices = [entries[i : i + chunk] for i in range(0, len(entries), chunk)]
             senders = [collector.sender() for _ in slices]
@@ -156,7 +160,12 @@ def bench_collector(path: Path, entries: list[LogEntry], batch: int, producers: 
                     for e in part:
                         await send.send(e)
 
-            produce = produce_nowait if style == "nowait" else produce_await
+            async def produce_chunks(send, part):
+                with send:
+                    for i in range(0, len(part), chunk):
+                        await send.send(part[i : i + chunk])
+
+            produce = {"nowait": produce_nowait, "await": produce_await, "chunk": produce_chunks}[style]
             async with trio.open_nursery() as outer:
                 await outer.start(collector.run)
                 t0 = time.perf_counter()
@@ -179,7 +188,19 @@ def main() -> int:
     ap.add_argument("--big-repeat", type=int, default=1, help="repetitions for larger sizes")
     ap.add_argument("--producers", type=int, default=8, help="concurrent producers (tasks) feeding the collector")
     ap.add_argument("--quick", action="store_true", help="10k and 200k entries")
-    ap.add_argument("--no-await-style", action="store_true", help="skip the await-per-entry producer style")
+    ap.add_argument(
+        "--styles",
+        default="await,chunk",
+        help="producer styles: await (await send per entry, as process.py), chunk (await send of a list of "
+        "--chunk entries), nowait (send_nowait per entry: the collector alone)",
+    )
+    ap.add_argument("--chunk", type=int, default=200, help="entries per list in the chunk style")
+    ap.add_argument(
+        "--metadata",
+        choices=["per-entry", "shared"],
+        default="per-entry",
+        help="per-entry: a fresh metadata dict per line (process.py today); shared: one dict per task stream",
+    )
     ap.add_argument("--tmpdir", default=None)
     args = ap.parse_args()
     if args.quick:
@@ -188,12 +209,13 @@ def main() -> int:
     print_header("bench_log_pipeline: LogCollector -> SQLite vs raw sqlite3 executemany (target 2 ratio)")
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
-    styles = ["nowait"] if args.no_await_style else ["nowait", "await"]
+    styles = [x.strip() for x in args.styles.split(",") if x.strip()]
+    print(f"producers {args.producers}, styles {styles}, chunk {args.chunk}, metadata {args.metadata}\n", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="kt-bench-logs-", dir=args.tmpdir))
     rows_out, problems = [], []
     seq = 0
     for n in sizes:
-        entries = make_entries(n)
+        entries = make_entries(n, args.metadata == "shared")
         rows = to_rows(entries)
         reps = args.repeat if n <= 100_000 else args.big_repeat
         for batch in batches:
@@ -205,7 +227,7 @@ def main() -> int:
                 for style in styles:
                     seq += 1
                     path = tmp / f"coll-{seq}.db"
-                    elapsed, st = bench_collector(path, entries, batch, args.producers, style)
+                    elapsed, st = bench_collector(path, entries, batch, args.producers, style, args.chunk)
                     problem = check(path, n)
                     if problem:
                         problems.append(f"collector n={n} batch={batch} {style}: {problem}")
@@ -244,7 +266,10 @@ def main() -> int:
     print_table(
         ["entries", "batch", "producer", "raw rows/s", "collector rows/s", "ratio", "txns", "rows/txn", "overflow", "target >= 70%"],
         rows_out,
-        title=f"medians; collector fed by {args.producers} producers; raw = sqlite3 executemany in transactions of `batch`",
+        title=(
+            f"medians; collector fed by {args.producers} producers, metadata {args.metadata}; "
+            "raw = sqlite3 executemany in transactions of `batch`"
+        ),
     )
     if problems:
         for p in problems:

@@ -590,8 +590,11 @@ def timeline_bar(row: Any, span: int, width: int) -> Text:
             cells[index] = FULL
             styles[index] = style
     text = Text()
-    for char, style in zip(cells, styles):
-        text.append(char, style=style)
+    start = 0
+    for index in range(1, width + 1):  # one span per run of equal cells, not one per cell
+        if index == width or styles[index] != styles[start] or cells[index] != cells[start]:
+            text.append("".join(cells[start:index]), style=styles[start])
+            start = index
     return text
 
 

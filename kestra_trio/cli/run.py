@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -117,17 +118,23 @@ async def run(
 
 
 async def _retention(database, keep_days: int) -> None:
-    """Retention cleanup runs when an engine starts; it never delays or fails the run."""
-    try:
-        from kestra_trio.retention.purge import cleanup, size_warnings, table_stats
-    except ImportError:  # pragma: no cover
-        return
-    try:
-        await cleanup(database, retention_days=keep_days)
-        for warning in size_warnings(await table_stats(database)):
-            _print_err(f"kestra-trio: warning: {warning}")
-    except Exception as exc:
-        _print_err(f"kestra-trio: warning: retention cleanup failed ({exc})")
+    """Retention runs when an engine starts and every 24 h while it runs; it never delays or
+    fails the execution. After the first cleanup, oversized tables get a warning."""
+    import trio
+
+    from kestra_trio.retention.purge import run_retention_service, size_warnings, table_stats
+
+    first_done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            partial(run_retention_service, database, retention_days=keep_days, on_report=lambda _: first_done.set())
+        )
+        await first_done.wait()
+        try:
+            for warning in size_warnings(await table_stats(database), retention_days=keep_days):
+                _print_err(f"kestra-trio: warning: {warning}")
+        except Exception as exc:
+            _print_err(f"kestra-trio: warning: cannot measure the database size ({exc})")
 
 
 class _View:

@@ -32,6 +32,9 @@ def _configure(raw: sqlite3.Connection, readonly: bool) -> None:
     raw.isolation_level = None  # explicit BEGIN IMMEDIATE / COMMIT only
     raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:
+        from kestra_trio.storage.migrate import _check_ours
+
+        _check_ours(raw)  # before WAL: SQLite keeps the journal mode, so never touch a foreign file
         mode = raw.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal" and raw.execute("PRAGMA database_list").fetchone()[2]:
             raise StorageError(f"cannot switch the database to WAL mode (got {mode!r})")

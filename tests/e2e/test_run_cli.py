@@ -182,3 +182,24 @@ def test_sigkill_of_the_engine_leaves_no_plugin_process(tmp_path):
     result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=db)
     assert result.returncode == 0
     assert ("FAILED", "ENGINE_LOST") in db_rows(db, "SELECT state, reason_code FROM executions")
+
+
+def test_engine_warns_when_log_tables_outgrow_the_threshold(tmp_path):
+    db = tmp_path / "k.db"
+    kt("run", str(ROOT / "examples" / "hello.yaml"), db=db)
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=db, env={"KESTRA_TRIO_SIZE_WARNING_BYTES": "1000"})
+    assert result.returncode == 0
+    assert "warning: execution_logs is" in result.stderr and "KESTRA_TRIO_LOG_RETENTION_DAYS" in result.stderr
+
+
+def test_engine_start_deletes_expired_logs(tmp_path):
+    db = tmp_path / "k.db"
+    kt("run", str(ROOT / "examples" / "hello.yaml"), db=db)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO execution_logs (execution_id, task_id, timestamp, level, source, message) "
+            "VALUES ('old', NULL, 1000, 'INFO', 'scheduler', 'ancient')"
+        )
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=db, env={"KESTRA_TRIO_LOG_RETENTION_DAYS": "1"})
+    assert result.returncode == 0
+    assert db_rows(db, "SELECT COUNT(*) FROM execution_logs WHERE message = 'ancient'") == [(0,)]

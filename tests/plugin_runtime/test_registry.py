@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -105,3 +106,31 @@ def test_schemas_are_checked_on_first_use(tmp_path: Path) -> None:
 
 def test_unknown_task_type_is_both_errors() -> None:
     assert issubclass(UnknownTaskType, PluginNotFound) and issubclass(UnknownTaskType, LookupError)
+
+
+# ---------------------------------------------------------------- `kestra-trio plugin` (in-process)
+
+
+def test_cli_plugin_list_json_and_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kestra_trio.cli import main
+
+    make_plugin(tmp_path, "alpha")
+    assert main(["plugin", "list", "--json", "--plugins", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"core/shell.run", "acme/alpha.go"} <= {row["type"] for row in rows}
+
+    assert main(["plugin", "validate", str(tmp_path / "alpha")]) == 0
+    assert "ok: acme/alpha 1.0.0 (1 action(s): acme/alpha.go)" in capsys.readouterr().out
+    make_plugin(tmp_path, "bad", version="1")
+    assert main(["plugin", "validate", str(tmp_path / "bad")]) == 4
+    assert "version must be valid semver (e.g., 1.0.0)" in capsys.readouterr().out
+
+
+def test_cli_plugin_inspect(capsys: pytest.CaptureFixture[str]) -> None:
+    from kestra_trio.cli import main
+
+    assert main(["plugin", "inspect", "core/shell", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "core/shell" and data["actions"][0]["input"]["oneOf"]
+    assert main(["plugin", "inspect", "core/shel"]) == 4
+    assert "no plugin core/shel (did you mean core/shell?)" in capsys.readouterr().err

@@ -235,3 +235,14 @@ async def test_service_on_a_real_database(db: Database) -> None:
             nursery.cancel_scope.cancel()
     assert reports[0].logs_deleted == 1
     assert (await db.run(snapshot))["logs"] == 0
+
+
+async def test_cancel_between_batches_leaves_a_consistent_database(db: Database) -> None:
+    await seed(db, old_logs=3000, recent_logs=0, old_audit=0, recent_audit=0)
+    with trio.CancelScope() as scope:
+        await cleanup(db, retention_days=30, now_ms=NOW, on_batch=lambda *_: scope.cancel())
+    assert scope.cancelled_caught
+    after = await db.run(snapshot)
+    assert after["logs"] == 2000  # the first batch committed whole, nothing after it
+    assert after["counts"] == {"ex-2": 0, **after["actual"]}  # type: ignore[dict-item]
+    assert after["state"] == (0, None)  # an interrupted cleanup is not recorded as done

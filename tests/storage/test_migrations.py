@@ -155,10 +155,6 @@ def test_rollback_refuses_a_foreign_file(tmp_path: Path) -> None:
     assert objects(raw, "table") == {"customers"}  # no schema_migrations created in it
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="db.py switches journal_mode to WAL (persistent) before _check_ours refuses the file",
-)
 async def test_foreign_sqlite_file_is_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     raw = sqlite3.connect(path)

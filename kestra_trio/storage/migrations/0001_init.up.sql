@@ -111,7 +111,7 @@ BEGIN
 END;
 
 CREATE TRIGGER audit_delete_only_expired BEFORE DELETE ON execution_audit_events
-WHEN OLD.timestamp >= (SELECT audit_cutoff FROM retention_state WHERE id = 1)
+WHEN OLD.timestamp >= COALESCE((SELECT audit_cutoff FROM retention_state WHERE id = 1), 0)
 BEGIN
     SELECT RAISE(ABORT, 'execution_audit_events is append-only (only retention cleanup may delete expired rows)');
 END;
