@@ -136,6 +136,7 @@ def _start_long_run(tmp_path, db):
         env={**os.environ, "NO_COLOR": "1"},
     )
     pid = wait_for(lambda: db_rows(db, "SELECT pid FROM task_attempts WHERE state = 'RUNNING'"))[0][0]
+    wait_for(lambda: db_rows(db, "SELECT 1 FROM execution_logs WHERE message = 'started'"))  # the plugin is running
     return proc, pid
 
 
