@@ -231,12 +231,10 @@ async def _follow(database, reads, log_filter, execution_id: str, render, write,
     while True:
         state = await database.run(reads.execution_state, execution_id)
         while True:
-            page = await database.run(reads.log_page_by_id, log_filter, cursor, PAGE_SIZE)
-            if not page:
-                break
-            write(render(page))
-            printed += len(page)
-            cursor = page[-1][0]
+            page, cursor = await database.read(reads.log_follow_page, log_filter, cursor, PAGE_SIZE)
+            if page:
+                write(render(page))
+                printed += len(page)
             if len(page) < PAGE_SIZE:
                 break
         out.flush()

@@ -219,7 +219,8 @@ class LogJsonFormatter:
     """Fast `log_json` for one execution: the same text, built without a dict per row.
 
     Strings go through the C string encoder; the timestamp's second part is cached; stored
-    metadata (JSON text written by our own writer) is re-encoded only when present.
+    metadata is JSON text that our own writer produced with `json.dumps`, so it is copied
+    into the line as is instead of being parsed and encoded again.
     """
 
     __slots__ = ("_head", "_second", "_prefix")
@@ -236,6 +237,9 @@ class LogJsonFormatter:
             self._prefix = ',"timestamp":"' + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         if metadata is None:
             meta = "{}"
+        elif metadata.__class__ is str and metadata[:1] == "{" and metadata[-1:] == "}":
+            # stored by our own writer with json.dumps: already a JSON object, copied as is
+            meta = metadata
         else:
             meta = _encode(log_json_object("", None, 0, "", "", "", metadata)["metadata"])
         return (

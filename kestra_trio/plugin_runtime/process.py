@@ -47,6 +47,8 @@ DRAIN_READ_DEADLINE = 2.0
 #: last resort for delivering drained lines if the log consumer stopped receiving
 DRAIN_SEND_DEADLINE = 30.0
 STDERR_TAIL_LINES = 20
+#: how long to wait for SIGKILLed group members to be gone before returning
+GROUP_EXIT_WAIT = 1.0
 _SDK_ROOT = str(Path(kestra_trio.__file__).resolve().parent.parent)
 _CORE_KEYS = ("plugin", "action", "stream", "attempt")
 
@@ -232,11 +234,44 @@ class _Drain:
 # ---------------------------------------------------------------- killing
 
 
-def _signal_group(handle: ProcessHandle, sig: signal.Signals) -> None:
+def _signal_group(handle: ProcessHandle, sig: signal.Signals) -> bool:
+    """Signal the whole group; False when no process of it is left."""
     try:
         os.killpg(handle.pgid, sig)
     except (ProcessLookupError, PermissionError):
-        pass
+        return False
+    return True
+
+
+def _group_running(pgid: int) -> bool:
+    """True while a process of group ``pgid`` is not yet dead (zombies count as dead).
+
+    Reads /proc (Linux); elsewhere it answers False and the final SIGKILL has to do.
+    """
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+async def _wait_group_gone(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
+    """After SIGKILL, wait (bounded) until the kernel has really ended every member, so
+    "no process outlives its task" holds when run_action returns. Only runs when the final
+    SIGKILL found survivors (background jobs), so the common path pays nothing."""
+    with trio.move_on_after(timeout):
+        while _group_running(pgid):
+            await trio.sleep(0.005)
 
 
 async def _terminate(process: trio.Process, handle: ProcessHandle, kill_grace: float) -> None:
@@ -450,7 +485,9 @@ async def _supervise(
             with trio.CancelScope(shield=True):
                 await _terminate(process, handle, kill_grace)
         handle.exit_code = process.returncode
-        _signal_group(handle, signal.SIGKILL)  # grandchildren still in the group
+        if _signal_group(handle, signal.SIGKILL):  # grandchildren were still in the group
+            with trio.CancelScope(shield=True):
+                await _wait_group_gone(handle.pgid)
         now = trio.current_time()
         drain.stop_reading_at(now + DRAIN_READ_DEADLINE)
         pump_scope.deadline = now + DRAIN_SEND_DEADLINE

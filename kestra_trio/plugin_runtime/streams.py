@@ -235,7 +235,7 @@ class OutputBudget:
 
     def admit(self, stream: Stream, line: str) -> bool:
         """True: emit the line now. False: the budget keeps it for the tail (or drops it)."""
-        size = len(line.encode("utf-8", errors="surrogateescape")) + 1
+        size = (len(line) if line.isascii() else len(line.encode("utf-8", errors="replace"))) + 1
         if self.used + size <= self.limit:
             self.used += size
             return True

@@ -93,6 +93,24 @@ def log_page_by_id(raw: sqlite3.Connection, f: LogFilter, after_id: int, limit: 
     ).fetchall()
 
 
+def log_follow_page(
+    raw: sqlite3.Connection, f: LogFilter, after_id: int, limit: int = 1000
+) -> tuple[list[LogTuple], int]:
+    """`log_page_by_id` plus the cursor to resume from; run it in ONE read transaction (`db.read`).
+
+    When the page is not full, every row up to the newest id visible in this snapshot has
+    been looked at, so the cursor moves there even if the filter matched none of them: a
+    follower of a quiet task does not rescan another execution's new rows at every poll.
+    That is safe because SQLite has one writer at a time and AUTOINCREMENT ids grow in
+    commit order: once id N is visible, no row with a smaller id can appear later.
+    """
+    rows = log_page_by_id(raw, f, after_id, limit)
+    if len(rows) == limit:
+        return rows, rows[-1][0]
+    top = raw.execute("SELECT MAX(id) FROM execution_logs").fetchone()[0] or 0
+    return rows, max(after_id, top, rows[-1][0] if rows else 0)
+
+
 def execution_state(raw: sqlite3.Connection, execution_id: str) -> str | None:
     row = raw.execute("SELECT state FROM executions WHERE id = ?", (execution_id,)).fetchone()
     return row[0] if row else None

@@ -463,3 +463,38 @@ def test_against_a_real_run(tmp_path: Path) -> None:
     inspected = json.loads(kt("inspect", execution["id"], "--json", db=path).stdout)
     assert inspected["execution"]["state"] == execution["state"]
     assert kt("logs", execution["id"], "--follow", db=path).returncode == 0  # finished: exits at once
+
+
+def _run_on_a_terminal(argv: list[str], env: dict[str, str]) -> str:
+    """Run `argv` with stdout on a pseudo-terminal; return what it printed."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(argv, stdout=follower, stderr=subprocess.PIPE, env=env, timeout=30)
+    finally:
+        os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal has no writer any more
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.returncode == 0, proc.stderr
+    return b"".join(chunks).decode()
+
+
+def test_colours_only_on_a_terminal_and_never_with_no_color(db: Path) -> None:
+    logs = [KT, "execution", "logs", "ex-failed", "--db", str(db)]
+    coloured = _run_on_a_terminal(logs, ENV)
+    assert "\x1b[31m[ERROR]\x1b[0m" in coloured and "\x1b[33m[WARN]\x1b[0m" in coloured
+    assert " [INFO] [plugin:core/shell.run] [/x] [bold]b[/bold] \\x1b[31mred" in coloured  # plugin text still literal
+    inspect = _run_on_a_terminal([KT, "execution", "inspect", "ex-failed", "--db", str(db)], ENV)
+    assert "\x1b[31mFAILED\x1b[0m" in inspect and "\x1b[32mSUCCESS\x1b[0m" in inspect
+    plain = _run_on_a_terminal(logs, {**ENV, "NO_COLOR": "1"})
+    assert "\x1b[" not in plain.replace("\\x1b[", "")
+    assert "\x1b" not in kt("logs", "ex-failed", db=db).stdout  # a pipe is not a terminal

@@ -200,9 +200,12 @@ async def test_cancel_request_from_another_process(engine, tmp_path):
 import sqlite3, time
 db = sqlite3.connect({str(engine.db_path)!r}, timeout=10)
 while True:
-    row = db.execute("SELECT id FROM executions WHERE state = 'RUNNING'").fetchone()
-    if row and db.execute("SELECT 1 FROM task_attempts").fetchone():
-        break
+    try:
+        row = db.execute("SELECT id FROM executions WHERE state = 'RUNNING'").fetchone()
+        if row and db.execute("SELECT 1 FROM execution_logs WHERE message = 'started'").fetchone():
+            break
+    except sqlite3.OperationalError:  # the engine has not created the schema yet
+        pass
     time.sleep(0.05)
 import trio
 from kestra_trio.storage.db import open_database
