@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from factories import T0, ExecutionFactory, simple_success, task
 from kestra_trio.cli import formatting as F
@@ -100,7 +101,7 @@ def test_hostile_text_is_literal_and_neutralised() -> None:
     )
     assert not any(ord(ch) < 0x20 and ch != "\n" for ch in line)
     # rendered through rich as Text, markup-like text stays as is
-    assert render(F.task_table.__globals__["Text"](F.literal(message))) == (
+    assert render(Text(F.literal(message))) == (
         "[/x] [bold]b[/bold] \\x1b[2J\\x1b]0;title\\x07 a\\rb \\x00 \\x9b \\u202e\n"
     )
 
