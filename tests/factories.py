@@ -166,7 +166,7 @@ class ExecutionFactory:
         buffer: list[LogEntry] = []
         for entry in entries:
             offset, level, task_id, message, *rest = entry
-            source = rest[0] if rest else (f"plugin:core/shell.run" if task_id else "scheduler")
+            source = rest[0] if rest else ("plugin:core/shell.run" if task_id else "scheduler")
             metadata = rest[1] if len(rest) > 1 else {}
             buffer.append(LogEntry(self.id, task_id, LogLevel(level), source, message, metadata, self.t0 + offset))
             if len(buffer) >= batch:

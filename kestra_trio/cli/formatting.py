@@ -22,7 +22,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from kestra_trio.cli.theme import level_style, state_style
+from kestra_trio.cli.theme import state_style
 from kestra_trio.model.durations import format_duration as _format_seconds
 from kestra_trio.model.durations import parse_duration as _parse_duration
 

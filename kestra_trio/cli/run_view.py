@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.model.durations import format_duration
-from kestra_trio.plugin_runtime.streams import for_terminal
+from kestra_trio.cli.formatting import literal as for_terminal
 from kestra_trio.state.states import State
 
 if TYPE_CHECKING:

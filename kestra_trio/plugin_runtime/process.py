@@ -155,6 +155,10 @@ async def _spawn(plan: _Plan) -> trio.Process:
 # ---------------------------------------------------------------- log delivery
 
 
+#: entries per channel item; the collector's channel holds a bounded number of items
+SEND_CHUNK = 256
+
+
 class _LogEmitter:
     """Turns lines from both pipes into LogEntries, under the per-task output budget."""
 
@@ -167,6 +171,8 @@ class _LogEmitter:
             "action": invocation.action.name,
             "attempt": invocation.attempt,
         }
+        # one shared metadata dict per stream: no per-line dict, and storage encodes it once per batch
+        self._plain_meta = {name: {**self._core, "stream": name} for name in ("stdout", "stderr")}
         self.budget = OutputBudget(limit)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
 
@@ -174,15 +180,22 @@ class _LogEmitter:
         level, message, extra = classify(line, stream)
         if stream == "stderr":
             self.stderr_tail.append(message)
-        metadata = {**extra, **self._core, "stream": stream} if extra else {**self._core, "stream": stream}
+        metadata = {**extra, **self._core, "stream": stream} if extra else self._plain_meta[stream]
         return LogEntry(self._inv.execution_id, self._inv.task_id, level, self._source, message, metadata)
 
     async def lines(self, stream: Stream, lines: list[str]) -> None:
+        """One channel send per chunk of lines (not per line): a chunk read is 64 KiB at most."""
+        batch: list[LogEntry] = []
         for line in lines:
             if self.budget.admit(stream, line):
-                await self._send.send(self.entry(stream, line))
+                batch.append(self.entry(stream, line))
+                if len(batch) >= SEND_CHUNK:
+                    await self._send.send(batch)
+                    batch = []
             elif stream == "stderr":
                 self.stderr_tail.append(line)
+        if batch:
+            await self._send.send(batch)
 
     async def note(self, level: LogLevel, message: str, **metadata: Any) -> None:
         meta = {**self._core, "stream": "engine", **metadata}
@@ -200,8 +213,9 @@ class _LogEmitter:
             dropped_bytes=report.dropped_bytes,
             dropped_lines=report.dropped_lines,
         )
-        for stream, line in report.tail:
-            await self._send.send(self.entry(stream, line))
+        tail = [self.entry(stream, line) for stream, line in report.tail]
+        for start in range(0, len(tail), SEND_CHUNK):
+            await self._send.send(tail[start : start + SEND_CHUNK])
 
 
 class _Drain:

@@ -147,11 +147,7 @@ async def _failed(db) -> None:
         "parse", start=3100, end=3400, exit_code=2, message="bad [bold]json[/x]",
         stderr_tail=["Traceback:", "  \x1b[31mValueError\x1b[0m"], inputs={"token": "***SECRET***"},
     )
-    await ex.store.apply(
-        dataclasses.replace(
-            _cancel_change(ex, "report", 3450)
-        )
-    )
+    await ex.store.apply(_cancel_change(ex, "report", 3450))
     await ex.finish("FAILED", at=3500, message="task parse failed", failed_task_id="parse")
 
 

@@ -90,8 +90,8 @@ def run_plugin() -> RunPlugin:
         entries: list[LogEntry] = []
 
         async def consume() -> None:
-            async for entry in receive:
-                entries.append(entry)
+            async for item in receive:  # a runtime sends single entries or lists of them
+                entries.extend(item if isinstance(item, list) else [item])
 
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:

@@ -225,10 +225,11 @@ async def _cancel_when(
     scope = trio.CancelScope()
 
     async def consume() -> None:
-        async for entry in receive:
-            entries.append(entry)
-            if predicate(entry):
-                scope.cancel()
+        async for item in receive:  # single entries or lists of them
+            for entry in item if isinstance(item, list) else [item]:
+                entries.append(entry)
+                if predicate(entry):
+                    scope.cancel()
 
     async def runner(task_status: trio.TaskStatus[ProcessHandle] = trio.TASK_STATUS_IGNORED) -> None:
         nonlocal returned
@@ -324,7 +325,10 @@ async def test_lines_written_before_cancel_are_all_delivered(inv_for: InvFor, ma
     (term,) = [e.message for e in entries if e.message.startswith("TERM after")]
     written = int(term.split()[-1])
     assert written > 2000
-    assert messages(entries, "stdout") == [f"line {i}" for i in range(written)]
+    got = messages(entries, "stdout")
+    # the handler may run after os.write() returned but before `n += 1`: one more line is fine
+    assert len(got) in (written, written + 1)
+    assert got == [f"line {i}" for i in range(len(got))]
 
 
 async def test_leader_exit_kills_background_grandchildren(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:

@@ -28,8 +28,8 @@ ENGINE_STAND_IN = textwrap.dedent(
         send, receive = trio.open_memory_channel(100)
         async with open_group_reaper() as reaper, trio.open_nursery() as nursery:
             handle = await nursery.start(functools.partial(run_action, inv, log_send=send, reaper=reaper))
-            async for entry in receive:
-                if entry.message == "ready":
+            async for item in receive:
+                if any(e.message == "ready" for e in (item if isinstance(item, list) else [item])):
                     print(handle.pgid, reaper.pid, flush=True)
 
     trio.run(main)
