@@ -85,6 +85,9 @@ def print_header(title: str) -> None:
     print(f"command: {command_line()}")
     print(f"machine: {machine_description()}")
     print(f"cli:     {CLI}")
+    rev = sh(f"git -C {shlex.quote(str(REPO))} rev-parse --short HEAD")
+    dirty = sh(f"git -C {shlex.quote(str(REPO))} status --porcelain --untracked-files=no -- kestra_trio plugins")
+    print(f"tree:    {rev or '?'}{' + uncommitted engine changes' if dirty else ''}")
     print(f"load:    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min load average at start; other work on the machine adds noise)")
     print(flush=True)
 

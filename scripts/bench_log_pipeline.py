@@ -9,17 +9,19 @@ process and run, alternating:
              (metadata already JSON), `BEGIN IMMEDIATE; executemany(INSERT, B rows); COMMIT`.
 * collector: the real `LogCollector(LogStore(db), batch_size=B, max_batch=B, linger=0.02)` on a
              fresh `open_database` file, fed pre-built `LogEntry` values (same rows: plugin
-             source, the engine's per-line metadata {plugin, action, attempt, stream}) by P
-             producers through `collector.sender()`. The clock runs from the first send to
-             the flusher's return (everything committed). Two producer styles:
-               - nowait: `send_nowait`, `await send` only when the channel is full (isolates
-                 the collector -> SQLite path);
-               - await:  `await send` per entry, as `plugin_runtime/process.py` does.
+             source, the engine's metadata {plugin, action, attempt, stream}, one dict per task
+             stream as `_LogEmitter` shares it) by P producers through `collector.sender()`.
+             The clock runs from the first send to the flusher's return (all committed).
+             Producer styles (--styles):
+               - chunk:  `await send(list)` of SEND_CHUNK entries, as `_LogEmitter.lines` does
+                 (the engine's path; this is the figure for the target);
+               - nowait: one entry per `send_nowait` (`await send` only when full);
+               - await:  `await send` per entry (the engine before chunked sends).
 
 Rows/s = entries committed / seconds; ratio = collector / raw (target >= 70%). Also checks
 that every entry was committed (COUNT(*) and `log_entry_count`); exit 1 otherwise.
 
-    .venv/bin/python scripts/bench_log_pipeline.py                 # 10k x3 and 1M x1
+    .venv/bin/python scripts/bench_log_pipeline.py                 # 10k x3 and 1M x1, chunk + nowait
     .venv/bin/python scripts/bench_log_pipeline.py --quick         # 10k and 200k
 """
 
@@ -44,6 +46,11 @@ from kestra_trio.observability.records import LogEntry, LogLevel  # noqa: E402
 from kestra_trio.storage.db import open_database  # noqa: E402
 from kestra_trio.storage.logs import LogStore  # noqa: E402
 
+try:  # entries per channel item the engine's stream reader sends (plugin_runtime/process.py)
+    from kestra_trio.plugin_runtime.process import SEND_CHUNK  # noqa: E402
+except ImportError:  # pragma: no cover - older engine
+    SEND_CHUNK = 256
+
 EXEC_ID = "benchexec0000001"
 SOURCE = "plugin:core/shell.run"
 INSERT = (
@@ -60,9 +67,9 @@ def make_entries(n: int, shared_metadata: bool) -> list[LogEntry]:
     shared = {}
     for i in range(n):
         t = i // per_task
-        if shared_metadata:  # one dict per task stream, as a stream reader can share it
+        if shared_metadata:  # one dict per task stream, as plugin_runtime/process.py _LogEmitter shares it
             meta = shared.setdefault(t, {"plugin": "core/shell", "action": "run", "attempt": 1, "stream": "stdout"})
-        else:  # a fresh dict per line, as plugin_runtime/process.py _LogEmitter.entry builds it
+        else:  # a fresh dict per line (what _LogEmitter.entry did before the shared-metadata change)
             meta = {"plugin": "core/shell", "action": "run", "attempt": 1, "stream": "stdout"}
         out.append(
             LogEntry(EXEC_ID, f"t{t:04d}", LogLevel.INFO, SOURCE, f"line {i % per_task} of task t{t:04d}", meta, base + i // 50)
@@ -190,16 +197,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="10k and 200k entries")
     ap.add_argument(
         "--styles",
-        default="await,chunk",
+        default="chunk,nowait",
         help="producer styles: await (await send per entry, as process.py), chunk (await send of a list of "
         "--chunk entries), nowait (send_nowait per entry: the collector alone)",
     )
-    ap.add_argument("--chunk", type=int, default=200, help="entries per list in the chunk style")
+    ap.add_argument("--chunk", type=int, default=SEND_CHUNK, help="entries per list in the chunk style (engine: SEND_CHUNK)")
     ap.add_argument(
         "--metadata",
         choices=["per-entry", "shared"],
-        default="per-entry",
-        help="per-entry: a fresh metadata dict per line (process.py today); shared: one dict per task stream",
+        default="shared",
+        help="shared: one metadata dict per task stream (process.py _LogEmitter); per-entry: a fresh dict per line",
     )
     ap.add_argument("--tmpdir", default=None)
     args = ap.parse_args()

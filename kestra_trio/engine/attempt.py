@@ -113,7 +113,7 @@ class TaskWorker:
             result.state, result.attempts = State.RUNNING, attempt
             await run.log(
                 LogLevel.INFO, "worker",
-                f"Task started: {spec.type} (attempt {attempt}/{max_attempts})",
+                f"Task {task_id} started: {spec.type} (attempt {attempt}/{max_attempts})",
                 task_id=task_id, attempt=attempt, type=spec.type, inputs=masked_inputs,
             )
             run.progress(
@@ -150,7 +150,7 @@ class TaskWorker:
         run = self.run
         limit = format_duration(timeout)
         details = _stop_details(handle)
-        message = f"Task timed out after {limit} (attempt {attempt}); {details}"
+        message = f"Task {task_id} timed out after {limit} (attempt {attempt}); {details}"
         await run.log(
             LogLevel.ERROR, "worker", message, task_id=task_id, attempt=attempt, reason_code=Reason.TIMEOUT.value,
             timeout_ms=int(timeout * 1000), signal=handle.signal_sent if handle else None,
@@ -174,7 +174,7 @@ class TaskWorker:
         ended = now_ms()
         duration = ended - (st["started_at"] or ended)
         await run.log(
-            LogLevel.INFO, "worker", f"Task succeeded in {format_duration(duration / 1000)}",
+            LogLevel.INFO, "worker", f"Task {task_id} succeeded in {format_duration(duration / 1000)}",
             task_id=task_id, attempt=st["attempt"], status=State.SUCCESS.value, duration_ms=duration, outputs=masked,
         )
         await run.collector.flush()
@@ -211,7 +211,7 @@ class TaskWorker:
         duration = ended - (st["started_at"] or ended)
         exit_part = f" (exit code {error.get('exit_code')})" if error.get("exit_code") is not None else ""
         await run.log(
-            LogLevel.ERROR, "worker", f"Task failed: {error.get('message')}{exit_part} [{reason}]",
+            LogLevel.ERROR, "worker", f"Task {task_id} failed: {error.get('message')}{exit_part} [{reason}]",
             task_id=task_id, attempt=st["attempt"], status=State.FAILED.value, duration_ms=duration, error=error,
             reason_code=reason,
         )

@@ -85,7 +85,7 @@ class Scheduler:
             spec = run.workflow.task(tid)
             await run.log_send.send(
                 LogEntry(
-                    run.execution_id, tid, LogLevel.WARN, "worker", f"Task not started: {message}",
+                    run.execution_id, tid, LogLevel.WARN, "worker", f"Task {tid} not started: {message}",
                     {"reason_code": reason.value, "type": spec.type},
                 )
             )

@@ -57,7 +57,7 @@ def test_three_engines_and_a_reader_share_one_database(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM execution_logs WHERE execution_id IS NULL").fetchone() == (0,)
         missing_attempt = conn.execute(
             "SELECT COUNT(*) FROM execution_logs WHERE task_id IS NOT NULL "
-            "AND json_extract(metadata, '$.attempt') IS NULL AND message NOT LIKE 'Task not started%'"
+            "AND json_extract(metadata, '$.attempt') IS NULL AND message NOT LIKE '% not started:%'"
         ).fetchone()
         assert missing_attempt == (0,)
     assert reads > 0
