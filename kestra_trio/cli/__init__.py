@@ -38,6 +38,34 @@ def _error_line(message: str) -> None:
         pass
 
 
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _unexpected(exc: BaseException) -> int:
+    import os
+    import sqlite3
+
+    if os.environ.get("KESTRA_TRIO_DEBUG"):
+        raise exc
+    if isinstance(exc, KeyboardInterrupt):
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, KestraTrioError):
+        _error_line(str(exc))
+        return int(exc.exit_code)
+    if isinstance(exc, sqlite3.Error):
+        _error_line(f"database error: {exc} (check the --db file, free disk space and permissions)")
+        return int(ExitCode.DATABASE)
+    if isinstance(exc, OSError):
+        _error_line(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return int(ExitCode.FAILURE)
+    _error_line(f"internal error: {type(exc).__name__}: {exc} (set KESTRA_TRIO_DEBUG=1 for details)")
+    return int(ExitCode.FAILURE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every failure to one line and a documented exit code."""
     from cyclopts import CycloptsError
@@ -54,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         code = int(exc.exit_code)
     except KeyboardInterrupt:
         code = int(ExitCode.INTERRUPTED)
+    except BaseExceptionGroup as group:  # an async command's nursery: report its first real error
+        code = _unexpected(_first_leaf(group))
     except BrokenPipeError:
         # `kestra-trio execution logs ... | head`: the reader went away; that is fine
         try:
             sys.stdout = None  # type: ignore[assignment]
         finally:
             code = int(ExitCode.OK)
+    except Exception as exc:  # never a traceback for a user; KESTRA_TRIO_DEBUG=1 shows it
+        code = _unexpected(exc)
     else:
         code = int(result) if isinstance(result, int) else int(ExitCode.OK)
     if argv is None:
