@@ -134,6 +134,7 @@ class ExecutionRun:
         self.log_send = self.collector.sender()
         self.stop_request: StopRequest | None = None
         self.execution_scope = trio.CancelScope()
+        self.signal_scope = trio.CancelScope()
         self.reaper: Any = None
         self.started_at = now_ms()
 
@@ -202,8 +203,10 @@ class ExecutionRun:
                     StopRequest(Reason.EXECUTION_CANCELLED, first.requested_by, first.reason or "cancelled by request")
                 )
 
-    async def watch_signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    async def watch_signals(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """For the whole run (finishing included): Ctrl+C / SIGTERM become a recorded stop."""
+        with self.signal_scope, trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name
                 await self.stop(
@@ -311,28 +314,26 @@ async def run_execution(
         ],
     )
     run.progress(ProgressEvent.for_execution(run.execution_id, State.PENDING, "CREATED", None))
-    try:
-        async with trio.open_nursery() as root:
-            await root.start(run.collector.run)
-            try:
-                await run.log(
-                    LogLevel.INFO,
-                    "scheduler",
-                    f"Execution created for workflow {workflow.id}",
-                    workflow_id=workflow.id,
-                    trigger_type=options.trigger_type,
-                    task_count=len(workflow.tasks),
-                )
-                async with open_group_reaper() as reaper:
-                    run.reaper = reaper
-                    result = await _run_started(run, scheduler)
-            finally:
-                run.log_send.close()
-                run.collector.close()
-    except* KeyboardInterrupt:
-        # trio delivers Ctrl+C as KeyboardInterrupt only outside our signal receiver
-        # (e.g. handle_signals=False); the state was recorded on the way out.
-        raise
+    async with trio.open_nursery() as root:
+        await root.start(run.collector.run)
+        if options.handle_signals:
+            await root.start(run.watch_signals)
+        try:
+            await run.log(
+                LogLevel.INFO,
+                "scheduler",
+                f"Execution created for workflow {workflow.id}",
+                workflow_id=workflow.id,
+                trigger_type=options.trigger_type,
+                task_count=len(workflow.tasks),
+            )
+            async with open_group_reaper() as reaper:
+                run.reaper = reaper
+                result = await _run_started(run, scheduler)
+        finally:
+            run.signal_scope.cancel()
+            run.log_send.close()
+            run.collector.close()
     assert result is not None
     stats = run.collector.statistics()
     if stats.dropped:
@@ -357,8 +358,6 @@ async def _run_started(run: ExecutionRun, scheduler: Scheduler) -> ExecutionResu
     try:
         async with trio.open_nursery() as services:
             services.start_soon(run.watch_cancel_requests)
-            if run.options.handle_signals:
-                services.start_soon(run.watch_signals)
             if workflow.timeout is not None:
                 services.start_soon(run.execution_timeout, workflow.timeout)
             with run.execution_scope:
