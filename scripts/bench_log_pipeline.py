@@ -21,7 +21,8 @@ process and run, alternating:
 Rows/s = entries committed / seconds; ratio = collector / raw (target >= 70%). Also checks
 that every entry was committed (COUNT(*) and `log_entry_count`); exit 1 otherwise.
 
-    .venv/bin/python scripts/bench_log_pipeline.py                 # 10k x3 and 1M x1, chunk + nowait
+    .venv/bin/python scripts/bench_log_pipeline.py                 # 10k and 1M, x3, engine-style chunks
+    .venv/bin/python scripts/bench_log_pipeline.py --styles chunk,nowait,await --metadata per-entry  # diagnosis
     .venv/bin/python scripts/bench_log_pipeline.py --quick         # 10k and 200k
 """
 
@@ -192,12 +193,12 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,1000000", help="entry counts (comma-separated)")
     ap.add_argument("--batches", default="100,1000", help="batch sizes (comma-separated)")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions for sizes <= 100,000 (median)")
-    ap.add_argument("--big-repeat", type=int, default=1, help="repetitions for larger sizes")
+    ap.add_argument("--big-repeat", type=int, default=3, help="repetitions for larger sizes")
     ap.add_argument("--producers", type=int, default=8, help="concurrent producers (tasks) feeding the collector")
     ap.add_argument("--quick", action="store_true", help="10k and 200k entries")
     ap.add_argument(
         "--styles",
-        default="chunk,nowait",
+        default="chunk",
         help="producer styles: await (await send per entry, as process.py), chunk (await send of a list of "
         "--chunk entries), nowait (send_nowait per entry: the collector alone)",
     )

@@ -38,9 +38,13 @@ def _clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def created_line(execution_id: str, workflow: Workflow) -> str:
     return (
-        f"Execution {execution_id} created: workflow {workflow.id} ({len(workflow.tasks)} tasks). "
+        f"Execution {execution_id} created: workflow {workflow.id} ({_plural(len(workflow.tasks), 'task')}). "
         f"Follow it with: kestra-trio execution logs {execution_id} --follow"
     )
 
@@ -138,7 +142,7 @@ def summary_lines(result: ExecutionResult) -> list[str]:
     lines = [
         f"Execution {result.execution_id} {result.state.value} in {format_duration(result.duration_ms / 1000)}"
         + (f" [{result.reason_code}]" if result.state != State.SUCCESS else "")
-        + f" - {len(result.tasks)} tasks: {by_state}"
+        + f" - {_plural(len(result.tasks), 'task')}: {by_state}"
     ]
     if result.message and result.state != State.SUCCESS:
         lines.append(f"  reason: {for_terminal(result.message)}")

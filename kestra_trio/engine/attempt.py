@@ -246,7 +246,7 @@ class TaskWorker:
         ended = now_ms()
         await run.log(
             LogLevel.WARN, "worker",
-            f"Attempt {st['attempt']} failed: {error.get('message')} [{reason}]; "
+            f"Task {task_id} attempt {st['attempt']} failed: {error.get('message')} [{reason}]; "
             f"retrying (attempt {next_attempt}/{spec.retry.max_attempts}) in {format_duration(delay)}",
             task_id=task_id, attempt=st["attempt"], next_attempt=next_attempt, delay_ms=int(delay * 1000),
             reason_code=reason, error=error,
