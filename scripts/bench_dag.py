@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -155,6 +156,7 @@ def main() -> int:
     ap.add_argument("--cases", default=None, help="comma-separated subset of: small,base,logs,scale,million")
     ap.add_argument("--tmpdir", default=None, help="where the per-run databases go (default: system temp)")
     ap.add_argument("--timeout", type=float, default=300.0, help="per-run timeout in seconds")
+    ap.add_argument("--keep", action="store_true", help="keep the per-run folders (workflows, databases)")
     args = ap.parse_args()
 
     print_header("bench_dag: kestra-trio run on generated DAGs (targets 1, 2, 3, 8)")
@@ -245,6 +247,10 @@ def main() -> int:
         targets.append(["8. ratio vs N=100 per-task cost", fmt(ratio, "x"), "<= 1.5x", "-", verdict(ratio, 1.5)])
     print_table(["target", "measured (median)", "target", "Prefect 3.8", "verdict"], targets, title="targets")
 
+    if args.keep:
+        print(f"kept: {tmp_root}")
+    else:
+        shutil.rmtree(tmp_root, ignore_errors=True)
     failed = [(k, p) for k, r in results.items() for p in r["problems"]]
     if failed:
         for key, problem in failed:

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def main() -> int:
             print(f"  run {rep + 1}: {res['error']}", flush=True)
             rows.append([rep + 1, res["error"], "-", "-", "-", "-", "-"])
             continue
+        shutil.rmtree(work, ignore_errors=True)
         lat = res["latencies"]
         pooled += lat
         if res["missing"] or res["dups"]:

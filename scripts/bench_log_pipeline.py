@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio  # noqa: E402
 
-from _bench_common import fmt, median, print_header, print_table, verdict  # noqa: E402
+from _bench_common import median, print_header, print_table, verdict  # noqa: E402
 from kestra_trio.observability.collector import LogCollector  # noqa: E402
 from kestra_trio.observability.records import LogEntry, LogLevel  # noqa: E402
 from kestra_trio.storage.db import open_database  # noqa: E402
@@ -270,6 +271,7 @@ def main() -> int:
                 )
         del entries, rows
         gc.collect()
+    shutil.rmtree(tmp, ignore_errors=True)
     print()
     print_table(
         ["entries", "batch", "producer", "raw rows/s", "collector rows/s", "ratio", "txns", "rows/txn", "overflow", "target >= 70%"],

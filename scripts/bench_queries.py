@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -42,7 +43,6 @@ from _bench_common import (  # noqa: E402
     print_table,
     run_measured,
     short_error,
-    verdict,
 )
 
 INSERT = (
@@ -157,7 +157,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="skip the 1,000,000-entry execution; 1 repetition")
     ap.add_argument("--tmpdir", default=None)
-    ap.add_argument("--db", default=None, help="reuse a database built by an earlier run (keeps the ids in <db>.ids.json)")
+    ap.add_argument("--db", default=None, help="build (or reuse, if <db>.ids.json exists) the database at this path; kept")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder and its database")
     args = ap.parse_args()
     repeat = 1 if args.quick and args.repeat == 3 else args.repeat
 
@@ -248,8 +249,12 @@ def main() -> int:
     print_table(
         ["what", "wall (median)", "lines/s", "peak RSS", "target", "Prefect 3.8", "verdict"],
         rows,
-        title=f"kestra-trio read side, median of {repeat} (output to a file); db {db}",
+        title=f"kestra-trio read side, median of {repeat} (output to a file)",
     )
+    if args.keep or args.db:
+        print(f"kept: {db}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     if problems:
         for p in problems:
             print(f"CORRECTNESS FAILURE: {p}", file=sys.stderr)
