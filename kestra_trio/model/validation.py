@@ -564,6 +564,24 @@ def _cron_problem(schedule: str) -> str | None:
 # -- plugin input schemas --------------------------------------------------------------------
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator_for(schema: Mapping[str, Any]) -> Any:
+    """One checked validator per schema object: checking a schema costs ~2 ms, and a
+    1,000-task workflow uses the same few schemas a thousand times."""
+    import jsonschema
+
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    _VALIDATORS[id(schema)] = (schema, validator)  # keeps `schema` alive, so the id stays unique
+    return validator
+
+
 def _schema_problems(schema: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Friendly `(path suffix, message)` pairs for inputs that break the action's schema.
 
@@ -574,11 +592,10 @@ def _schema_problems(schema: Mapping[str, Any], inputs: Mapping[str, Any]) -> li
 
     templated = [tuple(parts) for parts, text in walk_strings(inputs) if "{{" in text]
     try:
-        validator_class = jsonschema.validators.validator_for(schema)
-        validator_class.check_schema(schema)
-        errors = list(validator_class(schema).iter_errors(dict(inputs)))
+        validator = _validator_for(schema)
     except jsonschema.SchemaError as exc:
         return [("", f"the plugin's input schema is invalid ({exc.message}); report it to the plugin author")]
+    errors = list(validator.iter_errors(dict(inputs)))
     problems = []
     for error in errors:
         error_path = tuple(error.absolute_path)

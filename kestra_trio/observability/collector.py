@@ -72,6 +72,7 @@ class LogCollector:
         retry_delays: Sequence[float] = (0.1, 0.25, 0.5, 1.0, 2.0),
         close_grace: float = 10.0,
         calm_period: float = 5.0,
+        batches_per_hop: int = 10,
         on_error: Callable[[str], None] = _stderr,
     ) -> None:
         self._sink = sink
@@ -94,6 +95,7 @@ class LogCollector:
         self._in_overflow = False
         self._last_pressure = -math.inf
         self._calm_period = calm_period
+        self._batches_per_hop = max(1, batches_per_hop)
         self._failing = False
         self._closed = False
 
@@ -221,15 +223,43 @@ class LogCollector:
         # under load, write bigger batches: one transaction per up to max_batch entries
         return self._take_available(self._max_batch)
 
+    async def _insert(self, batches: list[list[LogEntry]]) -> None:
+        """Write `batches` (one transaction each); on failure re-queue what was not committed."""
+        many = getattr(self._sink, "insert_batches", None)
+        try:
+            if many is not None and len(batches) > 1:
+                await many(batches)
+            else:
+                for index, batch in enumerate(batches):
+                    try:
+                        await self._sink.insert_batch(batch)
+                    except Exception as exc:
+                        exc.committed = index  # type: ignore[attr-defined]
+                        raise
+        except Exception as exc:
+            committed = getattr(exc, "committed", 0)
+            for batch in reversed(batches[committed:]):
+                self._backlog.extendleft(reversed(batch))
+            self._count_written(batches[:committed])
+            raise
+        self._count_written(batches)
+
+    def _count_written(self, batches: list[list[LogEntry]]) -> None:
+        self._flushed += sum(len(b) for b in batches)
+        self._batches += len(batches)
+
     async def _write_backlog(self, *, final: bool = False) -> None:
         failure_at = None
         attempt = 0
         while self._backlog:
-            batch = [self._backlog.popleft() for _ in range(min(self._max_batch, len(self._backlog)))]
+            # up to `batches_per_hop` transactions per trip to the database thread
+            batches = []
+            while self._backlog and len(batches) < self._batches_per_hop:
+                size = min(self._max_batch, len(self._backlog))
+                batches.append([self._backlog.popleft() for _ in range(size)])
             try:
-                await self._sink.insert_batch(batch)
+                await self._insert(batches)
             except Exception as exc:  # database locked, disk full, read-only, ...
-                self._backlog.extendleft(reversed(batch))
                 self._failures += 1
                 if not self._failing:
                     self._failing = True
@@ -247,8 +277,6 @@ class LogCollector:
             if self._failing:
                 self._failing = False
                 self._on_error("log writes recovered")
-            self._flushed += len(batch)
-            self._batches += 1
         barriers, self._waiting_barriers = self._waiting_barriers, []
         for barrier in barriers:
             barrier.done.set()

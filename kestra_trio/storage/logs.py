@@ -44,6 +44,25 @@ def insert_logs_sync(raw: sqlite3.Connection, entries: Sequence[LogEntry]) -> No
     )
 
 
+class PartialWrite(Exception):
+    """Only the first `committed` batches were written; the cause is chained."""
+
+    def __init__(self, committed: int, cause: BaseException) -> None:
+        super().__init__(f"{cause} (after {committed} committed batch(es))")
+        self.committed = committed
+
+
+def _insert_batches(raw: sqlite3.Connection, batches: Sequence[Sequence[LogEntry]]) -> int:
+    from kestra_trio.storage.db import _in_write_txn
+
+    for index, batch in enumerate(batches):
+        try:
+            _in_write_txn(raw, insert_logs_sync, batch)
+        except sqlite3.Error as exc:
+            raise PartialWrite(index, exc) from exc
+    return len(batches)
+
+
 @dataclass(frozen=True)
 class LogFilter:
     execution_id: str
@@ -112,6 +131,14 @@ class LogStore:
 
     async def insert_batch(self, entries: Sequence[LogEntry]) -> None:
         await self.db.write(insert_logs_sync, entries)
+
+    async def insert_batches(self, batches: Sequence[Sequence[LogEntry]]) -> int:
+        """Several batches, one transaction each, in ONE hop to the database thread.
+
+        Raises:
+            PartialWrite: a batch failed; `committed` batches before it are stored.
+        """
+        return await self.db.run(_insert_batches, batches)
 
     async def page_by_time(self, f: LogFilter, after: tuple[int, int] | None = None, limit: int = 1000) -> list[LogRow]:
         """Rows ordered by (timestamp, id), strictly after the keyset cursor `after`."""

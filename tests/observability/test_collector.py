@@ -216,3 +216,37 @@ async def test_sustained_pressure_is_one_episode(autojump_clock):
         collector.close()
     assert collector.statistics().overflow_episodes == 1
     assert sink.messages.count(OVERFLOW_MESSAGE) == 1
+
+
+class ManyBatchSink(FakeSink):
+    """Writes several transactions per call; the first call fails after one committed batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def insert_batches(self, batches):
+        self.calls += 1
+        if self.calls == 1:
+            self.batches.append((trio.current_time(), list(batches[0])))
+            error = sqlite3.OperationalError("disk I/O error")
+            error.committed = 1
+            raise error
+        for batch in batches:
+            self.batches.append((trio.current_time(), list(batch)))
+        return len(batches)
+
+
+async def test_partial_multi_batch_failure_requeues_only_uncommitted_batches(autojump_clock):
+    sink = ManyBatchSink()
+    collector = LogCollector(sink, linger=None, batch_size=100, max_batch=100, buffer_size=1000, on_error=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        with collector.sender() as send:
+            for i in range(450):
+                send.send_nowait(entry(i))
+            await nursery.start(collector.run)  # 450 queued: 5 transactions in one hop
+            await collector.flush()
+        collector.close()
+    assert sink.messages == [f"line {i}" for i in range(450)]  # nothing twice, nothing lost
+    assert collector.statistics().flushed == 450
+    assert all(len(batch) <= 100 for _, batch in sink.batches)
