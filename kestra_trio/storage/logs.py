@@ -72,7 +72,8 @@ class LogFilter:
     source_prefix: str | None = None
 
 
-def _where(f: LogFilter) -> tuple[str, list]:
+def filter_clauses(f: LogFilter) -> tuple[list[str], list]:
+    """WHERE clauses (joined with AND) and parameters for a log filter: the one place they are built."""
     clauses, params = ["execution_id = ?"], [f.execution_id]
     if f.task_id is not None:
         clauses.append("task_id = ?")
@@ -86,34 +87,28 @@ def _where(f: LogFilter) -> tuple[str, list]:
     if f.source_prefix:
         clauses.append("substr(source, 1, ?) = ?")
         params.extend([len(f.source_prefix), f.source_prefix])
-    return " AND ".join(clauses), params
+    return clauses, params
+
+
+def _as_rows(f: LogFilter, tuples: list[tuple]) -> list[LogRow]:
+    return [LogRow.from_row((t[0], f.execution_id, *t[1:])) for t in tuples]
 
 
 def _page_by_time(raw: sqlite3.Connection, f: LogFilter, after: tuple[int, int] | None, limit: int) -> list[LogRow]:
-    where, params = _where(f)
-    if after is not None:
-        where += " AND (timestamp > ? OR (timestamp = ? AND id > ?))"
-        params.extend([after[0], after[0], after[1]])
-    rows = raw.execute(
-        f"SELECT {LOG_COLUMNS} FROM execution_logs INDEXED BY idx_logs_execution WHERE {where} "
-        "ORDER BY timestamp, id LIMIT ?",
-        (*params, limit),
-    ).fetchall()
-    return [LogRow.from_row(r) for r in rows]
+    from kestra_trio.storage.reads import log_page_by_time
+
+    return _as_rows(f, log_page_by_time(raw, f, after, limit))
 
 
 def _page_by_id(raw: sqlite3.Connection, f: LogFilter, after_id: int, limit: int) -> list[LogRow]:
-    where, params = _where(f)
-    rows = raw.execute(
-        f"SELECT {LOG_COLUMNS} FROM execution_logs WHERE {where} AND id > ? ORDER BY id LIMIT ?",
-        (*params, after_id, limit),
-    ).fetchall()
-    return [LogRow.from_row(r) for r in rows]
+    from kestra_trio.storage.reads import log_page_by_id
+
+    return _as_rows(f, log_page_by_id(raw, f, after_id, limit))
 
 
 def _count(raw: sqlite3.Connection, f: LogFilter) -> int:
-    where, params = _where(f)
-    return raw.execute(f"SELECT COUNT(*) FROM execution_logs WHERE {where}", params).fetchone()[0]
+    clauses, params = filter_clauses(f)
+    return raw.execute(f"SELECT COUNT(*) FROM execution_logs WHERE {' AND '.join(clauses)}", params).fetchone()[0]
 
 
 def _tail(raw: sqlite3.Connection, execution_id: str, task_id: str, limit: int) -> list[LogRow]:

@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from kestra_trio.storage.logs import LogFilter
+from kestra_trio.storage.logs import filter_clauses as _log_where
 from kestra_trio.storage.rows import (
     ATTEMPT_COLUMNS,
     AUDIT_COLUMNS,
@@ -31,23 +32,6 @@ LOG_PAGE_COLUMNS = ("id", "task_id", "timestamp", "level", "source", "message", 
 _PAGE_SELECT = "SELECT id, task_id, timestamp, level, source, message, metadata FROM execution_logs"
 
 LogTuple = tuple[int, "str | None", int, str, str, str, "str | None"]
-
-
-def _log_where(f: LogFilter) -> tuple[list[str], list]:
-    clauses, params = ["execution_id = ?"], [f.execution_id]
-    if f.task_id is not None:
-        clauses.append("task_id = ?")
-        params.append(f.task_id)
-    if f.levels:
-        clauses.append(f"level IN ({','.join('?' * len(f.levels))})")
-        params.extend(f.levels)
-    if f.since_ms is not None:
-        clauses.append("timestamp >= ?")
-        params.append(f.since_ms)
-    if f.source_prefix:
-        clauses.append("substr(source, 1, ?) = ?")
-        params.extend([len(f.source_prefix), f.source_prefix])
-    return clauses, params
 
 
 def log_page_by_time(
