@@ -62,10 +62,7 @@ class TaskWorker:
 
     async def run_task(self, task_id: str) -> bool:
         """Run every attempt of one task; True when it succeeded."""
-        run = self.run
-        spec = run.workflow.task(task_id)
-        result = self.scheduler.results[task_id]
-        state = {"attempt": 0, "started_at": None, "handle": None, "attempt_started": None}
+        state = {"attempt": 0, "started_at": None, "handle": None, "attempt_started": None, "attempt_open": False}
         try:
             async with self.scheduler.limiter:
                 return await self._attempts(task_id, state)
@@ -100,6 +97,7 @@ class TaskWorker:
             masked_inputs = run.masker.mask_value(resolved)
             started = now_ms()
             st["attempt_started"] = started
+            st["attempt_open"] = True
             fields: dict[str, Any] = {"attempt_count": attempt, "inputs": masked_inputs}
             if st["started_at"] is None:
                 st["started_at"] = started
@@ -138,6 +136,7 @@ class TaskWorker:
                     st["handle"] = slot.handle
             if attempt_scope.cancelled_caught or outcome is None:
                 outcome = await self._timed_out(task_id, spec.timeout, attempt, slot.handle)
+            st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
             if outcome.ok:
                 return await self._succeed(task_id, st, outcome)
             decision = decide(spec.retry, attempt, outcome.reason_code or Reason.PLUGIN_FAILED)
@@ -292,8 +291,14 @@ class TaskWorker:
         ended = now_ms()
         started_at = st.get("started_at")
         duration = ended - started_at if started_at else None
-        ran = st.get("attempt_started") is not None and st["attempt"] > 0
-        details = _stop_details(handle) if ran else "it had not started"
+        ran = bool(st.get("attempt_open"))
+        if ran:
+            details = _stop_details(handle)
+        elif st["attempt"] > 0:
+            details = f"it was waiting before attempt {st['attempt'] + 1}"
+            handle = None  # the last attempt had already ended on its own
+        else:
+            details = "it had not started"
         message = f"Task cancelled due to execution cancellation ({cause}); {details}"
         if reason == Reason.TIMEOUT:
             message = f"Task cancelled due to execution timeout ({cause}); {details}"

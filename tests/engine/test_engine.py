@@ -370,3 +370,24 @@ tasks:
     assert result.state == State.FAILED
     assert result.tasks["nope"].reason_code == "PLUGIN_NOT_STARTED"
     assert "nonexistent" in result.error["message"]
+
+
+async def test_cancel_during_backoff_keeps_the_finished_attempt_as_it_ended(engine):
+    result = await engine.run(
+        """
+id: backoff-cancel
+timeout: 1s
+tasks:
+  - id: flaky
+    type: core/shell.run
+    retry: {max: 3, delay: 30s}
+    inputs: {command: "exit 7"}
+"""
+    )
+    assert (result.state, result.reason_code) == (State.FAILED, "TIMEOUT")
+    assert engine.rows("SELECT number, state, reason_code, exit_code FROM task_attempts") == [
+        (1, "FAILED", "PLUGIN_FAILED", 7)
+    ]
+    assert engine.rows("SELECT state, reason_code FROM task_runs") == [("CANCELLED", "TIMEOUT")]
+    error = json.loads(engine.rows("SELECT error FROM task_runs")[0][0])
+    assert "waiting before attempt 2" in error["message"] and error["signal"] is None
