@@ -312,6 +312,8 @@ MASKS = [
     (re.compile(r"[█░]+"), "<BAR>"),
     (re.compile(r"\b1\d{12}\b"), "<EPOCH>"),
     (re.compile(r"/tmp/[^\s\"']+"), "<TMP>"),
+    # a checkout elsewhere (docs generated in /work/main, checked in a CI clone)
+    (re.compile(r"(?:/[\w.-]+)+(?=/(?:plugins|examples)/)"), "<REPO>"),
 ]
 
 

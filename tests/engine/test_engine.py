@@ -155,7 +155,7 @@ tasks:
   - id: slow
     type: core/shell.run
     timeout: 500ms
-    inputs: {command: "sleep 60 & sleep 60; echo never"}
+    inputs: {command: "sleep 3517 & sleep 3517; echo never"}
 """,
         kill_grace=1.0,
     )
@@ -165,7 +165,7 @@ tasks:
     assert not group_alive(pid)  # leader pid == pgid: nothing of that group remains
     assert not [
         p for p in psutil.process_iter(["cmdline", "status"])
-        if p.info["cmdline"] == ["sleep", "60"] and p.info["status"] != psutil.STATUS_ZOMBIE
+        if p.info["cmdline"] == ["sleep", "3517"] and p.info["status"] != psutil.STATUS_ZOMBIE
     ]
     last = engine.rows("SELECT level, message FROM execution_logs WHERE task_id='slow' AND source='worker' ORDER BY id")
     assert any(level == "ERROR" and "timed out after 500ms" in msg and "SIGTERM" in msg for level, msg in last)
