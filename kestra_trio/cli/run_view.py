@@ -112,7 +112,7 @@ def live_table(model: LiveModel, now: float | None = None, limit: int = 40) -> R
     now = time.monotonic() if now is None else now
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name in ("task", "state", "attempt", "duration", "note"):
-        table.add_column(name, no_wrap=name != "note", overflow="ellipsis")
+        table.add_column(name, no_wrap=name != "note", overflow="fold")
     rows = list(model.rows.values())
     active = [r for r in rows if r.state in (State.RUNNING, State.WAITING) and r.started is not None]
     shown = rows if len(rows) <= limit else (active + [r for r in rows if r.state.is_terminal])[-limit:]
@@ -126,7 +126,7 @@ def live_table(model: LiveModel, now: float | None = None, limit: int = 40) -> R
             Text(row.state.value, style=STATE_STYLE.get(row.state.value, "")),
             attempt,
             duration,
-            Text(row.note[:120]),
+            Text(row.note.split("; ")[0][:160]),  # the short why; inspect/logs have the rest
         )
     counts = Counter(r.state.value for r in rows)
     caption = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
