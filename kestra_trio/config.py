@@ -48,3 +48,39 @@ def retention_days(environ: dict[str, str] | None = None) -> int:
     if days < 1:
         raise ConfigError(f"{name} must be at least 1 day, got {days}")
     return days
+
+
+MAX_PARALLEL_ENV = "KESTRA_TRIO_MAX_PARALLEL"
+KILL_GRACE_ENV = "KESTRA_TRIO_KILL_GRACE"
+
+
+def max_parallel(option: int | None, environ: dict[str, str] | None = None) -> int:
+    """`--max-parallel` wins over `KESTRA_TRIO_MAX_PARALLEL`, else 8."""
+    env = os.environ if environ is None else environ
+    if option is None:
+        raw = env.get(MAX_PARALLEL_ENV, "").strip()
+        if not raw:
+            return DEFAULT_MAX_PARALLEL
+        try:
+            option = int(raw)
+        except ValueError:
+            raise ConfigError(f"{MAX_PARALLEL_ENV} must be a whole number (e.g. 8), got {raw!r}") from None
+    if option < 1:
+        raise ConfigError(f"--max-parallel / {MAX_PARALLEL_ENV} must be at least 1, got {option}")
+    return option
+
+
+def kill_grace(option: float | None, environ: dict[str, str] | None = None) -> float:
+    """Seconds between SIGTERM and SIGKILL: `--kill-grace`, else `KESTRA_TRIO_KILL_GRACE`, else 5."""
+    env = os.environ if environ is None else environ
+    if option is None:
+        raw = env.get(KILL_GRACE_ENV, "").strip()
+        if not raw:
+            return DEFAULT_KILL_GRACE
+        try:
+            option = float(raw)
+        except ValueError:
+            raise ConfigError(f"{KILL_GRACE_ENV} must be a number of seconds (e.g. 5), got {raw!r}") from None
+    if not 0 <= option < float("inf"):
+        raise ConfigError(f"--kill-grace / {KILL_GRACE_ENV} must be 0 or more seconds, got {option}")
+    return option

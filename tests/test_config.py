@@ -27,3 +27,19 @@ def test_retention_days_and_alias():
     for bad in ("abc", "0", "-3"):
         with pytest.raises(ConfigError):
             retention_days({"KESTRA_TRIO_LOG_RETENTION_DAYS": bad})
+
+
+def test_max_parallel_and_kill_grace_from_option_env_default():
+    from kestra_trio.config import kill_grace, max_parallel
+
+    assert max_parallel(None, {}) == 8
+    assert max_parallel(None, {"KESTRA_TRIO_MAX_PARALLEL": "3"}) == 3
+    assert max_parallel(2, {"KESTRA_TRIO_MAX_PARALLEL": "3"}) == 2
+    assert kill_grace(None, {}) == 5.0
+    assert kill_grace(None, {"KESTRA_TRIO_KILL_GRACE": "0.5"}) == 0.5
+    for bad in ({"KESTRA_TRIO_MAX_PARALLEL": "x"}, {"KESTRA_TRIO_MAX_PARALLEL": "0"}):
+        with pytest.raises(ConfigError):
+            max_parallel(None, bad)
+    for bad in ({"KESTRA_TRIO_KILL_GRACE": "-1"}, {"KESTRA_TRIO_KILL_GRACE": "nan"}, {"KESTRA_TRIO_KILL_GRACE": "soon"}):
+        with pytest.raises(ConfigError):
+            kill_grace(None, bad)

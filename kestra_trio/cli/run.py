@@ -33,10 +33,10 @@ async def run(
     /,
     *,
     inputs: Annotated[list[str] | None, Parameter(name=["--input", "-i"])] = None,
-    max_parallel: int = 8,
+    max_parallel: int | None = None,
     db: Path | None = None,
     plugins: list[Path] | None = None,
-    kill_grace: float = 5.0,
+    kill_grace: float | None = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
     """Run a workflow and wait for it to finish.
@@ -51,18 +51,21 @@ async def run(
     inputs
         A run-time input as KEY=VALUE; repeat for several.
     max_parallel
-        How many tasks may run at the same time.
+        How many tasks may run at the same time (default: $KESTRA_TRIO_MAX_PARALLEL, else 8).
     db
         SQLite database file (default: $KESTRA_TRIO_DB, else ~/.local/share/kestra-trio/kestra.db).
     plugins
         Extra plugin directories (also: KESTRA_TRIO_PLUGIN_PATH).
     kill_grace
-        Seconds between SIGTERM and SIGKILL when a task is cancelled or times out.
+        Seconds between SIGTERM and SIGKILL when a task is cancelled or times out
+        (default: $KESTRA_TRIO_KILL_GRACE, else 5).
     as_json
         Print one JSON object with the execution id, final state and per-task results.
     """
     import trio
 
+    from kestra_trio.config import kill_grace as resolve_kill_grace
+    from kestra_trio.config import max_parallel as resolve_max_parallel
     from kestra_trio.config import resolve_db_path, retention_days
     from kestra_trio.engine.runner import EngineOptions, run_execution
     from kestra_trio.model.inputs import coerce_inputs, parse_input_args
@@ -71,10 +74,8 @@ async def run(
     from kestra_trio.state.states import State
     from kestra_trio.storage.db import open_database
 
-    if max_parallel < 1:
-        raise UsageError("--max-parallel must be at least 1")
-    if kill_grace < 0:
-        raise UsageError("--kill-grace must be 0 or more seconds")
+    max_parallel = resolve_max_parallel(max_parallel)
+    kill_grace = resolve_kill_grace(kill_grace)
     registry = PluginRegistry.discover(extra_dirs=plugins or [])
     try:
         spec = load_workflow(workflow, catalog=registry)
