@@ -47,6 +47,8 @@ def retention_days(environ: dict[str, str] | None = None) -> int:
         raise ConfigError(f"{name} must be a whole number of days (e.g. 30), got {raw!r}") from None
     if days < 1:
         raise ConfigError(f"{name} must be at least 1 day, got {days}")
+    if days > 3650:
+        raise ConfigError(f"{name} must be at most 3650 days (10 years), got {days}")
     return days
 
 

@@ -74,8 +74,12 @@ async def rollback(*, to: int, db: DbOption = None) -> ExitCode:
         Database file (default: $KESTRA_TRIO_DB, else ~/.local/share/kestra-trio/kestra.db).
     """
     from kestra_trio.config import resolve_db_path
+    from kestra_trio.errors import UsageError
     from kestra_trio.storage.db import open_database
     from kestra_trio.storage.migrate import available_migrations, current_version, rollback as rollback_to
+
+    if to < 0:
+        raise UsageError("--to must be 0 or a migration version")
 
     path = _existing(resolve_db_path(db))
     names = {m.version: m.name for m in available_migrations()}

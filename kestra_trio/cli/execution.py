@@ -365,8 +365,8 @@ async def list_(
         state = state.strip().upper()
         if state not in STATES:
             return _fail(f"Invalid state. Must be one of: {', '.join(STATES)}")
-    if limit < 1:
-        return _fail("--limit must be at least 1")
+    if not 1 <= limit <= 1_000_000:
+        return _fail("--limit must be between 1 and 1000000")
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = ExecutionStore(database)
         rows = await store.list(workflow_id=workflow, state=state, limit=limit)
@@ -421,6 +421,8 @@ async def cancel(
     from kestra_trio.storage.db import open_database
     from kestra_trio.storage.executions import ExecutionStore
 
+    if not 0 <= wait <= 3600:
+        return _fail("--wait must be between 0 and 3600 seconds")
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = ExecutionStore(database)
         try:
@@ -438,7 +440,7 @@ async def cancel(
         )
         state = execution.state
         try:
-            with trio.move_on_after(max(0.0, wait)):
+            with trio.move_on_after(wait):
                 while True:
                     state = await database.run(reads.execution_state, resolved) or "CANCELLED"
                     if state in TERMINAL:

@@ -22,6 +22,9 @@ _COMPOUND = re.compile(
 )
 _PLAIN = re.compile(_NUMBER)
 
+#: the longest duration we accept anywhere (timeouts, delays, --since): 10 years
+MAX_SECONDS = 10 * 365 * 86400.0
+
 
 def parse_duration(text: str | int | float) -> float:
     """Return the duration in seconds.
@@ -32,11 +35,21 @@ def parse_duration(text: str | int | float) -> float:
     Raises:
         ValueError: with a message that shows valid examples.
     """
+    seconds = _parse(text)
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {text!r} is too long (at most 10 years, e.g. 3650d)")
+    return seconds
+
+
+def _parse(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError(f"invalid duration {text!r} (examples: {DURATION_EXAMPLES})")
     if isinstance(text, (int, float)):
-        seconds = float(text)
-        if not math.isfinite(seconds) or seconds < 0:
+        try:
+            seconds = float(text)
+        except OverflowError:
+            seconds = math.inf
+        if math.isnan(seconds) or seconds < 0:
             raise ValueError(f"invalid duration {text!r} (must be a positive number of seconds)")
         return seconds
     if not isinstance(text, str):

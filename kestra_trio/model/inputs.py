@@ -22,10 +22,11 @@ _FALSE = frozenset({"false", "0", "no", "n", "off"})
 
 
 def parse_input_args(items: Sequence[str]) -> dict[str, str]:
-    """`["name=world", "n=3"]` -> `{"name": "world", "n": "3"}` (split on the first `=`; last wins).
+    """`["name=world", "n=3"]` -> `{"name": "world", "n": "3"}` (split on the first `=`).
 
     Raises:
-        InputError: an item has no `=` or an empty name.
+        InputError: an item has no `=` or an empty name, or a name is given twice (which of
+            two values was meant is a guess we do not make).
     """
     result: dict[str, str] = {}
     for item in items:
@@ -33,6 +34,8 @@ def parse_input_args(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not sep or not name:
             raise InputError(f"--input {item!r} must be NAME=VALUE (e.g. --input name=world)")
+        if name in result:
+            raise InputError(f"--input {name} is given twice ({result[name]!r} and {value!r}); give it once")
         result[name] = value
     return result
 

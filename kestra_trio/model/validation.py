@@ -278,6 +278,9 @@ class _Checker:
         if seconds == 0 and not allow_zero:
             self.add(where, "must be longer than 0s")
             return None
+        if 0 < seconds < 0.001:
+            self.add(where, "must be at least 1ms")
+            return None
         return seconds
 
     def string_list(self, value: dict[str, Any], key: str, path: str, what: str) -> list[str]:

@@ -204,3 +204,41 @@ def test_engine_start_deletes_expired_logs(tmp_path):
     result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=db, env={"KESTRA_TRIO_LOG_RETENTION_DAYS": "1"})
     assert result.returncode == 0
     assert db_rows(db, "SELECT COUNT(*) FROM execution_logs WHERE message = 'ancient'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "needle"),
+    [
+        ({"KESTRA_TRIO_LOG_RETENTION_DAYS": "99999999999999999999"}, [], "at most 3650 days"),
+        ({"KESTRA_TRIO_MAX_PARALLEL": "many"}, [], "KESTRA_TRIO_MAX_PARALLEL"),
+        ({}, ["--kill-grace", "nan"], "--kill-grace"),
+    ],
+)
+def test_bad_settings_exit_2_before_anything_is_created(tmp_path, env, args, needle):
+    db = tmp_path / "k.db"
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), *args, db=db, env=env)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr and "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert db_rows(db, "SELECT COUNT(*) FROM executions") in ([], [(0,)])
+
+
+def test_absurd_durations_are_validation_errors_not_crashes(tmp_path):
+    db = tmp_path / "k.db"
+    path = write(
+        tmp_path,
+        """
+        id: absurd
+        timeout: 1.0e+300
+        tasks:
+          - id: a
+            type: core/shell.run
+            timeout: 99999999999999999999d
+            retry: {max: 2, delay: 0.0001}
+            inputs: {command: "echo hi"}
+        """,
+    )
+    result = kt("run", str(path), db=db)
+    assert result.returncode == 2
+    assert "timeout: duration" in result.stderr and "too long" in result.stderr
+    assert "retry.delay: must be at least 1ms" in result.stderr
+    assert "internal error" not in result.stderr

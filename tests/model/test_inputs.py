@@ -25,7 +25,12 @@ WF = workflow(
 
 
 def test_parse_input_args() -> None:
-    assert parse_input_args(["a=1", "b=x=y", "c=", " d =v", "a=2"]) == {"a": "2", "b": "x=y", "c": "", "d": "v"}
+    assert parse_input_args(["a=1", "b=x=y", "c=", " d =v"]) == {"a": "1", "b": "x=y", "c": "", "d": "v"}
+
+
+def test_parse_input_args_refuses_a_name_given_twice() -> None:
+    with pytest.raises(InputError, match="--input a is given twice"):
+        parse_input_args(["a=1", "a=2"])
 
 
 @pytest.mark.parametrize("item", ["novalue", "=x", ""])

@@ -395,3 +395,30 @@ async def test_builtin_shell_outcomes(inv_for: InvFor, make_plugin: MakePlugin, 
 
 def test_python_token_is_the_engine_interpreter(make_plugin: MakePlugin) -> None:
     assert make_plugin("").argv[0] == sys.executable
+
+
+async def test_a_late_reader_is_not_blamed_for_a_held_pipe() -> None:
+    """Past the drain deadline, what is already in the pipe (and its EOF) is still read:
+    on a starved machine the reader may just be late; only a pipe that would block counts."""
+    from kestra_trio.plugin_runtime.process import _Drain
+
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"last line\n")
+    os.close(write_fd)
+    drain = _Drain()
+    drain.stop_reading_at(trio.current_time() - 1)  # the deadline is already behind us
+    stream = trio.lowlevel.FdStream(read_fd)
+    receive_some = drain.reader(stream, "stdout")
+    assert await receive_some(1024) == b"last line\n"
+    assert await receive_some(1024) == b""  # EOF
+    await stream.aclose()
+    assert drain.timed_out == []
+
+    read_fd, write_fd = os.pipe()  # a writer that keeps the pipe open and says nothing
+    held = _Drain()
+    held.stop_reading_at(trio.current_time() - 1)
+    stream = trio.lowlevel.FdStream(read_fd)
+    assert await held.reader(stream, "stdout")(1024) == b""
+    await stream.aclose()
+    os.close(write_fd)
+    assert held.timed_out == ["stdout"]
