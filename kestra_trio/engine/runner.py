@@ -224,18 +224,10 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None or math.isinf(seconds) else int(seconds * 1000)
 
 
-async def recover_lost_executions(store: ExecutionStore, db: Database) -> list[str]:
+async def recover_lost_executions(store: ExecutionStore) -> list[str]:
     """Executions left RUNNING by an engine on this host that no longer exists become FAILED."""
-    host = socket.gethostname()
-
-    def _find(raw):
-        return raw.execute(
-            "SELECT id, engine_pid FROM executions WHERE state IN ('PENDING','RUNNING','WAITING') AND engine_host = ?",
-            (host,),
-        ).fetchall()
-
     lost = []
-    for execution_id, pid in await db.run(_find):
+    for execution_id, pid in await store.unfinished_on_host(socket.gethostname()):
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
         runs = await store.task_runs(execution_id)
@@ -288,7 +280,7 @@ async def run_execution(
     run = ExecutionRun(workflow, inputs, db=db, registry=registry, options=options, secrets=secrets)
     scheduler = Scheduler(run)
     result: ExecutionResult | None = None
-    await recover_lost_executions(run.store, db)
+    await recover_lost_executions(run.store)
     await run.store.create(
         NewExecution(
             id=run.execution_id,

@@ -317,6 +317,13 @@ def _task_counts(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[
     return result
 
 
+def _unfinished_on_host(raw: sqlite3.Connection, host: str) -> list[tuple[str, int | None]]:
+    return raw.execute(
+        "SELECT id, engine_pid FROM executions WHERE state IN ('PENDING', 'RUNNING', 'WAITING') AND engine_host = ?",
+        (host,),
+    ).fetchall()
+
+
 def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
     rows = raw.execute(
         f"SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
@@ -379,6 +386,10 @@ class ExecutionStore:
 
     async def task_counts(self, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self.db.run(_task_counts, list(execution_ids))
+
+    async def unfinished_on_host(self, host: str) -> list[tuple[str, int | None]]:
+        """(id, engine pid) of executions not finished whose engine ran on `host`."""
+        return await self.db.run(_unfinished_on_host, host)
 
     async def task_runs(self, execution_id: str) -> list[TaskRunRow]:
         return await self.db.run(_task_runs, execution_id)
