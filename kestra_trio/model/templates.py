@@ -34,6 +34,25 @@ Root = Literal["inputs", "tasks", "secrets"]
 ROOTS: tuple[Root, ...] = ("inputs", "tasks", "secrets")
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# `{% raw %}...{% endraw %}` keeps its content literal (as in Jinja and Kestra's Pebble):
+# `docker inspect --format '{% raw %}{{.Id}}{% endraw %}'`
+_RAW = re.compile(r"\{%-?\s*raw\s*-?%\}(.*?)\{%-?\s*endraw\s*-?%\}", re.DOTALL)
+
+
+def _segments(text: str) -> list[tuple[bool, str]]:
+    """`(literal, text)` pieces of a string: raw blocks are literal, the rest holds templates."""
+    if "{%" not in text:
+        return [(False, text)]
+    pieces: list[tuple[bool, str]] = []
+    end = 0
+    for match in _RAW.finditer(text):
+        if match.start() > end:
+            pieces.append((False, text[end : match.start()]))
+        pieces.append((True, match.group(1)))
+        end = match.end()
+    if end < len(text) or not pieces:
+        pieces.append((False, text[end:]))
+    return pieces
 _PART = r"[A-Za-z0-9_-]+"
 _EXPRESSION = re.compile(rf"{_PART}(?:\.{_PART})*")
 _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -91,7 +110,8 @@ def parse_expression(expression: str) -> Reference:
         raise TemplateError(f"{raw}: empty template (write e.g. {{{{ inputs.name }}}})")
     if not _EXPRESSION.fullmatch(expr):
         raise TemplateError(
-            f"{raw}: a template is only a dotted path such as inputs.name or tasks.ID.outputs.key"
+            f"{raw}: a template is only a dotted path such as inputs.name or tasks.ID.outputs.key "
+            "(for a literal '{{', wrap it in {% raw %}...{% endraw %})"
         )
     root, *parts = expr.split(".")
     if root not in ROOTS:
@@ -124,15 +144,18 @@ def scan_string(text: str) -> list[Reference | TemplateError]:
     Validation uses this to report every template problem of a string, not just the first.
     """
     items: list[Reference | TemplateError] = []
-    end = 0
-    for match in _TEMPLATE.finditer(text):
-        items.extend(_unclosed(text[end : match.start()]))
-        try:
-            items.append(parse_expression(match.group(1)))
-        except TemplateError as exc:
-            items.append(exc)
-        end = match.end()
-    items.extend(_unclosed(text[end:]))
+    for literal, piece in _segments(text):
+        if literal:
+            continue
+        end = 0
+        for match in _TEMPLATE.finditer(piece):
+            items.extend(_unclosed(piece[end : match.start()]))
+            try:
+                items.append(parse_expression(match.group(1)))
+            except TemplateError as exc:
+                items.append(exc)
+            end = match.end()
+        items.extend(_unclosed(piece[end:]))
     return items
 
 
@@ -186,6 +209,16 @@ def _render_value(value: Any, context: _Context) -> Any:
 
 
 def _render_string(text: str, context: _Context) -> Any:
+    if "{{" not in text and "{%" not in text:
+        return text
+    pieces = _segments(text)
+    if len(pieces) > 1 or pieces[0][0]:
+        references_in_string(text)  # raise on malformed templates before substituting anything
+        return "".join(piece if literal else str(_render_piece(piece, context)) for literal, piece in pieces)
+    return _render_piece(text, context)
+
+
+def _render_piece(text: str, context: _Context) -> Any:
     if "{{" not in text:
         return text
     whole = _TEMPLATE.fullmatch(text.strip())

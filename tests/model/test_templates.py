@@ -127,3 +127,15 @@ def test_render_errors(value: str, message: str) -> None:
     with pytest.raises(TemplateError) as info:
         do_render(value)
     assert message in str(info.value)
+
+
+def test_raw_blocks_keep_braces_literal_and_are_not_checked() -> None:
+    from kestra_trio.model.templates import render, scan_string
+
+    text = "docker inspect --format '{% raw %}{{.Id}} {{ json .Config }}{% endraw %}' {{ inputs.name }}"
+    assert render(text, inputs={"name": "web"}, task_outputs={}, secret=lambda _: None) == (
+        "docker inspect --format '{{.Id}} {{ json .Config }}' web"
+    )
+    assert [ref.raw for ref in scan_string(text)] == ["{{ inputs.name }}"]
+    (problem,) = scan_string("{{.Id}}")
+    assert "{% raw %}" in str(problem)
