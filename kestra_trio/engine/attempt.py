@@ -8,7 +8,6 @@ error and as a final log line.
 
 from __future__ import annotations
 
-import signal as _signal
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -36,15 +35,6 @@ class _HandleSlot:
 
     def started(self, value: ProcessHandle | None = None) -> None:
         self.handle = value
-
-
-def _signal_name(exit_code: int | None) -> str | None:
-    if exit_code is not None and exit_code < 0:
-        try:
-            return _signal.Signals(-exit_code).name
-        except ValueError:
-            return f"signal {-exit_code}"
-    return None
 
 
 def _stop_details(handle: ProcessHandle | None) -> str:
@@ -120,7 +110,7 @@ class TaskWorker:
             invocation = Invocation(
                 execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
                 manifest=manifest, action=action, inputs=resolved, secrets=run.secrets,
-                workdir=_workdir(run),
+                workdir=run.workdir,
             )
             slot = _HandleSlot()
             outcome: Outcome | None = None
@@ -197,8 +187,6 @@ class TaskWorker:
         error = dict(outcome.error or {"message": "failed"})
         error["reason_code"] = (outcome.reason_code or Reason.PLUGIN_FAILED).value
         error["attempt"] = attempt
-        if error.get("signal") is None and _signal_name(outcome.exit_code):
-            error["signal"] = _signal_name(outcome.exit_code)
         return self.run.masker.mask_value(error)
 
     async def _fail(self, task_id: str, st: dict[str, Any], outcome: Outcome) -> bool:
@@ -342,8 +330,3 @@ def _pid(st: dict[str, Any]) -> int | None:
     handle = st.get("handle")
     return handle.pid if handle is not None else None
 
-
-def _workdir(run: ExecutionRun):
-    from kestra_trio.engine.runner import workflow_dir
-
-    return workflow_dir(run.workflow)

@@ -33,7 +33,7 @@ from kestra_trio.engine.scheduler import Scheduler
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.audit import AuditLogger
-from kestra_trio.observability.collector import LogCollector
+from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.secrets.providers import resolve_secrets
@@ -48,14 +48,6 @@ def new_execution_id() -> str:
     return _secrets.token_hex(8)
 
 
-def _stderr(message: str) -> None:
-    try:
-        sys.stderr.write(f"kestra-trio: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
 @dataclass
 class EngineOptions:
     max_parallel: int = 8
@@ -67,7 +59,7 @@ class EngineOptions:
     execution_id: str | None = None
     environ: Mapping[str, str] | None = None
     on_progress: Callable[[ProgressEvent], None] | None = None
-    on_error: Callable[[str], None] = _stderr
+    on_error: Callable[[str], None] = report_to_stderr
     collector_linger: float | None = 0.02
 
 
@@ -136,6 +128,7 @@ class ExecutionRun:
         self.execution_scope = trio.CancelScope()
         self.signal_scope = trio.CancelScope()
         self.reaper: Any = None
+        self.workdir = Path(workflow.source_path).resolve().parent if workflow.source_path else None
         self.started_at = now_ms()
 
     # logging ---------------------------------------------------------------------------
@@ -326,10 +319,7 @@ async def run_execution(
             run.signal_scope.cancel()
             run.log_send.close()
             run.collector.close()
-    assert result is not None
-    stats = run.collector.statistics()
-    if stats.dropped:
-        options.on_error(f"{stats.dropped} log entries of execution {run.execution_id} were lost")
+    assert result is not None  # (a lost-log count, if any, was reported by the collector)
     return result
 
 
@@ -441,6 +431,3 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         stop=stop,
     )
 
-
-def workflow_dir(workflow: Workflow) -> Path | None:
-    return Path(workflow.source_path).resolve().parent if workflow.source_path else None

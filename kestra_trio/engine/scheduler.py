@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from kestra_trio.engine.attempt import TaskWorker
+from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.model.dag import Dag
 from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
 from kestra_trio.state.states import Reason, State
@@ -100,8 +101,6 @@ class Scheduler:
                 for tid in task_ids
             ]
         )
-        from kestra_trio.engine.progress import ProgressEvent
-
         for tid in task_ids:
             result = self.results[tid]
             result.state = State.CANCELLED

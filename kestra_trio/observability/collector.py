@@ -48,7 +48,8 @@ class _Barrier:
         self.done = trio.Event()
 
 
-def _stderr(message: str) -> None:
+def report_to_stderr(message: str) -> None:
+    """Default error sink of engine components: one `kestra-trio: ...` line, never a traceback."""
     try:
         sys.stderr.write(f"kestra-trio: {message}\n")
         sys.stderr.flush()
@@ -73,7 +74,7 @@ class LogCollector:
         close_grace: float = 10.0,
         calm_period: float = 5.0,
         batches_per_hop: int = 10,
-        on_error: Callable[[str], None] = _stderr,
+        on_error: Callable[[str], None] = report_to_stderr,
     ) -> None:
         self._sink = sink
         self._batch_size = batch_size

@@ -19,10 +19,8 @@ import pytest
 import trio
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))  # for `factories`
-
-from factories import T0, ExecutionFactory, simple_success, task  # noqa: E402
-from kestra_trio.observability.records import now_ms  # noqa: E402
+from factories import T0, ExecutionFactory, simple_success, task  # tests/ is on sys.path (pyproject)
+from kestra_trio.observability.records import now_ms
 from kestra_trio.storage.db import open_database  # noqa: E402
 
 KT = str(Path(sys.executable).with_name("kestra-trio"))

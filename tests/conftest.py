@@ -1,15 +1,10 @@
-"""Fixtures for the CLI tests: a real database built through the storage API (tests/factories.py)."""
+"""Shared fixtures. `tests/` is on sys.path (pyproject `pythonpath`), so `factories` imports directly."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `factories`
-
-from factories import T0  # noqa: E402
+from factories import T0
 
 
 @pytest.fixture(autouse=True)
