@@ -302,6 +302,8 @@ MASKS = [
     (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?Z?( UTC)?"), "<TS>"),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\.\d{3}\b"), "<TIME>"),
     (re.compile(r"\b[0-9a-f]{16}\b"), "<ID>"),
+    # an id prefix right after the command, even one with only digits (e.g. `logs 667756`)
+    (re.compile(r"(execution (?:logs|inspect|cancel) )[0-9a-f]{4,15}\b"), r"\1<ID>"),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{4,15}\b"), "<ID>"),  # abbreviated ids
     (re.compile(r"\b([a-z_]*(?:pid|_ms|_bytes))=-?\d+"), r"\1=<N>"),
     (re.compile(r'("[a-z_]*(?:pid|_ms|_bytes|_at|last_cleanup)"\s*:\s*)-?\d+'), r"\1<N>"),
