@@ -54,3 +54,35 @@ def test_summary_names_the_failed_task_and_its_error():
         "    | oops",
         "  inspect: kestra-trio execution inspect abc",
     ]
+
+
+async def test_live_view_redraws_at_most_ten_times_a_second_whatever_the_event_rate(monkeypatch, autojump_clock):
+    import trio
+
+    from kestra_trio.cli import console as console_module
+    from kestra_trio.cli import run as run_module
+
+    screen = Console(file=StringIO(), width=100, height=24, force_terminal=True, color_system=None)
+    monkeypatch.setattr(console_module, "stdout_console", lambda: screen)
+    monkeypatch.setattr(run_module, "_isatty", lambda: True)
+    tasks = tuple(TaskSpec(id=f"t{i}", type="core/shell.run") for i in range(300))
+    view = run_module._View(Workflow(id="wf", tasks=tasks), as_json=False)
+    redraws = []
+    real_refresh = view.refresh
+    view.refresh = lambda: (redraws.append(trio.current_time()), real_refresh())
+
+    with view:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(view.tick)
+            for i in range(300):  # 900 events in ~1.5 s
+                for state in (State.RUNNING, State.SUCCESS):
+                    view.on_progress(ProgressEvent("e", f"t{i}", state, None, attempt=1))
+                await trio.sleep(0.005)
+            await trio.sleep(0.3)
+            assert view.model.rows["t299"].state == State.SUCCESS
+            nursery.cancel_scope.cancel()
+
+    elapsed = trio.current_time()
+    assert 1.5 <= elapsed < 2
+    assert len(redraws) <= elapsed * 10 + 2  # not one per event
+    assert "300 SUCCESS (showing 18 of 300 tasks)" in screen.file.getvalue()  # the last frame is current

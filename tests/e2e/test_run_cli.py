@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -242,3 +243,51 @@ def test_absurd_durations_are_validation_errors_not_crashes(tmp_path):
     assert "timeout: duration" in result.stderr and "too long" in result.stderr
     assert "retry.delay: must be at least 1ms" in result.stderr
     assert "internal error" not in result.stderr
+
+
+def _run_on_a_terminal(args, *, rows=24, cols=100, timeout=60):
+    """Run the CLI with a pseudo-terminal as stdout (what a user's shell gives it)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen([CLI, *args], stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its side
+            break
+        if not data:
+            break
+        chunks.append(data)
+        assert time.monotonic() < deadline, "run on a terminal did not finish"
+    os.close(master)
+    code = proc.wait(timeout=timeout)
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    return code, b"".join(chunks).decode("utf-8", "replace"), err
+
+
+def test_run_on_a_terminal_draws_a_live_table_that_fits_the_screen(tmp_path):
+    tasks = "\n".join(
+        f"  - id: t{i:03d}\n    type: core/shell.run\n    inputs:\n      command: 'true'" for i in range(120)
+    )
+    wf = tmp_path / "many.yaml"
+    wf.write_text(f"id: many\ntasks:\n{tasks}\n")
+    code, screen, err = _run_on_a_terminal(["run", str(wf), "--db", str(tmp_path / "k.db")], rows=24)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "\x1b[" in screen  # drawn in place with terminal control sequences
+    assert "120 SUCCESS" in screen
+    shown = [int(n) for n in re.findall(r"showing (\d+) of 120 tasks", screen)]
+    assert shown and max(shown) <= 18  # 24 rows less the header, caption and summary: no frame scrolls
+    assert screen.rsplit("showing", 1)[1].startswith(" 18 of 120 tasks)")  # the last frame is the final one
+    assert re.search(r"Execution [0-9a-f]{16} SUCCESS in .* - 120 tasks: 120 SUCCESS", screen)
