@@ -17,11 +17,13 @@ VmHWM, polled) and ru_maxrss of the tree (like /usr/bin/time -v), per-task engin
 
     .venv/bin/python scripts/bench_dag.py            # all cases, 3 repetitions
     .venv/bin/python scripts/bench_dag.py --quick    # N=20/100 K=20 and the 100k-line case, 1 repetition
+    .venv/bin/python scripts/bench_dag.py --tty --cases small,scale   # stdout on a 24x100 pseudo-terminal (live view)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sqlite3
@@ -111,7 +113,42 @@ def verify(db_path: Path, stdout_path: Path, n: int, k: int, exact: bool) -> tup
         con.close()
 
 
-def run_case(case: Case, repeat: int, max_parallel: int, tmp_root: Path, timeout: float) -> dict:
+def run_on_terminal(argv: list[str], out: Path, timeout: float):
+    """run_measured with stdout on a 24x100 pseudo-terminal, as in a user's shell: the live
+    view is drawn. What the terminal shows is copied to `out`."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+
+    def copy() -> None:
+        with open(out, "wb") as sink:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO once the last writer is gone
+                    break
+                if not data:
+                    break
+                sink.write(data)
+
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env.setdefault("TERM", "xterm-256color")
+    with os.fdopen(slave, "wb") as terminal:
+        result = run_measured(argv, stdout=terminal, timeout=timeout, env=env)
+    reader.join(timeout=10)
+    os.close(master)
+    result.stdout_path = str(out)
+    return result
+
+
+def run_case(case: Case, repeat: int, max_parallel: int, tmp_root: Path, timeout: float, tty: bool = False) -> dict:
     walls, peaks, trees = [], [], []
     problems = []
     for rep in range(repeat):
@@ -121,7 +158,7 @@ def run_case(case: Case, repeat: int, max_parallel: int, tmp_root: Path, timeout
         db = work / "bench.db"
         out = work / "stdout.txt"
         argv = [CLI, "run", str(wf), "--db", str(db), "--max-parallel", str(max_parallel)]
-        r = run_measured(argv, stdout=out, timeout=timeout)
+        r = run_on_terminal(argv, out, timeout) if tty else run_measured(argv, stdout=out, timeout=timeout)
         if r.returncode != 0:
             problems.append(short_error(r))
             continue
@@ -157,6 +194,7 @@ def main() -> int:
     ap.add_argument("--tmpdir", default=None, help="where the per-run databases go (default: system temp)")
     ap.add_argument("--timeout", type=float, default=300.0, help="per-run timeout in seconds")
     ap.add_argument("--keep", action="store_true", help="keep the per-run folders (workflows, databases)")
+    ap.add_argument("--tty", action="store_true", help="give the engine a pseudo-terminal as stdout (live view drawn)")
     args = ap.parse_args()
 
     print_header("bench_dag: kestra-trio run on generated DAGs (targets 1, 2, 3, 8)")
@@ -189,7 +227,7 @@ def main() -> int:
         case = cases[key]
         rep = args.big_repeat if (key == "million" and args.big_repeat) else repeat
         print(f"running {case.name} ({case.n * case.k:,} plugin lines) x{rep} ...", flush=True)
-        results[key] = run_case(case, rep, args.max_parallel, tmp_root, args.timeout)
+        results[key] = run_case(case, rep, args.max_parallel, tmp_root, args.timeout, tty=args.tty)
 
     def wall(key):
         return results[key]["wall"] if key in results else None
@@ -219,7 +257,7 @@ def main() -> int:
     print_table(
         ["case", "plugin lines", "wall (median)", "walls", "engine peak RSS", "tree maxrss", "lines/s", "all lines committed"],
         rows,
-        title="runs (kestra-trio run ... --max-parallel %d)" % args.max_parallel,
+        title="runs (kestra-trio run ... --max-parallel %d%s)" % (args.max_parallel, ", stdout on a terminal" if args.tty else ""),
     )
 
     targets = [
