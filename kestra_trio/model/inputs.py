@@ -34,10 +34,32 @@ def parse_input_args(items: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not sep or not name:
             raise InputError(f"--input {item!r} must be NAME=VALUE (e.g. --input name=world)")
+        if _not_utf8(item):
+            raise InputError(f"--input {name}: the value is not valid UTF-8 text")
         if name in result:
             raise InputError(f"--input {name} is given twice ({result[name]!r} and {value!r}); give it once")
         result[name] = value
     return result
+
+
+def _not_utf8(text: str) -> bool:
+    """argv bytes that are not UTF-8 arrive as lone surrogates, which cannot be stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
 
 
 def coerce_inputs(workflow: Workflow, raw: Mapping[str, str]) -> dict[str, Any]:
@@ -98,9 +120,11 @@ def coerce_value(spec: InputSpec, text: str) -> Any:
             return False
         raise ValueError(f"input {spec.name!r} must be true or false (or yes/no, 1/0), got {text!r}")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise ValueError(f"input {spec.name!r} must be JSON ({exc.msg} at character {exc.pos})") from None
+    except ValueError as exc:
+        raise ValueError(f"input {spec.name!r} must be JSON ({exc})") from None
     except RecursionError:
         raise ValueError(f"input {spec.name!r} is JSON nested too deeply") from None
 

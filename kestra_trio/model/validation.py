@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -383,6 +384,8 @@ class _Checker:
                         join_path(path, "default"),
                         f"default must be {_TYPE_WORDS[input_type]} (the input's type is {input_type}), got {_kind(default)}",
                     )
+                else:
+                    self.finite_numbers(default, join_path(path, "default"))
         return set(names)
 
     def check_tasks(self, tasks: Any) -> list[_Task]:
@@ -420,6 +423,8 @@ class _Checker:
         if "inputs" in task and not isinstance(inputs, dict):
             self.add(join_path(path, "inputs"), f"must be a mapping of input names to values, got {_kind(inputs)}")
             inputs = None
+        if inputs:
+            self.finite_numbers(inputs, join_path(path, "inputs"))
         self.string(task, "description", path)
         self.duration(task, "timeout", path)
         if "retry" in task:
@@ -428,6 +433,19 @@ class _Checker:
         if type_ok and self.catalog is not None:
             self.check_against_catalog(task_type, inputs, path, inputs_ok="inputs" not in task or inputs is not None)  # type: ignore[arg-type]
         return _Task(index=index, path=path, id=task_id, needs=needs, inputs=inputs)
+
+    def finite_numbers(self, value: Any, path: str) -> None:
+        """`.nan`, `.inf` and 1e400 are YAML numbers but not JSON: they would be stored as
+        NaN / Infinity, which no JSON reader accepts."""
+        stack = [(value, path)]
+        while stack:
+            item, where = stack.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                self.add(where, f"{item} is not a finite number (NaN and infinity cannot be stored as JSON)")
+            elif isinstance(item, dict):
+                stack.extend((v, join_path(where, k)) for k, v in item.items())
+            elif isinstance(item, list):
+                stack.extend((v, join_path(where, i)) for i, v in enumerate(item))
 
     def needs_of(self, task: dict[str, Any], path: str) -> list[tuple[str, str]]:
         if "needs" not in task:

@@ -22,6 +22,7 @@ import trio
 
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.secrets.masking import Masker
+from kestra_trio.storage.text import encodable
 
 OVERFLOW_MESSAGE = "log buffer overflow: flushing early"
 
@@ -260,6 +261,9 @@ class LogCollector:
                 batches.append([self._backlog.popleft() for _ in range(size)])
             try:
                 await self._insert(batches)
+            except UnicodeEncodeError:  # a lone surrogate in some entry: not a database problem
+                self._backlog = collections.deque(encodable(e) for e in self._backlog)
+                continue
             except Exception as exc:  # database locked, disk full, read-only, ...
                 self._failures += 1
                 if not self._failing:

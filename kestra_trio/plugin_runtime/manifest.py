@@ -24,7 +24,7 @@ Runtime = Literal["process", "builtin"]
 BUILTIN_TYPES = frozenset({"core/shell.run"})
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_ACTION = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+_ACTION = _KEBAB  # task types are ns/plugin.action with [a-z0-9-] only
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
@@ -162,7 +162,10 @@ def _actions(raw: object, problems: list[str], warnings: list[str], check: bool)
             continue
         name = item.get("name")
         if not isinstance(name, str) or not _ACTION.match(name):
-            problems.append(f"{where}.name must be lower-case letters, digits, '-' or '_' (e.g. run), got {name!r}")
+            problems.append(
+                f"{where}.name must be kebab-case (lower-case letters, digits, '-'; e.g. run), got {name!r}: "
+                "task types are namespace/plugin.action with those characters only"
+            )
             continue
         where = f"actions[{index}] ({name})"
         if name in seen:
@@ -197,6 +200,9 @@ def _command(raw: Mapping[str, Any], runtime: str, problems: list[str]) -> tuple
         return ()
     if not isinstance(command, list) or not command or not all(isinstance(t, str) and t for t in command):
         problems.append("command must be a non-empty list of non-empty strings")
+        return ()
+    if any("\0" in t for t in command):
+        problems.append("command must not contain a NUL byte (\\0)")
         return ()
     return tuple(command)
 

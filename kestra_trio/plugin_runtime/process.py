@@ -140,6 +140,22 @@ def is_builtin(invocation: Invocation) -> bool:
     return invocation.manifest.runtime == "builtin" and invocation.task_type in BUILTIN_TYPES
 
 
+def _unspawnable(plan: _Plan) -> str | None:
+    """What the OS would refuse in argv / env / cwd (a NUL byte, a bad variable name), said
+    plainly. Values can come from templates, so from another task's outputs."""
+    for index, arg in enumerate(plan.argv):
+        if "\0" in arg:
+            return f"argument {index} contains a NUL byte (\\0), which a command line cannot carry"
+    for key, value in plan.env.items():
+        if not key or "=" in key or "\0" in key:
+            return f"environment variable name {key!r} is not valid (empty, or contains '=' or a NUL byte)"
+        if "\0" in value:
+            return f"environment variable {key} contains a NUL byte (\\0), which the environment cannot carry"
+    if plan.cwd is not None and "\0" in str(plan.cwd):
+        return "the working directory contains a NUL byte (\\0)"
+    return None
+
+
 async def _spawn(plan: _Plan) -> trio.Process:
     return await trio.lowlevel.open_process(
         plan.argv,
@@ -473,13 +489,19 @@ async def _run_plan(
     output_limit: int,
     task_status: trio.TaskStatus[ProcessHandle],
 ) -> Outcome:
+    problem = _unspawnable(plan)
+    if problem:
+        return Outcome.failure(Reason.INVALID_INPUT, f"cannot start {invocation.task_type}: {problem}", type="InvalidInput")
     try:
         process = await _spawn(plan)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         program = plan.argv[0] if plan.argv else "plugin"
-        detail = exc.strerror or str(exc)
-        if exc.filename and str(exc.filename) != program:  # e.g. the working directory
-            detail += f": {exc.filename}"
+        detail = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        filename = getattr(exc, "filename", None)
+        if filename and str(filename) != program:  # e.g. the working directory
+            detail += f": {filename}"
+        elif isinstance(exc, FileNotFoundError) and Path(program).is_file():
+            detail += " (the file exists: is the interpreter on its #! line missing?)"
         return Outcome.failure(
             Reason.PLUGIN_NOT_STARTED, f"cannot start {program}: {detail}", type=type(exc).__name__
         )

@@ -96,6 +96,57 @@ class Result:
         return f"Result(outputs={self.outputs!r}, error={self.error!r})"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
+
+
+def _surrogate_free(value: Any) -> Any:
+    """Lone surrogates (``"\\ud800"`` in JSON) cannot be stored or printed as UTF-8."""
+    if isinstance(value, str):
+        if not _has_surrogate(value):
+            return value
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    if isinstance(value, list):
+        return [_surrogate_free(v) for v in value]
+    if isinstance(value, dict):
+        return {_surrogate_free(k): _surrogate_free(v) for k, v in value.items()}
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def loads_untrusted(data: bytes | str) -> Any:
+    """json.loads for what a plugin wrote: only real JSON (no NaN / Infinity, no overflowing
+    numbers), never a RecursionError, and no lone surrogates in the strings it returns.
+    Raises ValueError saying what is wrong."""
+    try:
+        value = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    text = data if isinstance(data, str) else None
+    if text is not None and "\\u" not in text and not _has_surrogate(text):
+        return value  # no escape that could make a surrogate: skip the walk
+    if isinstance(data, bytes) and b"\\u" not in data:
+        return value
+    try:
+        return _surrogate_free(value)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def encode_input(message: InputMessage) -> bytes:
     """The stdin payload: one JSON object followed by a newline."""
     payload = {
@@ -158,7 +209,7 @@ def decode_result(data: bytes) -> Result:
     if not data.strip():
         raise ProtocolError("the result file is empty")
     try:
-        raw = json.loads(data)
+        raw = loads_untrusted(data)
     except ValueError as exc:
         raise ProtocolError(f"the result file is not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or ("outputs" in raw) == ("error" in raw):
@@ -200,7 +251,7 @@ def decode_log_record(line: str) -> tuple[str, str, dict[str, Any]] | None:
     if not (text.startswith("{") and text.endswith("}") and f'"{RECORD_KEY}"' in text):
         return None
     try:
-        raw = json.loads(text)
+        raw = loads_untrusted(text)
     except ValueError:
         return None
     if not isinstance(raw, dict) or raw.get(RECORD_KEY) != RECORD_LOG:

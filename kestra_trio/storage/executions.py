@@ -360,7 +360,12 @@ class ExecutionStore:
         Raises:
             IllegalTransition: a change the state machine forbids (nothing is written).
         """
-        return await self.db.write(_apply_many, changes)
+        try:
+            return await self.db.write(_apply_many, changes)
+        except UnicodeEncodeError:  # a lone surrogate in some text: store it replaced, once
+            from kestra_trio.storage.text import encodable
+
+            return await self.db.write(_apply_many, tuple(encodable(c) for c in changes))
 
     async def request_cancel(self, execution_id: str, requested_by: str, reason: str | None) -> tuple[ExecutionRow, bool]:
         return await self.db.write(_request_cancel, execution_id, requested_by, reason)

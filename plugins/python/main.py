@@ -1,6 +1,6 @@
 """core/python.script: exec an inline script; its `outputs` dict is the result."""
 
-from kestra_trio.sdk import Plugin
+from kestra_trio.sdk import Plugin, system_exit_failure
 
 plugin = Plugin("python")
 
@@ -10,7 +10,14 @@ def script(ctx, inputs):
     outputs: dict = {}
     namespace = {"__name__": "__kestra_script__", "ctx": ctx, "inputs": inputs.get("inputs", {}), "outputs": outputs}
     code = compile(inputs["script"], "<script>", "exec")
-    exec(code, namespace)  # noqa: S102 - running the user's script is this action's purpose
+    try:
+        exec(code, namespace)  # noqa: S102 - running the user's script is this action's purpose
+    except SystemExit as exc:
+        # sys.exit() / sys.exit(0) / sys.exit(None): done, with the outputs set so far;
+        # sys.exit(3) / sys.exit("message"): the task fails saying so
+        failure = system_exit_failure(exc, "the script")
+        if failure is not None:
+            raise failure from None
     return namespace["outputs"]
 
 

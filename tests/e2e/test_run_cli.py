@@ -291,3 +291,35 @@ def test_run_on_a_terminal_draws_a_live_table_that_fits_the_screen(tmp_path):
     assert shown and max(shown) <= 18  # 24 rows less the header, caption and summary: no frame scrolls
     assert screen.rsplit("showing", 1)[1].startswith(" 18 of 120 tasks)")  # the last frame is the final one
     assert re.search(r"Execution [0-9a-f]{16} SUCCESS in .* - 120 tasks: 120 SUCCESS", screen)
+
+
+def test_a_value_the_os_cannot_exec_fails_its_task_and_the_rest_of_the_run_goes_on(tmp_path):
+    # a NUL byte reaching argv through another task's outputs used to crash the engine
+    wf = write(
+        tmp_path,
+        """
+        id: nul-chain
+        tasks:
+          - id: produce
+            type: core/python.script
+            inputs:
+              script: "outputs['x'] = 'a' + chr(0) + 'b'"
+          - id: consume
+            type: core/shell.run
+            needs: [produce]
+            inputs: {command: "echo {{ tasks.produce.outputs.x }}"}
+          - id: independent
+            type: core/shell.run
+            inputs: {command: "sleep 0.5; echo independent done"}
+        """,
+    )
+    db = tmp_path / "k.db"
+    result = kt("run", str(wf), "--json", db=db)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["state"] == "FAILED" and payload["failed_task_id"] == "consume"
+    tasks = payload["tasks"]
+    assert tasks["independent"]["state"] == "SUCCESS"
+    assert tasks["consume"]["reason_code"] == "INVALID_INPUT"
+    assert "argument 2 contains a NUL byte" in tasks["consume"]["error"]["message"]

@@ -98,3 +98,20 @@ def test_unknown_input_on_a_workflow_without_inputs() -> None:
 def test_deep_json_is_an_input_error() -> None:
     with pytest.raises(InputError, match="nested too deeply"):
         coerce_inputs(WF, {"count": "1", "config": "[" * 100_000})
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("[NaN]", "NaN is not JSON"), ('{"a": Infinity}', "Infinity is not JSON"), ("[1e999]", "number 1e999 is too large")],
+)
+def test_json_input_must_be_real_json(text: str, problem: str) -> None:
+    # Python's json accepts these; no other JSON reader does, and they would be stored as-is
+    with pytest.raises(InputError, match=problem):
+        coerce_inputs(WF, {"count": "1", "config": text})
+
+
+def test_a_value_that_is_not_utf8_is_refused() -> None:
+    # argv bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape)
+    undecodable = b"caf\xe9".decode("utf-8", "surrogateescape")
+    with pytest.raises(InputError, match="--input name: the value is not valid UTF-8 text"):
+        parse_input_args([f"name={undecodable}"])

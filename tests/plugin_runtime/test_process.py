@@ -154,6 +154,10 @@ async def test_missing_result(inv_for: InvFor, make_plugin: MakePlugin, run_plug
         ('{"outputs": [1]}', Reason.INVALID_RESULT, '"outputs" must be a JSON object'),
         ('{"something": 1}', Reason.INVALID_RESULT, 'exactly one of "outputs" or "error"'),
         ('{"error": {"message": "quota exceeded", "type": "Quota"}}', Reason.PLUGIN_FAILED, "quota exceeded"),
+        ('{"outputs": {"x": NaN}}', Reason.INVALID_RESULT, "NaN is not JSON"),
+        ('{"outputs": {"x": [-Infinity]}}', Reason.INVALID_RESULT, "-Infinity is not JSON"),
+        ('{"outputs": {"x": 1e999}}', Reason.INVALID_RESULT, "number 1e999 is too large"),
+        ('{"outputs": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}", Reason.INVALID_RESULT, "nested too deeply"),
     ],
 )
 async def test_bad_or_error_result(inv_for: InvFor, 
@@ -391,6 +395,39 @@ async def test_builtin_shell_outcomes(inv_for: InvFor, make_plugin: MakePlugin, 
     assert outcome.reason_code == Reason.PLUGIN_NOT_STARTED
     outcome, _ = await run_plugin(inv_for(manifest, {"command": "kill -KILL $$"}))
     assert outcome.reason_code == Reason.PLUGIN_CRASHED and outcome.error["signal"] == "SIGKILL"
+
+
+async def test_lone_surrogates_in_a_result_or_record_are_replaced(inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin) -> None:
+    # JSON may spell a lone surrogate; Python keeps it, SQLite and terminals refuse it
+    code = (
+        "import os, sys\n"
+        "sys.stderr.write('{\"kt\": \"log\", \"level\": \"ERROR\", \"message\": \"a\\\\ud800b\"}\\n')\n"
+        "open(os.environ['KESTRA_TRIO_RESULT_FILE'], 'w').write('{\"outputs\": {\"x\": \"c\\\\udfffd\", \"\\\\ud83d\": 1}}')\n"
+    )
+    outcome, entries = await run_plugin(inv_for(make_plugin(code)))
+    assert outcome.ok, outcome
+    assert outcome.outputs == {"x": "c\ufffdd", "\ufffd": 1}
+    assert [(e.level, e.message) for e in entries] == [(LogLevel.ERROR, "a\ufffdb")]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"argv": ["echo", "a\0b"]}, "argument 1 contains a NUL byte"),
+        ({"command": "echo a\0b"}, "argument 2 contains a NUL byte"),
+        ({"command": "true", "env": {"X": "a\0b"}}, "environment variable X contains a NUL byte"),
+        ({"command": "true", "env": {"X=Y": "a"}}, "environment variable name 'X=Y' is not valid"),
+        ({"command": "true", "cwd": "a\0b"}, "the working directory contains a NUL byte"),
+    ],
+)
+async def test_what_the_os_cannot_exec_fails_the_task_not_the_engine(
+    inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin, inputs: dict, message: str
+) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    outcome, entries = await run_plugin(inv_for(manifest, inputs))
+    assert outcome.reason_code == Reason.INVALID_INPUT
+    assert outcome.error["message"].startswith(f"cannot start core/shell.run: {message}")
+    assert entries == []
 
 
 def test_python_token_is_the_engine_interpreter(make_plugin: MakePlugin) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kestra_trio.sdk import ActionFailed, Logger, Plugin, ProtocolError, protocol
+from kestra_trio.sdk import MAX_RECORD_BYTES, ActionFailed, Logger, Plugin, ProtocolError, bounded_log_record, protocol
+import sys as _sys  # noqa: F401
 from kestra_trio.sdk.context import Context
 
 
@@ -128,3 +129,144 @@ def test_sdk_imports_no_trio_and_nothing_else_from_kestra_trio() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-S", "-c", code], check=True, env={"PYTHONPATH": root})
+
+
+def test_logger_metadata_may_be_named_like_its_parameters() -> None:
+    stream = io.StringIO()
+    log = Logger(stream)
+    log.info("x", level="ERROR", message="m", msg="z", self="s", metadata={"a": 1})
+    log.log("WARN", "y", level="DEBUG")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first == {
+        "kt": "log",
+        "level": "INFO",
+        "message": "x",
+        "metadata": {"level": "ERROR", "message": "m", "msg": "z", "self": "s", "metadata": {"a": 1}},
+    }
+    assert (second["level"], second["message"], second["metadata"]) == ("WARN", "y", {"level": "DEBUG"})
+
+
+def _record_size(line: str) -> int:
+    return len(line.encode("utf-8", "backslashreplace"))
+
+
+@pytest.mark.parametrize("text", ["x", "é", "\x01", '"', "\udc80", "ab\n"])
+def test_huge_log_messages_are_truncated_to_a_valid_record(text: str) -> None:
+    stream = io.StringIO()
+    message = text * 200_000
+    Logger(stream).error(message, step=1)
+    line = stream.getvalue()
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert MAX_RECORD_BYTES - 64 < _record_size(line[:-1]) <= MAX_RECORD_BYTES
+    level, text_out, metadata = protocol.decode_log_record(line)  # type: ignore[misc]
+    assert level == "ERROR" and metadata == {"step": 1}
+    kept, _, marker = text_out.rpartition("... [truncated ")
+    assert message.startswith(kept) and len(kept) > 1000
+    dropped = len(message.encode("utf-8", "surrogatepass")) - len(kept.encode("utf-8", "surrogatepass"))
+    assert marker == f"{dropped} bytes]"
+
+
+def test_huge_log_metadata_is_replaced_by_a_note() -> None:
+    blob = "y" * 100_000
+    line = bounded_log_record("WARN", "short message", {"blob": blob})
+    assert _record_size(line) <= MAX_RECORD_BYTES
+    level, message_out, metadata = protocol.decode_log_record(line)  # type: ignore[misc]
+    assert (level, message_out) == ("WARN", "short message")
+    assert metadata == {"truncated_metadata": True, "bytes": len(json.dumps({"blob": blob}))}
+    # both too big: the message is cut after the metadata is replaced
+    level, message_out, metadata = protocol.decode_log_record(bounded_log_record("DEBUG", "m" * 100_000, {"blob": blob}))  # type: ignore[misc]
+    assert level == "DEBUG" and metadata["truncated_metadata"] is True
+    assert message_out.startswith("m" * 50_000) and message_out.endswith(" bytes]")
+    # metadata that leaves the message enough room is kept, the message is cut
+    line = bounded_log_record("INFO", "m" * 100_000, {"blob": "y" * 30_000})
+    assert _record_size(line) <= MAX_RECORD_BYTES
+    assert protocol.decode_log_record(line)[2] == {"blob": "y" * 30_000}  # type: ignore[index]
+    # a record that fits is exactly protocol.encode_log_record
+    assert bounded_log_record("INFO", "hi", {"a": 1}) == protocol.encode_log_record("INFO", "hi", {"a": 1})
+
+
+def test_logger_survives_a_closed_stream() -> None:
+    stream = io.StringIO()
+    stream.close()
+    Logger(stream).info("dropped, not raised")
+
+
+@pytest.mark.parametrize(
+    ("statement", "code", "error"),
+    [
+        ("sys.exit()", 0, None),
+        ("sys.exit(0)", 0, None),
+        ("sys.exit(None)", 0, None),
+        ("sys.exit(False)", 0, None),
+        ("sys.exit(3)", 3, "action 'go' exited with code 3 (sys.exit)"),
+        ("sys.exit(300)", 1, "action 'go' exited with code 300 (sys.exit)"),
+        ("sys.exit('bye msg')", 1, "action 'go' exited: bye msg"),
+    ],
+)
+def test_system_exit_in_an_action_is_a_result(statement: str, code: int, error: str | None) -> None:
+    plugin = Plugin("demo")
+
+    @plugin.action("go")
+    def go(ctx: Context, inputs: dict) -> dict:
+        eval(statement)  # noqa: S307
+        return {"unreached": True}
+
+    result, exit_code = plugin.run(message())
+    assert exit_code == code
+    if error is None:
+        assert json.loads(result) == {"outputs": {}}
+    else:
+        got = json.loads(result)["error"]
+        assert (got["message"], got["type"]) == (error, "SystemExit") and "eval(statement)" in got["stack"]
+
+
+def test_outputs_over_the_result_limit_fail_clearly() -> None:
+    plugin = Plugin("demo")
+    plugin.action("go")(lambda ctx, inputs: {"big": "x" * protocol.MAX_RESULT_BYTES})
+    result, code = plugin.run(message())
+    assert code == 1 and len(result) < 1000
+    error = json.loads(result)["error"]["message"]
+    assert f"more than the engine accepts in a result ({protocol.MAX_RESULT_BYTES} bytes)" in error
+
+
+CLOSES_STREAMS = """
+import sys
+from kestra_trio.sdk import Plugin
+plugin = Plugin("demo")
+
+@plugin.action("go")
+def go(ctx, inputs):
+    print("before")
+    ctx.log.info("record before")
+    for name in inputs["close"]:
+        getattr(sys, name).close()
+    for name in inputs["replace"]:
+        setattr(sys, name, None)
+    ctx.log.warn("record after", closed=inputs["close"])
+    return {"ok": True}
+
+plugin.main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("close", "replace"),
+    [(["stdout"], []), (["stderr"], []), (["stdout", "stderr"], []), ([], ["stdout", "stderr"])],
+)
+def test_main_survives_user_code_closing_or_replacing_std_streams(
+    tmp_path: Path, close: list[str], replace: list[str]
+) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    program = tmp_path / "plugin.py"
+    program.write_text(CLOSES_STREAMS)
+    result_file = tmp_path / "result.json"
+    env = {"PYTHONPATH": root, "PYTHONUNBUFFERED": "1", protocol.RESULT_FILE_ENV: str(result_file)}
+    stdin = protocol.encode_input(protocol.InputMessage("go", {"close": close, "replace": replace}))
+    proc = subprocess.run(
+        [sys.executable, "-S", str(program)], input=stdin, capture_output=True, env=env, cwd=tmp_path, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(result_file.read_text()) == {"outputs": {"ok": True}}
+    assert proc.stdout == b"before\n"
+    records = [protocol.decode_log_record(line) for line in proc.stderr.decode().splitlines()]
+    assert records == [("INFO", "record before", {}), ("WARN", "record after", {"closed": close})]

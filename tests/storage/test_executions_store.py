@@ -229,3 +229,19 @@ async def test_resolve_id_by_unique_prefix(db: Database) -> None:
     assert await store.resolve_id("abcd-2") == "abcd-2222"
     with pytest.raises(ExecutionNotFound):
         await store.resolve_id("abcd")  # ambiguous
+
+
+async def test_a_lone_surrogate_is_stored_replaced_not_refused(db: Database) -> None:
+    # e.g. an undecodable file name in an OSError message: SQLite's UTF-8 binding refuses it
+    store = ExecutionStore(db)
+    await create(store)
+    await store.apply(StateChange("ex-1", State.RUNNING, "STARTED"))
+    await store.apply(
+        StateChange(
+            "ex-1", State.FAILED, "PLUGIN_FAILED", "bad \udcff name", task_id="a",
+            fields={"error": {"message": "bad \udcff name", "\ud800": ["\udfff"]}},
+        )
+    )
+    [run] = [r for r in await store.task_runs("ex-1") if r.task_id == "a"]
+    assert (run.state, run.message) == ("FAILED", "bad \ufffd name")
+    assert run.error == {"message": "bad \ufffd name", "\ufffd": ["\ufffd"]}

@@ -121,3 +121,25 @@ async def test_filters_and_tail(db: Database) -> None:
     assert since == 4
     assert [r.message for r in await store.tail("ex-1", "a", limit=2)] == ["line 8", "line 9"]
     assert await store.count(LogFilter("ex-1", task_id="b", source_prefix="plugin:core/")) == 4
+
+
+async def test_collector_stores_an_entry_with_a_lone_surrogate_replaced_instead_of_retrying_forever(db: Database) -> None:
+    import trio
+
+    from kestra_trio.observability.collector import LogCollector
+
+    errors: list[str] = []
+    collector = LogCollector(LogStore(db), linger=None, on_error=errors.append)
+    good, bad = entry(1), entry(2)
+    bad.message = "half \ud800 a pair"
+    bad.metadata = {"k\udc80": "v\udfff"}
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(collector.run)
+            with collector.sender() as send:
+                await send.send([good, bad, entry(3)])
+            collector.close()
+    rows = await db.run(lambda raw: raw.execute("SELECT message, metadata FROM execution_logs ORDER BY id").fetchall())
+    assert rows == [("line 1", '{"stream":"stdout"}'), ("half \ufffd a pair", '{"k\ufffd":"v\ufffd"}'), ("line 3", '{"stream":"stdout"}')]
+    assert errors == []  # a data problem, not a database outage
+    assert await db.run(log_counts) == {"ex-1": 3, "ex-2": 0}
