@@ -2,13 +2,17 @@
 
 The mask has a fixed length so it does not reveal the secret's length. Besides the value
 itself it catches its common encodings: base64 (standard and URL-safe, with or without
-padding) and URL-encoding. Values shorter than MIN_SECRET_LENGTH are not masked (masking
-every "a" would destroy the logs); docs/secrets.md says so.
+padding), URL-encoding, and the escaped forms JSON and Python's repr give it (how a secret
+appears inside an error message or a JSON log line). A multi-line secret (a PEM key, a
+service-account JSON) is also masked line by line, because programs print it a line at a
+time and every log entry is one line. Values (and lines) shorter than MIN_SECRET_LENGTH
+are not masked (masking every "a" would destroy the logs); docs/observability.md says so.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -19,13 +23,19 @@ MIN_SECRET_LENGTH = 3
 
 
 def _variants(value: str) -> set[str]:
-    raw = value.encode("utf-8")
+    raw = value.encode("utf-8", "surrogatepass")
     found = {value, quote(value, safe=""), quote_plus(value), quote(value)}
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = encoded.decode("ascii")
         found.add(text)
         found.add(text.rstrip("="))
-    return {v for v in found if len(v) >= MIN_SECRET_LENGTH}
+    found.add(json.dumps(value)[1:-1])
+    found.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    found.add(repr(value)[1:-1])
+    lines = value.splitlines()
+    if len(lines) > 1:
+        found.update(line.strip() for line in lines)
+    return {v for v in found if len(v.strip()) >= MIN_SECRET_LENGTH}
 
 
 class Masker:

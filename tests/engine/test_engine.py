@@ -351,6 +351,37 @@ tasks:
     assert "***SECRET***" in inputs and secret not in inputs
 
 
+async def test_a_multi_line_secret_is_masked_line_by_line_and_in_escaped_forms(engine, tmp_path):
+    # a PEM key from a _FILE secret: programs print it a line at a time, errors repr() it
+    key = "-----BEGIN TEST KEY-----\nMIIabc123secretline0\nQ29tcGxldGVseVNlY3JldA\n-----END TEST KEY-----\n"
+    (tmp_path / "key.pem").write_text(key)
+    result = await engine.run(
+        """
+id: pem
+tasks:
+  - id: leak
+    type: core/python.script
+    inputs:
+      inputs: {key: "{{ secrets.PEM }}"}
+      script: |
+        import json, sys
+        key = inputs["key"]
+        print(key)
+        print(json.dumps({"key": key}), file=sys.stderr)
+        raise ValueError(repr(key))
+""",
+        environ={"KESTRA_TRIO_SECRET_PEM_FILE": str(tmp_path / "key.pem")},
+    )
+    assert result.state == State.FAILED
+    for suffix in ("", "-wal", "-shm"):
+        path = engine.db_path.with_name(engine.db_path.name + suffix)
+        if path.exists():
+            data = path.read_bytes()
+            assert b"MIIabc123secretline0" not in data and b"Q29tcGxldGVseVNlY3JldA" not in data
+    stdout = [m for (m, meta) in engine.rows("SELECT message, metadata FROM execution_logs WHERE task_id='leak'") if '"stdout"' in (meta or '')]
+    assert stdout[:4] == ["***SECRET***"] * 4  # BEGIN/END lines too: over-masking is the safe side
+
+
 async def test_plugin_that_cannot_start_and_unknown_action_fail_the_task_not_the_engine(engine, tmp_path):
     plugin = tmp_path / "plugins" / "broken"
     plugin.mkdir(parents=True)

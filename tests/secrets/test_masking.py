@@ -45,3 +45,19 @@ def test_secrets_come_from_env_and_files(tmp_path):
     path.write_text("from-a-file\n")
     found = resolve_secrets({"KESTRA_TRIO_SECRET_API": "v1", "KESTRA_TRIO_SECRET_TOKEN_FILE": str(path), "OTHER": "x"})
     assert found == {"API": "v1", "TOKEN": "from-a-file"}
+
+
+@pytest.mark.parametrize(
+    ("secret", "text"),
+    [
+        ("line1-secret\nline2-secret", "URL can't contain control characters. '/line1-secret\\nline2-secret?q=1'"),
+        ("pässwört-🔑", 'json {"p": "p\\u00e4ssw\\u00f6rt-\\ud83d\\udd11"}'),
+        ('a\\b"c', 'json {"p": "a\\\\b\\"c"}'),
+        ("-----BEGIN K-----\nMIIabc123\n-----END K-----", "MIIabc123"),
+    ],
+)
+def test_escaped_forms_and_each_line_of_a_multi_line_secret_are_masked(secret, text):
+    masked = Masker([secret]).mask(text)
+    assert MASK in masked
+    for line in secret.splitlines():
+        assert line not in masked
