@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kestra_trio.model.durations import MAX_SECONDS
 from kestra_trio.model.workflow import RetryPolicy
 from kestra_trio.state.states import Reason
 
@@ -22,12 +23,13 @@ class RetryDecision:
 def backoff_delay(policy: RetryPolicy, failed_attempt: int) -> float:
     """Delay after attempt `failed_attempt` (1-based): constant, or delay * 2**(n-1) capped by max_delay."""
     if policy.backoff == "exponential":
-        delay = policy.delay * (2 ** (failed_attempt - 1))
+        # 2**64 ms is already 584 million years: a larger exponent only risks float overflow
+        delay = policy.delay * (2 ** min(failed_attempt - 1, 64))
     else:
         delay = policy.delay
     if policy.max_delay is not None:
         delay = min(delay, policy.max_delay)
-    return max(0.0, delay)
+    return max(0.0, min(delay, MAX_SECONDS))
 
 
 def decide(policy: RetryPolicy, failed_attempt: int, reason: str) -> RetryDecision | None:

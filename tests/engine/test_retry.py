@@ -14,6 +14,10 @@ from kestra_trio.state.states import Reason
         (RetryPolicy(5, "exponential", 0.5), 2, 1.0),
         (RetryPolicy(5, "exponential", 0.5), 4, 4.0),
         (RetryPolicy(5, "exponential", 0.5, max_delay=1.5), 4, 1.5),
+        # attempt 1025 used to overflow float (2**1024) even with max_delay set
+        (RetryPolicy(2000, "exponential", 0.001, max_delay=0.001), 1025, 0.001),
+        (RetryPolicy(100_000, "exponential", 1.0, max_delay=60.0), 99_999, 60.0),
+        (RetryPolicy(100_000, "exponential", 1.0), 99_999, 10 * 365 * 86400.0),  # bounded like any duration
     ],
 )
 def test_backoff_delays(policy, attempt, expected):
