@@ -72,6 +72,10 @@ def max_parallel(option: int | None, environ: dict[str, str] | None = None) -> i
     return option
 
 
+#: a plugin that needs more than an hour to shut down is not shutting down
+MAX_KILL_GRACE = 3600.0
+
+
 def kill_grace(option: float | None, environ: dict[str, str] | None = None) -> float:
     """Seconds between SIGTERM and SIGKILL: `--kill-grace`, else `KESTRA_TRIO_KILL_GRACE`, else 5."""
     env = os.environ if environ is None else environ
@@ -83,6 +87,8 @@ def kill_grace(option: float | None, environ: dict[str, str] | None = None) -> f
             option = float(raw)
         except ValueError:
             raise ConfigError(f"{KILL_GRACE_ENV} must be a number of seconds (e.g. 5), got {raw!r}") from None
-    if not 0 <= option < float("inf"):
-        raise ConfigError(f"--kill-grace / {KILL_GRACE_ENV} must be 0 or more seconds, got {option}")
+    if not 0 <= option <= MAX_KILL_GRACE:
+        raise ConfigError(
+            f"--kill-grace / {KILL_GRACE_ENV} must be between 0 and {MAX_KILL_GRACE:g} seconds, got {option:g}"
+        )
     return option

@@ -21,6 +21,8 @@ class ExitCode(enum.IntEnum):
     DATABASE = 3
     #: a plugin manifest is invalid or a plugin cannot be found
     PLUGIN = 4
+    #: stopped by SIGHUP: the terminal was closed (the execution is recorded CANCELLED)
+    HANGUP = 129
     #: interrupted by Ctrl+C / SIGINT (the execution is recorded CANCELLED)
     INTERRUPTED = 130
     #: stopped by SIGTERM (the execution is recorded CANCELLED)

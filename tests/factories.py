@@ -50,6 +50,7 @@ class ExecutionFactory:
         inputs: dict[str, Any] | None = None,
         engine_pid: int | None = None,
         engine_host: str | None = None,
+        created_at: int | None = None,
     ) -> None:
         numbered = [
             NewTaskRun(t.task_id, i, t.type, t.needs, t.max_attempts, t.timeout_ms) for i, t in enumerate(tasks)
@@ -67,6 +68,7 @@ class ExecutionFactory:
                 engine_host=engine_host,
             ),
             numbered,
+            at=self.t0 if created_at is None else created_at,  # never the wall clock: tests must not age
         )
 
     async def start(self, at: int = 0) -> None:

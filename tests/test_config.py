@@ -43,3 +43,6 @@ def test_max_parallel_and_kill_grace_from_option_env_default():
     for bad in ({"KESTRA_TRIO_KILL_GRACE": "-1"}, {"KESTRA_TRIO_KILL_GRACE": "nan"}, {"KESTRA_TRIO_KILL_GRACE": "soon"}):
         with pytest.raises(ConfigError):
             kill_grace(None, bad)
+    assert kill_grace(3600.0, {}) == 3600.0
+    with pytest.raises(ConfigError, match="must be between 0 and 3600 seconds, got 1e\\+308"):
+        kill_grace(1e308, {})  # accepted before: a stop then waited forever

@@ -21,10 +21,11 @@ def _print_err(line: str) -> None:
 
 
 def _print_out(line: str) -> None:
+    """Progress is a courtesy: a closed pipe or terminal (EPIPE, EIO) must not stop the run."""
     try:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-    except BrokenPipeError:
+    except (OSError, ValueError):
         pass
 
 
@@ -42,7 +43,7 @@ async def run(
     """Run a workflow and wait for it to finish.
 
     Exit codes: 0 SUCCESS, 1 FAILED (or cancelled from another terminal), 2 invalid
-    workflow or arguments (nothing is created), 3 database problem, 130 Ctrl+C, 143 SIGTERM.
+    workflow or arguments (nothing is created), 3 database problem, 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP (terminal closed).
 
     Parameters
     ----------
@@ -94,7 +95,7 @@ async def run(
     keep_days = retention_days()
     db_path = resolve_db_path(db)
 
-    view = _View(spec, as_json=as_json)
+    view = _View(spec, as_json=as_json, kill_grace=kill_grace)
     options = EngineOptions(
         max_parallel=max_parallel,
         kill_grace=kill_grace,
@@ -114,7 +115,8 @@ async def run(
     if result.state == State.CANCELLED and result.stop is not None and result.stop.signal is not None:
         import signal
 
-        return int(ExitCode.TERMINATED if result.stop.signal == signal.SIGTERM else ExitCode.INTERRUPTED)
+        by_signal = {signal.SIGTERM: ExitCode.TERMINATED, signal.SIGHUP: ExitCode.HANGUP}
+        return int(by_signal.get(result.stop.signal, ExitCode.INTERRUPTED))
     return int(ExitCode.FAILURE)
 
 
@@ -141,10 +143,11 @@ async def _retention(database, keep_days: int) -> None:
 class _View:
     """Live table on a terminal, plain lines when piped, nothing but the result with --json."""
 
-    def __init__(self, workflow, *, as_json: bool) -> None:
+    def __init__(self, workflow, *, as_json: bool, kill_grace: float = 5.0) -> None:
         from kestra_trio.cli.console import color_enabled
 
         self.workflow = workflow
+        self.kill_grace = kill_grace
         self.as_json = as_json
         self.live = None
         self.model = None
@@ -169,7 +172,11 @@ class _View:
     def __exit__(self, *exc_info) -> None:
         if self.live is not None:
             self.refresh()
-            self.live.stop()
+        if self.live is not None:
+            try:
+                self.live.stop()
+            except (OSError, ValueError):
+                pass
             self.live = None
 
     def refresh(self) -> None:
@@ -178,7 +185,10 @@ class _View:
 
             self.dirty = False
             rows = max(5, self.live.console.size.height - 6)
-            self.live.update(live_table(self.model, limit=rows), refresh=True)
+            try:
+                self.live.update(live_table(self.model, limit=rows), refresh=True)
+            except (OSError, ValueError):  # the terminal went away (SIGHUP follows): stop drawing
+                self.live = None
 
     async def tick(self) -> None:
         """Redraw at most 10 times a second: rendering on every event made a 1,000-task run
@@ -197,12 +207,18 @@ class _View:
     def on_progress(self, event) -> None:
         from kestra_trio.cli.run_view import created_line, progress_line
 
+        if event.task_id is None and event.reason in ("STOPPING", "FORCING"):
+            self._say_stopping(event)
+            return
         if event.task_id is None and event.reason == "CREATED":
             line = created_line(event.execution_id, self.workflow)
             if self.as_json:
                 _print_err(line)
             elif self.live is not None:
-                self.live.console.print(line)
+                try:
+                    self.live.console.print(line)
+                except (OSError, ValueError):
+                    pass
             else:
                 _print_out(line)
             return
@@ -215,6 +231,25 @@ class _View:
         line = progress_line(event)
         if line:
             _print_out(line)
+
+    def _say_stopping(self, event) -> None:
+        """Ctrl+C can take the kill grace period to take effect: say what is happening."""
+        from kestra_trio.cli.formatting import literal
+
+        if event.reason == "FORCING":
+            line = "Stopping now: running tasks get SIGKILL."
+        else:
+            line = f"Stopping ({literal(event.message or 'cancelled')}): running tasks get SIGTERM"
+            if self.kill_grace > 0:
+                line += f", then SIGKILL after {self.kill_grace:g}s; Ctrl+C skips the wait"
+            line += "."
+        try:
+            if self.live is not None:
+                self.live.console.print(line, markup=False, highlight=False)
+            else:
+                _print_err(line)
+        except (OSError, ValueError):
+            pass
 
     def finish(self, result) -> None:
         from kestra_trio.cli.run_view import result_json, summary_lines

@@ -41,6 +41,8 @@ def _stop_details(handle: ProcessHandle | None) -> str:
     if handle is None:
         return "no process was running"
     sent = handle.signal_sent or "no signal"
+    if handle.escalation:
+        sent = f"SIGTERM, then SIGKILL ({handle.escalation})"
     code = handle.exit_code
     return f"sent {sent} to process group {handle.pgid}, exit code {code if code is not None else 'unknown'}"
 
@@ -120,7 +122,8 @@ class TaskWorker:
                 try:
                     outcome = await run_action(
                         invocation, log_send=run.log_send, reaper=run.reaper,
-                        kill_grace=run.options.kill_grace, task_status=slot,  # type: ignore[arg-type]
+                        kill_grace=run.options.kill_grace, force_kill=run.force_kill,
+                        task_status=slot,  # type: ignore[arg-type]
                     )
                 finally:
                     st["handle"] = slot.handle

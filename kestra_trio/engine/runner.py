@@ -5,7 +5,7 @@
     ├─ GroupReaper watchdog      (no plugin group outlives the engine, even on SIGKILL)
     └─ services nursery
         ├─ cancel watcher        (`execution cancel` rows → stop)
-        ├─ signal watcher        (SIGINT / SIGTERM → stop)
+        ├─ signal watcher        (SIGINT / SIGTERM / SIGHUP → stop; a second one → SIGKILL now)
         ├─ execution timeout     (→ stop with TIMEOUT)
         └─ execution scope → Scheduler → task scope → attempt scope → plugin process
 
@@ -42,6 +42,10 @@ from kestra_trio.storage.audit import AuditStore
 from kestra_trio.storage.db import Database
 from kestra_trio.storage.executions import ExecutionStore, NewExecution, NewTaskRun, StateChange
 from kestra_trio.storage.logs import LogStore
+
+
+#: signals that stop an execution (recorded CANCELLED by user); SIGHUP: the terminal closed
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def new_execution_id() -> str:
@@ -127,6 +131,8 @@ class ExecutionRun:
         self.stop_request: StopRequest | None = None
         self.execution_scope = trio.CancelScope()
         self.signal_scope = trio.CancelScope()
+        #: set by a second Ctrl+C: running plugins get SIGKILL without waiting the grace period
+        self.force_kill = trio.Event()
         self.reaper: Any = None
         self.workdir = Path(workflow.source_path).resolve().parent if workflow.source_path else None
         self.started_at = now_ms()
@@ -197,14 +203,24 @@ class ExecutionRun:
                 )
 
     async def watch_signals(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """For the whole run (finishing included): Ctrl+C / SIGTERM become a recorded stop."""
-        with self.signal_scope, trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        """For the whole run (finishing included): Ctrl+C / SIGTERM / SIGHUP (terminal closed)
+        become a recorded stop. Another one while stopping skips the kill grace period."""
+        with self.signal_scope, trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name
-                await self.stop(
-                    StopRequest(Reason.EXECUTION_CANCELLED, "user", f"received {name}", signal=int(signum))
-                )
+                if self.stop_request is None:
+                    await self.stop(
+                        StopRequest(Reason.EXECUTION_CANCELLED, "user", f"received {name}", signal=int(signum))
+                    )
+                elif not self.force_kill.is_set():
+                    self.force_kill.set()
+                    await self.log(
+                        LogLevel.WARN, "scheduler",
+                        f"Received {name} again: killing running tasks now (SIGKILL, no grace period)",
+                        signal=name,
+                    )
+                    self.progress(ProgressEvent.for_execution(self.execution_id, State.RUNNING, "FORCING", None))
 
     async def execution_timeout(self, seconds: float) -> None:
         await trio.sleep(seconds)

@@ -25,6 +25,7 @@ import trio
 
 import kestra_trio
 from kestra_trio.config import DEFAULT_KILL_GRACE
+from kestra_trio.model.durations import format_duration
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime.manifest import BUILTIN_TYPES, ActionSpec
 from kestra_trio.plugin_runtime.reaper import GroupReaper
@@ -331,18 +332,39 @@ async def _wait_group_gone(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
             await trio.sleep(0.005)
 
 
-async def _terminate(process: trio.Process, handle: ProcessHandle, kill_grace: float) -> None:
-    """SIGTERM the group, wait ``kill_grace``, then SIGKILL it (call shielded)."""
+async def _terminate(
+    process: trio.Process, handle: ProcessHandle, kill_grace: float, force_kill: trio.Event | None = None
+) -> None:
+    """SIGTERM the group, wait ``kill_grace`` (or until ``force_kill`` is set), then SIGKILL
+    it (call shielded)."""
     handle.killed_by_us = True
     if process.returncode is None:
         handle.signal_sent = "SIGTERM"
         _signal_group(handle, signal.SIGTERM)
         with trio.move_on_after(kill_grace):
-            await process.wait()
+            if force_kill is None:
+                await process.wait()
+            else:
+                await _wait_exit_or_event(process, force_kill)
     if process.returncode is None:
         handle.signal_sent = "SIGKILL"
+        handle.escalation = (
+            "a second stop signal" if force_kill is not None and force_kill.is_set()
+            else f"the {format_duration(kill_grace)} grace period ran out"
+        )
         _signal_group(handle, signal.SIGKILL)
         await process.wait()
+
+
+async def _wait_exit_or_event(process: trio.Process, event: trio.Event) -> None:
+    async with trio.open_nursery() as nursery:
+        async def on_event() -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(on_event)
+        await process.wait()
+        nursery.cancel_scope.cancel()
 
 
 # ---------------------------------------------------------------- the outcome
@@ -436,6 +458,7 @@ async def run_action(
     log_send: trio.MemorySendChannel[LogEntry],
     reaper: GroupReaper | None = None,
     kill_grace: float = DEFAULT_KILL_GRACE,
+    force_kill: trio.Event | None = None,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
     task_status: trio.TaskStatus[ProcessHandle] = trio.TASK_STATUS_IGNORED,
 ) -> Outcome:
@@ -445,6 +468,7 @@ async def run_action(
       log_send: every line the plugin writes becomes a LogEntry sent here (backpressure ok).
       reaper: when given, the process group is registered with the engine's watchdog.
       kill_grace: seconds between SIGTERM and SIGKILL when cancelled.
+      force_kill: once set, a group being stopped gets SIGKILL without waiting the grace.
       output_limit: bytes of log lines stored per attempt before only the tail is kept.
       task_status: receives the ProcessHandle right after spawn (``nursery.start``).
 
@@ -471,7 +495,7 @@ async def run_action(
         )
     plan = _builtin_shell_plan(invocation) if builtin else _process_plan(invocation)
     try:
-        return await _run_plan(invocation, plan, log_send, reaper, kill_grace, output_limit, task_status)
+        return await _run_plan(invocation, plan, log_send, reaper, kill_grace, force_kill, output_limit, task_status)
     finally:
         if plan.result_path is not None:
             try:
@@ -486,6 +510,7 @@ async def _run_plan(
     log_send: trio.MemorySendChannel[LogEntry],
     reaper: GroupReaper | None,
     kill_grace: float,
+    force_kill: trio.Event | None,
     output_limit: int,
     task_status: trio.TaskStatus[ProcessHandle],
 ) -> Outcome:
@@ -512,7 +537,7 @@ async def _run_plan(
         if reaper is not None:
             await reaper.register(handle.pgid)
         task_status.started(handle)
-        interrupted = await _supervise(process, plan, handle, emitter, kill_grace)
+        interrupted = await _supervise(process, plan, handle, emitter, kill_grace, force_kill)
     finally:
         with trio.CancelScope(shield=True):
             if handle.exit_code is None:  # only if something above failed before supervising
@@ -531,7 +556,12 @@ async def _run_plan(
 
 
 async def _supervise(
-    process: trio.Process, plan: _Plan, handle: ProcessHandle, emitter: _LogEmitter, kill_grace: float
+    process: trio.Process,
+    plan: _Plan,
+    handle: ProcessHandle,
+    emitter: _LogEmitter,
+    kill_grace: float,
+    force_kill: trio.Event | None = None,
 ) -> BaseException | None:
     """Pump, wait, kill if interrupted; returns the interruption (Cancelled...) to re-raise."""
     drain = _Drain()
@@ -546,7 +576,7 @@ async def _supervise(
         except BaseException as exc:  # noqa: BLE001 - Cancelled or KeyboardInterrupt: kill, drain, re-raise
             interrupted = exc
             with trio.CancelScope(shield=True):
-                await _terminate(process, handle, kill_grace)
+                await _terminate(process, handle, kill_grace, force_kill)
         handle.exit_code = process.returncode
         if _signal_group(handle, signal.SIGKILL):  # grandchildren were still in the group
             with trio.CancelScope(shield=True):
@@ -600,6 +630,7 @@ class ProcessRuntime:
 
     reaper: GroupReaper | None = None
     kill_grace: float = DEFAULT_KILL_GRACE
+    force_kill: trio.Event | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
 
     async def run_action(
@@ -614,6 +645,7 @@ class ProcessRuntime:
             log_send=log_send,
             reaper=self.reaper,
             kill_grace=self.kill_grace,
+            force_kill=self.force_kill,
             output_limit=self.output_limit,
             task_status=task_status,
         )

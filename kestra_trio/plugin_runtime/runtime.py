@@ -78,6 +78,7 @@ class ProcessHandle:
     signal_sent: str | None = None  # "SIGTERM" / "SIGKILL" when we stopped it
     exit_code: int | None = None  # returncode: negative = killed by that signal
     killed_by_us: bool = False
+    escalation: str | None = None  # why SIGTERM became SIGKILL: grace period ran out / second signal
 
 
 class Runtime(Protocol):

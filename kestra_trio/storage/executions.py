@@ -351,8 +351,9 @@ class ExecutionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, new: NewExecution, tasks: Sequence[NewTaskRun]) -> None:
-        await self.db.write(_create, new, tasks, now_ms())
+    async def create(self, new: NewExecution, tasks: Sequence[NewTaskRun], *, at: int | None = None) -> None:
+        """`at`: the creation time (Unix ms), now by default."""
+        await self.db.write(_create, new, tasks, now_ms() if at is None else at)
 
     async def apply(self, *changes: StateChange) -> list[ChangeResult]:
         """Apply guarded transitions in one transaction.

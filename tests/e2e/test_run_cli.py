@@ -113,24 +113,24 @@ def test_invalid_workflow_prints_diagnostics_and_exits_2(tmp_path):
     assert not db.exists() or db_rows(db, "SELECT COUNT(*) FROM executions") == [(0,)]
 
 
-def _start_long_run(tmp_path, db):
+def _start_long_run(tmp_path, db, *, command="echo started; sleep 100 & sleep 100", kill_grace="1"):
     path = write(
         tmp_path,
-        """
+        f"""
         id: long
         tasks:
           - id: sleeper
             type: core/shell.run
             timeout: 120s
-            inputs: {command: "echo started; sleep 100 & sleep 100"}
+            inputs: {{command: "{command}"}}
           - id: later
             type: core/shell.run
             needs: [sleeper]
-            inputs: {command: "echo never"}
+            inputs: {{command: "echo never"}}
         """,
     )
     proc = subprocess.Popen(
-        [CLI, "run", str(path), "--db", str(db), "--kill-grace", "1"],
+        [CLI, "run", str(path), "--db", str(db), "--kill-grace", kill_grace],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -172,6 +172,38 @@ def test_sigterm_cancels_and_exits_143(tmp_path):
     assert proc.returncode == 143
     assert db_rows(db, "SELECT state FROM executions") == [("CANCELLED",)]
     assert not _group_alive(pgid)
+
+
+def test_sighup_when_the_terminal_closes_cancels_and_exits_129(tmp_path):
+    db = tmp_path / "k.db"
+    proc, pgid = _start_long_run(tmp_path, db)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 129, err
+    assert db_rows(db, "SELECT state, reason_code, message FROM executions") == [
+        ("CANCELLED", "EXECUTION_CANCELLED", "cancelled by user: received SIGHUP")
+    ]
+    assert not _group_alive(pgid)
+    assert db_rows(db, "SELECT message FROM execution_logs WHERE message = 'started'") == [("started",)]
+
+
+def test_a_second_ctrl_c_kills_a_task_that_ignores_sigterm_without_waiting_the_grace(tmp_path):
+    db = tmp_path / "k.db"
+    stubborn = "trap 'echo got TERM' TERM; echo started; while true; do sleep 0.1; done"
+    proc, pgid = _start_long_run(tmp_path, db, command=stubborn, kill_grace="600")
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: db_rows(db, "SELECT 1 FROM execution_logs WHERE message = 'got TERM'"))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # a 600 s grace would time out here
+    assert proc.returncode == 130, err
+    assert "Stopping (received SIGINT): running tasks get SIGTERM, then SIGKILL after 600s; Ctrl+C skips the wait." in err
+    assert "Stopping now: running tasks get SIGKILL." in err
+    [(message, signal_sent)] = db_rows(db, "SELECT message, signal FROM task_attempts WHERE task_id = 'sleeper'")
+    assert signal_sent == "SIGKILL"
+    assert "sent SIGTERM, then SIGKILL (a second stop signal) to process group" in message
+    assert not _group_alive(pgid)
+    forced = db_rows(db, "SELECT level, source FROM execution_logs WHERE message LIKE 'Received SIGINT again%'")
+    assert forced == [("WARN", "scheduler")]
 
 
 def test_sigkill_of_the_engine_leaves_no_plugin_process(tmp_path):

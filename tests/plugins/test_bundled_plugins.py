@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from pathlib import Path
@@ -163,3 +164,147 @@ async def test_http_connection_refused(run_bundled: RunBundled) -> None:
     listener.close()  # nothing listens there now
     outcome, _ = await run_bundled("core/http.request", {"url": f"http://127.0.0.1:{port}/", "timeout": 2})
     assert outcome.reason_code == Reason.PLUGIN_FAILED and "refused" in outcome.error["message"].lower()
+
+
+@pytest.mark.parametrize("exit_call", ["sys.exit(0)", "sys.exit()", "sys.exit(None)", "raise SystemExit"])
+async def test_python_script_sys_exit_success_keeps_outputs(run_bundled: RunBundled, exit_call: str) -> None:
+    script = f"import sys\noutputs['a'] = 1\n{exit_call}\noutputs['b'] = 2\n"
+    outcome, _ = await run_bundled("core/python.script", {"script": script})
+    assert outcome.ok, outcome
+    assert outcome.outputs == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("exit_call", "exit_code", "message"),
+    [
+        ("sys.exit(3)", 3, "the script exited with code 3 (sys.exit)"),
+        ("sys.exit('bye msg')", 1, "the script exited: bye msg"),
+    ],
+)
+async def test_python_script_sys_exit_failure(
+    run_bundled: RunBundled, exit_call: str, exit_code: int, message: str
+) -> None:
+    outcome, _ = await run_bundled("core/python.script", {"script": f"import sys\noutputs['a'] = 1\n{exit_call}\n"})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.exit_code == exit_code
+    assert outcome.error["message"] == message and outcome.error["type"] == "SystemExit"
+    assert 'File "<script>", line 3' in outcome.error["stack"]
+
+
+@pytest.mark.parametrize(
+    "statements",
+    ["sys.stdout.close()", "sys.stderr.close()", "sys.stdout.close(); sys.stderr.close()", "sys.stdout = sys.stderr = None"],
+)
+async def test_python_script_may_close_or_replace_std_streams(run_bundled: RunBundled, statements: str) -> None:
+    script = f"import sys\nprint('before')\n{statements}\nctx.log.warn('after', n=1)\noutputs['ok'] = True\n"
+    outcome, entries = await run_bundled("core/python.script", {"script": script})
+    assert outcome.ok and outcome.outputs == {"ok": True}, outcome
+    assert sorted((e.message, e.level, e.metadata["stream"]) for e in entries) == [
+        ("after", LogLevel.WARN, "stderr"),
+        ("before", LogLevel.INFO, "stdout"),
+    ]
+
+
+async def test_python_script_log_metadata_named_level(run_bundled: RunBundled) -> None:
+    script = "ctx.log.info('x', level='ERROR', message='m', msg='z')\n"
+    outcome, entries = await run_bundled("core/python.script", {"script": script})
+    assert outcome.ok, outcome
+    [entry] = entries
+    assert (entry.message, entry.level) == ("x", LogLevel.INFO)
+    assert {k: entry.metadata[k] for k in ("level", "message", "msg")} == {"level": "ERROR", "message": "m", "msg": "z"}
+
+
+async def test_python_script_huge_log_records_keep_their_level(run_bundled: RunBundled) -> None:
+    script = (
+        "ctx.log.error('x' * 200_000, step=1)\n"
+        "ctx.log.warn('small', blob='y' * 200_000)\n"
+        "ctx.log.debug('é' * 100_000, blob='y' * 100_000)\n"
+    )
+    outcome, entries = await run_bundled("core/python.script", {"script": script})
+    assert outcome.ok, outcome
+    assert [e.level for e in entries] == [LogLevel.ERROR, LogLevel.WARN, LogLevel.DEBUG]
+    first, second, third = entries
+    assert first.message.startswith("x" * 60_000) and first.message.endswith(" bytes]")
+    assert "line truncated" not in first.message and first.metadata["step"] == 1
+    assert second.message == "small" and second.metadata["truncated_metadata"] is True
+    assert second.metadata["bytes"] > 200_000 and "blob" not in second.metadata
+    assert third.message.startswith("é" * 20_000) and third.metadata["truncated_metadata"] is True
+
+
+async def _drip(stream: trio.SocketStream, where: str, pause: float) -> None:
+    """Answer slowly, one byte at a time: never idle for long, never done."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(65536)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n"
+    if where == "headers":
+        for byte in head:
+            await stream.send_all(bytes([byte]))
+            await trio.sleep(pause)
+    await stream.send_all(head)
+    while True:
+        await stream.send_all(b"x")
+        await trio.sleep(pause)
+
+
+async def _listen(nursery: trio.Nursery, handler: Any) -> str:
+    """Serve ``handler(stream)`` on 127.0.0.1; a client that hangs up (as the plugin does on a
+    timeout or an oversized body) ends the handler quietly."""
+
+    async def quiet(stream: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await handler(stream)
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, quiet, 0, host="127.0.0.1"))
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+async def test_http_timeout_is_a_deadline_for_the_whole_request(
+    run_bundled: RunBundled, nursery: trio.Nursery, where: str
+) -> None:
+    base = await _listen(nursery, lambda s: _drip(s, where, 0.2))
+    started = trio.current_time()
+    outcome, _ = await run_bundled("core/http.request", {"url": f"{base}/slow", "timeout": 1})
+    elapsed = trio.current_time() - started
+    assert outcome.reason_code == Reason.PLUGIN_FAILED
+    assert outcome.error["message"].startswith(f"GET {base}/slow timed out after 1 s")
+    assert elapsed < 5
+
+
+async def _big(stream: trio.SocketStream, size: int, chunked: bool) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(65536)
+    if chunked:
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+        block = b"z" * 65536
+        for start in range(0, size, len(block)):
+            part = block[: min(len(block), size - start)]
+            await stream.send_all(b"%x\r\n%s\r\n" % (len(part), part))
+        await stream.send_all(b"0\r\n\r\n")
+    else:
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % size)
+        await stream.send_all(b"z" * size)
+    with trio.move_on_after(5):
+        await stream.aclose()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_http_body_over_the_cap_fails_clearly(run_bundled: RunBundled, nursery: trio.Nursery, chunked: bool) -> None:
+    size = 50 * 1024 * 1024
+    base = await _listen(nursery, lambda s: _big(s, size, chunked))
+    outcome, _ = await run_bundled("core/http.request", {"url": f"{base}/big"})
+    assert outcome.reason_code == Reason.PLUGIN_FAILED, outcome
+    message = outcome.error["message"]
+    assert message.startswith(f"GET {base}/big: response body larger than {10 * 1024 * 1024} bytes")
+    assert "raise max_body_bytes" in message
+    assert ("Content-Length" in message) is not chunked
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_http_max_body_bytes(run_bundled: RunBundled, nursery: trio.Nursery, chunked: bool) -> None:
+    base = await _listen(nursery, lambda s: _big(s, 5000, chunked))
+    outcome, _ = await run_bundled("core/http.request", {"url": base, "max_body_bytes": 5000})
+    assert outcome.ok and outcome.outputs["body"] == "z" * 5000, outcome
+    outcome, _ = await run_bundled("core/http.request", {"url": base, "max_body_bytes": 4999})
+    assert "response body larger than 4999 bytes" in outcome.error["message"]
