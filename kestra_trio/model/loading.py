@@ -162,6 +162,7 @@ class _Builder:
         self.result: Any = None
         self.empty = True
         self.documents = 0
+        self.later_document: Any = None
         self.total = 0
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.stack: list[_Frame] = []
@@ -185,8 +186,14 @@ class _Builder:
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                self.fail(event, "only one YAML document is allowed per file (remove the '---' separator)")
-        elif isinstance(event, yaml.ScalarEvent):
+                self.later_document = event  # fine while it stays empty (a trailing '---')
+            return
+        content = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+        if self.later_document is not None and isinstance(event, content):
+            if isinstance(event, yaml.ScalarEvent) and event.value == "" and event.implicit[0]:
+                return  # an empty document: nothing to load
+            self.fail(self.later_document, "only one YAML document is allowed per file (remove the '---' separator)")
+        if isinstance(event, yaml.ScalarEvent):
             self.on_scalar(event)
         elif isinstance(event, yaml.AliasEvent):
             self.on_alias(event)

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 import kestra_trio
 from kestra_trio.config import PLUGIN_PATH_ENV
 from kestra_trio.errors import ManifestInvalid, PluginNotFound
@@ -27,6 +29,21 @@ from kestra_trio.plugin_runtime.manifest import (
     action_schema_problems,
     load_manifest,
 )
+
+
+class PluginDirectoryNotFound(PluginNotFound):
+    """a plugin folder given with --plugins does not exist."""
+
+
+def _declared_name(path: Path) -> str | None:
+    """namespace/name as written in a manifest that failed validation, if it says."""
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError, RecursionError):
+        return None
+    if isinstance(raw, dict) and isinstance(raw.get("namespace"), str) and isinstance(raw.get("name"), str):
+        return f"{raw['namespace']}/{raw['name']}"
+    return None
 
 
 class UnknownTaskType(PluginNotFound, LookupError):
@@ -80,12 +97,17 @@ class PluginRegistry:
         #: every folder searched, in order
         self.search_path: list[Path] = []
         self._checked: set[tuple[str, str]] = set()
+        #: namespace/name -> why its manifest was refused, so a task using it is told so
+        self._broken: dict[str, tuple[ManifestInvalid, Path]] = {}
 
     @classmethod
     def discover(cls, extra_dirs: Sequence[Path] = (), environ: Mapping[str, str] | None = None) -> PluginRegistry:
         """Scan bundled plugins, then KESTRA_TRIO_PLUGIN_PATH, then ``extra_dirs`` (later wins)."""
         env = os.environ if environ is None else environ
         registry = cls()
+        for directory in map(Path, extra_dirs):
+            if not directory.is_dir():  # a typo in --plugins must not look like "no plugin"
+                raise PluginDirectoryNotFound(f"--plugins {directory}: no such directory")
         for directory in [*bundled_plugin_dirs(), *_env_dirs(env), *map(Path, extra_dirs)]:
             registry.add_dir(directory)
         return registry
@@ -120,6 +142,9 @@ class PluginRegistry:
             self.add(load_manifest(folder / MANIFEST_NAME, check_schemas=False))
         except ManifestInvalid as exc:
             self.errors.append(exc)
+            name = _declared_name(folder / MANIFEST_NAME)
+            if name is not None:
+                self._broken[name] = (exc, folder)
 
     # ------------------------------------------------------------------ queries
 
@@ -137,6 +162,14 @@ class PluginRegistry:
         """The manifest and action for ``namespace/plugin.action``; raises UnknownTaskType."""
         plugin, action = split_task_type(task_type)
         manifest = self._plugins.get(plugin)
+        if manifest is None and plugin in self._broken:
+            exc, folder = self._broken[plugin]
+            lines = str(exc).splitlines()
+            detail = "; ".join(line.strip(" -") for line in lines[1:4]) or lines[0]
+            raise UnknownTaskType(
+                f"unknown task type {task_type!r}: the manifest of plugin {plugin} is invalid ({detail}); "
+                f"see `kestra-trio plugin validate {folder}`"
+            )
         if manifest is None:
             raise UnknownTaskType(
                 f"unknown task type {task_type!r}: no plugin {plugin}{_suggest(plugin, list(self._plugins))}"

@@ -213,3 +213,15 @@ def test_ten_thousand_task_workflow_loads_in_linear_time() -> None:
     workflow = load_workflow_text("\n".join(lines))
     assert len(workflow.tasks) == 10_000
     assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("ending", ["---\n", "---\n...\n", "...\n---\n", "--- \n"])
+def test_a_trailing_empty_document_is_not_a_second_workflow(ending: str) -> None:
+    text = "id: a\ntasks:\n  - id: t\n    type: core/shell.run\n    inputs: {command: 'true'}\n" + ending
+    assert load_workflow_text(text, "wf.yaml").id == "a"
+
+
+def test_a_second_document_with_content_is_refused() -> None:
+    text = "id: a\ntasks:\n  - id: t\n    type: core/shell.run\n---\nid: b\n"
+    with pytest.raises(WorkflowError, match=r"wf.yaml:5:1: only one YAML document is allowed per file"):
+        load_workflow_text(text, "wf.yaml")

@@ -66,8 +66,21 @@ def test_invalid_manifest_is_collected_not_fatal(tmp_path: Path) -> None:
     registry = PluginRegistry.discover(extra_dirs=[tmp_path], environ={})
     assert "acme/good.go" in registry.known_types()
     assert len(registry.errors) == 1 and "version must be valid semver" in str(registry.errors[0])
-    missing = PluginRegistry.discover(extra_dirs=[tmp_path / "missing"], environ={})
-    assert any("cannot be read" in w for w in missing.warnings)
+    # a task using the broken plugin is told why, not "no plugin acme/bad"
+    with pytest.raises(UnknownTaskType) as info:
+        registry.resolve("acme/bad.go")
+    assert str(info.value) == (
+        "unknown task type 'acme/bad.go': the manifest of plugin acme/bad is invalid "
+        f"(version must be valid semver (e.g., 1.0.0), got '1.0'); see `kestra-trio plugin validate {tmp_path / 'bad'}`"
+    )
+    env_missing = PluginRegistry.discover(environ={"KESTRA_TRIO_PLUGIN_PATH": str(tmp_path / "missing")})
+    assert any("cannot be read" in w for w in env_missing.warnings)
+
+
+def test_a_plugins_option_naming_no_directory_is_an_error(tmp_path: Path) -> None:
+    # a typo in --plugins used to be ignored, so every task looked like "no plugin ..."
+    with pytest.raises(PluginNotFound, match=f"--plugins {tmp_path / 'missing'}: no such directory"):
+        PluginRegistry.discover(extra_dirs=[tmp_path / "missing"], environ={})
 
 
 @pytest.mark.parametrize(
