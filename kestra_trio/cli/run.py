@@ -89,6 +89,11 @@ async def run(
             f"{workflow}: security: restricted is not available yet (no sandbox runtime is installed); "
             "use security: trusted to run plugins as plain child processes"
         )
+    if spec.permissions != type(spec.permissions)():
+        _print_err(
+            f"kestra-trio: warning: {workflow}: `permissions` are enforced only with security: restricted; "
+            "this workflow runs trusted, so its plugins are not limited"
+        )
     if not spec.enabled:
         raise UsageError(f"{workflow}: workflow {spec.id!r} is disabled (enabled: false); enable it to run it")
     values = coerce_inputs(spec, parse_input_args(inputs or []))

@@ -355,3 +355,27 @@ def test_a_value_the_os_cannot_exec_fails_its_task_and_the_rest_of_the_run_goes_
     assert tasks["independent"]["state"] == "SUCCESS"
     assert tasks["consume"]["reason_code"] == "INVALID_INPUT"
     assert "argument 2 contains a NUL byte" in tasks["consume"]["error"]["message"]
+
+
+def test_permissions_without_restricted_mode_are_not_silently_trusted(tmp_path):
+    wf = write(
+        tmp_path,
+        """
+        id: perm
+        permissions:
+          network: [example.com]
+        tasks:
+          - id: a
+            type: core/shell.run
+            inputs: {command: "true"}
+        """,
+    )
+    result = kt("run", str(wf), db=tmp_path / "k.db")
+    assert result.returncode == 0, result.stderr
+    assert "warning: " in result.stderr and "`permissions` are enforced only with security: restricted" in result.stderr
+
+
+def test_a_plugins_folder_that_does_not_exist_is_reported(tmp_path):
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), "--plugins", "my-plugns", db=tmp_path / "k.db", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (4, "kestra-trio: error: --plugins my-plugns: no such directory\n")
+    assert not (tmp_path / "k.db").exists()
