@@ -82,6 +82,8 @@ class TaskWorker:
                     inputs=run.inputs,
                     task_outputs=self.scheduler.outputs,
                     secret=run.secrets.get,
+                    # a whole-value template into a string input gives text: "{{ n }}" -> "2"
+                    schema=action.input_schema,
                 )
             except TemplateError as exc:
                 st["attempt_started"] = now_ms()

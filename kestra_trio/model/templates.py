@@ -5,6 +5,10 @@ An expression is only a dotted path under one of three roots: `inputs.NAME...`,
 (`tasks.extract.outputs.rows.0.id`). There is deliberately no Jinja and no eval: a
 workflow file can never run code in the engine, and every reference can be checked
 before anything runs.
+
+Besides `{{ expr }}` the only syntax is `{% raw %}...{% endraw %}` (literal text). Other
+Jinja tags (`{% if %}`, `{% for %}` ...) and `{# comments #}` are reported, never passed
+through as text, so a Jinja habit cannot silently produce a wrong command.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ __all__ = [
     "ROOTS",
     "Reference",
     "TemplateError",
+    "UnsupportedTemplate",
     "find_references",
     "has_template",
+    "has_template_syntax",
     "parse_expression",
     "references_in_string",
     "scan_string",
@@ -33,26 +39,117 @@ __all__ = [
 Root = Literal["inputs", "tasks", "secrets"]
 ROOTS: tuple[Root, ...] = ("inputs", "tasks", "secrets")
 
-_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# What starts template syntax: `{{` (expression), `{%` (tag), `{#` (comment).
+_OPENER = re.compile(r"\{[{%#]")
+# A tag runs to the first `%}`, and never across another `{%`.
+_TAG = re.compile(r"\{%((?:(?!\{%|%\}).)*)%\}", re.DOTALL)
+_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 # `{% raw %}...{% endraw %}` keeps its content literal (as in Jinja and Kestra's Pebble):
 # `docker inspect --format '{% raw %}{{.Id}}{% endraw %}'`
-_RAW = re.compile(r"\{%-?\s*raw\s*-?%\}(.*?)\{%-?\s*endraw\s*-?%\}", re.DOTALL)
+_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
+_CONTINUATIONS = frozenset({"else", "elif", "elseif"})
+_SUPPORTED = "only {{ expression }} and {% raw %}...{% endraw %} are supported"
+
+# Tokens of a string: literal text, the content of a raw block, a `{{ ... }}`, a problem.
+_Token = tuple[Literal["text", "raw", "expr", "error"], Any]
 
 
-def _segments(text: str) -> list[tuple[bool, str]]:
-    """`(literal, text)` pieces of a string: raw blocks are literal, the rest holds templates."""
-    if "{%" not in text:
-        return [(False, text)]
-    pieces: list[tuple[bool, str]] = []
-    end = 0
-    for match in _RAW.finditer(text):
-        if match.start() > end:
-            pieces.append((False, text[end : match.start()]))
-        pieces.append((True, match.group(1)))
-        end = match.end()
-    if end < len(text) or not pieces:
-        pieces.append((False, text[end:]))
-    return pieces
+def _lex(text: str) -> list[_Token]:
+    """Split a string into text, raw-block content, `{{ ... }}` expressions and problems.
+
+    `{#` without a later `#}` is plain text (so shell's `${#var}` needs no escaping); an
+    unclosed `{{` or `{%` is an error, as in Jinja.
+    """
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return [("text", text)]
+    tokens: list[_Token] = []
+    pos = 0
+    unclosed_reported = unsupported_reported = comment_unclosed = tag_unclosed = False
+    while True:
+        match = _OPENER.search(text, pos)
+        if match is None:
+            break
+        start = match.start()
+        if start > pos:
+            tokens.append(("text", text[pos:start]))
+        opener = match.group()
+        if opener == "{{":
+            # once one `{{` had no `}}` after it, no later one has: do not search again
+            close = -1 if unclosed_reported else text.find("}}", match.end())
+            if close >= 0:
+                tokens.append(("expr", text[match.end() : close]))
+                pos = close + 2
+                continue
+            if not unclosed_reported:  # every later `{{` is unclosed too: say it once
+                tokens.append(("error", TemplateError(f"'{{{{' without a closing '}}}}' in {_snippet(text, start)!r}")))
+                unclosed_reported = True
+            tokens.append(("text", opener))
+            pos = match.end()
+        elif opener == "{#":
+            comment = None if comment_unclosed else _COMMENT.match(text, start)
+            if comment is None:  # `{#` without a later `#}`: text, and so is every later `{#`
+                comment_unclosed = True
+                tokens.append(("text", opener))
+                pos = match.end()
+                continue
+            tokens.append((
+                "error",
+                UnsupportedTemplate(
+                    "unsupported template comment {# ... #}: remove it (a YAML comment starts with #), "
+                    "or for literal text wrap it in {% raw %}...{% endraw %}"
+                ),
+            ))
+            pos = comment.end()
+        else:
+            tag = None if tag_unclosed else _TAG.match(text, start)
+            if tag is None:
+                if not tag_unclosed:
+                    tokens.append((
+                        "error",
+                        TemplateError(
+                            f"'{{%' without a closing '%}}' in {_snippet(text, start)!r} "
+                            "(for a literal '{%', wrap it in {% raw %}...{% endraw %})"
+                        ),
+                    ))
+                    # no `%}` after this one: the later `{%` are unclosed too, say it once
+                    tag_unclosed = text.find("%}", match.end()) < 0
+                tokens.append(("text", opener))
+                pos = match.end()
+                continue
+            body = tag.group(1).strip().lstrip("-+").rstrip("-+").strip()
+            name = body.split()[0] if body else ""
+            if name == "raw":
+                end = _ENDRAW.search(text, tag.end())
+                if end is None:
+                    tokens.append(("error", TemplateError("{% raw %} without {% endraw %}")))
+                    tokens.append(("text", text[start:]))
+                    return tokens
+                tokens.append(("raw", text[tag.end() : end.start()]))
+                pos = end.end()
+            elif name == "endraw":
+                tokens.append(("error", TemplateError("{% endraw %} without {% raw %}")))
+                pos = tag.end()
+            else:
+                # `{% if %}...{% else %}...{% endif %}` is one problem: report its first tag
+                if not (unsupported_reported and (name.startswith("end") or name in _CONTINUATIONS)):
+                    shown = f"{{% {name[:30]} %}}" if name else "{% %}"
+                    tokens.append(("error", UnsupportedTemplate(f"unsupported template tag {shown}: {_SUPPORTED}")))
+                    unsupported_reported = True
+                pos = tag.end()
+    if pos < len(text):
+        tokens.append(("text", text[pos:]))
+    return tokens
+
+
+def _snippet(text: str, start: int) -> str:
+    return text[start : start + 30].splitlines()[0]
+
+
+def has_template_syntax(text: str) -> bool:
+    """True when a string holds anything the template language reads: `{{`, `{%` or `{#`."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
 _PART = r"[A-Za-z0-9_-]+"
 _EXPRESSION = re.compile(rf"{_PART}(?:\.{_PART})*")
 _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -60,6 +157,10 @@ _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class TemplateError(KestraTrioError):
     """a `{{ ... }}` template is malformed or refers to something that does not exist."""
+
+
+class UnsupportedTemplate(TemplateError):
+    """Jinja syntax this language does not have: a `{% tag %}` other than raw, a `{# comment #}`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,27 +245,15 @@ def scan_string(text: str) -> list[Reference | TemplateError]:
     Validation uses this to report every template problem of a string, not just the first.
     """
     items: list[Reference | TemplateError] = []
-    for literal, piece in _segments(text):
-        if literal:
-            continue
-        end = 0
-        for match in _TEMPLATE.finditer(piece):
-            items.extend(_unclosed(piece[end : match.start()]))
+    for kind, value in _lex(text):
+        if kind == "error":
+            items.append(value)
+        elif kind == "expr":
             try:
-                items.append(parse_expression(match.group(1)))
+                items.append(parse_expression(value))
             except TemplateError as exc:
                 items.append(exc)
-            end = match.end()
-        items.extend(_unclosed(piece[end:]))
     return items
-
-
-def _unclosed(segment: str) -> list[TemplateError]:
-    if "{{" not in segment:
-        return []
-    start = segment.index("{{")
-    snippet = segment[start : start + 30].splitlines()[0]
-    return [TemplateError(f"'{{{{' without a closing '}}}}' in {snippet!r}")]
 
 
 def find_references(value: Any) -> list[Reference]:
@@ -178,17 +267,25 @@ def render(
     inputs: Mapping[str, Any],
     task_outputs: Mapping[str, Mapping[str, Any]],
     secret: Callable[[str], str | None],
+    schema: Mapping[str, Any] | None = None,
 ) -> Any:
     """Deep-render templates in `value` and return a new value (the input is not changed).
 
-    A string that is exactly one `{{ expr }}` becomes the referenced value with its JSON
-    type (a list stays a list); otherwise each template is interpolated, non-strings as JSON.
+    A string that is exactly one `{{ expr }}`, with nothing before or after it, becomes the
+    referenced value with its JSON type (a list stays a list); any other string is text in
+    which each template is replaced, non-strings written as JSON (`2`, `true`, `null`).
+
+    `schema` is the JSON Schema the rendered value must match (an action's input schema).
+    Where it declares a whole-value template's place a string (`type: string`, or a type
+    list with string but not the value's type), a number, boolean or null is converted to
+    that same JSON text: `message: "{{ tasks.a.outputs.count }}"` gives `"2"`, not `2`.
+    Lists and mappings are never converted.
 
     Raises:
         TemplateError: a template is malformed or cannot be resolved.
     """
     context = _Context(inputs, task_outputs, secret)
-    return _render_value(value, context)
+    return _render_value(value, context, schema)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,39 +295,94 @@ class _Context:
     secret: Callable[[str], str | None]
 
 
-def _render_value(value: Any, context: _Context) -> Any:
+def _render_value(value: Any, context: _Context, schema: Any) -> Any:
     if isinstance(value, str):
-        return _render_string(value, context)
+        return _render_string(value, context, schema)
     if isinstance(value, Mapping):
-        return {key: _render_value(child, context) for key, child in value.items()}
+        return {key: _render_value(child, context, _property_schema(schema, key)) for key, child in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_render_value(child, context) for child in value]
+        return [_render_value(child, context, _item_schema(schema, index)) for index, child in enumerate(value)]
     return value
 
 
-def _render_string(text: str, context: _Context) -> Any:
-    if "{{" not in text and "{%" not in text:
+def _render_string(text: str, context: _Context, schema: Any) -> Any:
+    tokens = _lex(text)
+    if len(tokens) == 1 and tokens[0][0] == "text":
         return text
-    pieces = _segments(text)
-    if len(pieces) > 1 or pieces[0][0]:
-        references_in_string(text)  # raise on malformed templates before substituting anything
-        return "".join(piece if literal else str(_render_piece(piece, context)) for literal, piece in pieces)
-    return _render_piece(text, context)
+    parsed: list[tuple[str, Any]] = []
+    for kind, value in tokens:  # raise on any problem before substituting anything
+        if kind == "error":
+            raise value
+        parsed.append((kind, parse_expression(value) if kind == "expr" else value))
+    if len(parsed) == 1 and parsed[0][0] == "expr":
+        return _as_text_if_wanted(_resolve(parsed[0][1], context), schema)
+    return "".join(_interpolate(value, context) if kind == "expr" else value for kind, value in parsed)
 
 
-def _render_piece(text: str, context: _Context) -> Any:
-    if "{{" not in text:
-        return text
-    whole = _TEMPLATE.fullmatch(text.strip())
-    if whole is not None and "{{" not in whole.group(1):
-        return _resolve(parse_expression(whole.group(1)), context)
-    references_in_string(text)  # raise on malformed templates before substituting anything
+def _interpolate(ref: Reference, context: _Context) -> str:
+    resolved = _resolve(ref, context)
+    return resolved if isinstance(resolved, str) else json.dumps(resolved)
 
-    def substitute(match: re.Match[str]) -> str:
-        resolved = _resolve(parse_expression(match.group(1)), context)
-        return resolved if isinstance(resolved, str) else json.dumps(resolved)
 
-    return _TEMPLATE.sub(substitute, text)
+# -- whole-value templates into string properties ----------------------------------------
+
+
+def _property_schema(schema: Any, key: Any) -> Any:
+    """The schema a mapping's `key` must match: `properties`, then `patternProperties`,
+    then `additionalProperties`; None when it cannot be told (no conversion then)."""
+    if not isinstance(schema, Mapping):
+        return None
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and key in properties:
+        return properties[key]
+    patterns = schema.get("patternProperties")
+    if isinstance(patterns, Mapping) and isinstance(key, str):
+        for pattern, sub in patterns.items():
+            try:
+                if re.search(pattern, key):
+                    return sub
+            except re.error:
+                return None
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, Mapping) else None
+
+
+def _item_schema(schema: Any, index: int) -> Any:
+    """The schema list item `index` must match: `prefixItems`, then `items`."""
+    if not isinstance(schema, Mapping):
+        return None
+    prefix = schema.get("prefixItems")
+    if isinstance(prefix, list):
+        if index < len(prefix):
+            return prefix[index]
+    items = schema.get("items")
+    if isinstance(items, list):  # the draft 4-7 tuple form
+        return items[index] if index < len(items) else None
+    return items if isinstance(items, Mapping) else None
+
+
+def _as_text_if_wanted(value: Any, schema: Any) -> Any:
+    """A number, boolean or null as its JSON text when `schema` wants a string instead."""
+    if isinstance(value, (str, list, dict)) or not isinstance(schema, Mapping):
+        return value
+    declared = schema.get("type")
+    types = [declared] if isinstance(declared, str) else declared
+    if not isinstance(types, list) or "string" not in types or _json_type_matches(value, types):
+        return value
+    return json.dumps(value)
+
+
+def _json_type_matches(value: Any, types: list[Any]) -> bool:
+    """JSON Schema's `type` rule: an int is also a number, 2.0 is also an integer."""
+    if value is None:
+        return "null" in types
+    if isinstance(value, bool):
+        return "boolean" in types
+    if isinstance(value, int):
+        return "integer" in types or "number" in types
+    if isinstance(value, float):
+        return "number" in types or ("integer" in types and value.is_integer())
+    return True  # anything else (not JSON) is left alone
 
 
 def _resolve(ref: Reference, context: _Context) -> Any:

@@ -22,7 +22,14 @@ from typing import Any
 from kestra_trio.model.catalog import ActionCatalog
 from kestra_trio.model.dag import find_cycles, reachable
 from kestra_trio.model.durations import parse_duration
-from kestra_trio.model.templates import Reference, TemplateError, scan_string, walk_strings
+from kestra_trio.model.templates import (
+    Reference,
+    TemplateError,
+    UnsupportedTemplate,
+    has_template_syntax,
+    scan_string,
+    walk_strings,
+)
 
 __all__ = [
     "ID_PATTERN",
@@ -497,7 +504,7 @@ class _Checker:
             schema = self.catalog.input_schema(task_type)
         except LookupError as exc:
             message = str(exc.args[0]) if exc.args else f"unknown task type {task_type!r}"
-            if "did you mean" not in message:
+            if "did you mean" not in message and "manifest" not in message:
                 message += _suggest(task_type, self.catalog.known_types())
             self.add(join_path(path, "type"), message)
             return
@@ -531,12 +538,15 @@ class _Checker:
     def check_templates(self, task: _Task, ids: set[str], graph: Mapping[str, list[str]], input_names: set[str]) -> None:
         base = join_path(task.path, "inputs")
         for parts, text in walk_strings(task.inputs):
-            if "{{" not in text:
+            if not has_template_syntax(text):
                 continue
             where = base
             for part in parts:
                 where = join_path(where, part)
             for item in scan_string(text):
+                if isinstance(item, UnsupportedTemplate):
+                    self.add(where, str(item))
+                    continue
                 if isinstance(item, TemplateError):
                     self.add(where, f"malformed template: {item}")
                     continue
@@ -606,12 +616,13 @@ def _validator_for(schema: Mapping[str, Any]) -> Any:
 def _schema_problems(schema: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Friendly `(path suffix, message)` pairs for inputs that break the action's schema.
 
-    Values containing `{{` are only known at run time: errors on them (or on a choice
-    between alternatives that contains one) are skipped; the rest is still checked.
+    Values containing template syntax (`{{`, `{%`) are only known at run time: errors on
+    them (or on a choice between alternatives that contains one) are skipped; the rest is
+    still checked.
     """
     import jsonschema
 
-    templated = [tuple(parts) for parts, text in walk_strings(inputs) if "{{" in text]
+    templated = [tuple(parts) for parts, text in walk_strings(inputs) if "{{" in text or "{%" in text]
     try:
         validator = _validator_for(schema)
     except jsonschema.SchemaError as exc:
@@ -783,7 +794,7 @@ def workflow_json_schema() -> dict[str, Any]:
             "id": {**identifier, "description": "Workflow id."},
             "namespace": {"type": "string", "pattern": NAMESPACE_PATTERN, "default": "default", "description": "Groups workflows, e.g. team.project."},
             "description": {"type": "string", "description": "Free text."},
-            "enabled": {"type": "boolean", "default": True, "description": "false: triggers do not start this workflow."},
+            "enabled": {"type": "boolean", "default": True, "description": "false: the workflow does not run (kestra-trio run refuses it)."},
             "trigger": {
                 "type": "object",
                 "description": "What starts the workflow (default: manual).",

@@ -11,6 +11,7 @@ drain deadline (a setsid'd grandchild may hold a pipe open forever), sends by a 
 from __future__ import annotations
 
 import collections
+import json
 import math
 import os
 import signal
@@ -104,7 +105,8 @@ def _builtin_shell_plan(invocation: Invocation) -> _Plan:
     command = inputs.get("command")
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in inputs["argv"]]
     env = _base_env(invocation)
-    env.update({str(k): str(v) for k, v in (inputs.get("env") or {}).items()})
+    # numbers and booleans as JSON writes them: `true`, not Python's `True`
+    env.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (inputs.get("env") or {}).items()})
     cwd = invocation.workdir
     if inputs.get("cwd"):
         cwd = (cwd or Path.cwd()) / str(inputs["cwd"])

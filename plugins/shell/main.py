@@ -1,5 +1,6 @@
 """core/shell.run on the SDK (the engine normally runs this action itself: runtime builtin)."""
 
+import json
 import os
 import subprocess
 
@@ -12,7 +13,8 @@ plugin = Plugin("shell")
 def run(ctx, inputs):
     command = inputs.get("command")
     argv = ["/bin/sh", "-c", command] if command is not None else [str(a) for a in inputs["argv"]]
-    env = {**os.environ, **{str(k): str(v) for k, v in (inputs.get("env") or {}).items()}}
+    # numbers and booleans as JSON writes them (true, not Python's True), like the builtin
+    env = {**os.environ, **{str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (inputs.get("env") or {}).items()}}
     cwd = inputs.get("cwd") or None
     try:
         # inherit our stdout/stderr: the command's lines stream straight to the engine

@@ -10,6 +10,7 @@ from kestra_trio.errors import KestraTrioError
 from kestra_trio.model.templates import (
     Reference,
     TemplateError,
+    UnsupportedTemplate,
     find_references,
     has_template,
     parse_expression,
@@ -84,7 +85,7 @@ def test_has_template() -> None:
     ("value", "expected"),
     [
         ("{{ inputs.n }}", 3),  # a whole-string template keeps the JSON type
-        ("  {{ inputs.cfg }}  ", {"tags": ["x", "y"]}),
+        ("  {{ inputs.cfg }}  ", '  {"tags": ["x", "y"]}  '),  # text around it: interpolation
         ("{{ tasks.a.outputs.rows }}", [{"id": 7}, {"id": 8}]),
         ("{{ tasks.a.outputs }}", OUTPUTS["a"]),
         ("{{ inputs.none }}", None),
@@ -139,3 +140,193 @@ def test_raw_blocks_keep_braces_literal_and_are_not_checked() -> None:
     assert [ref.raw for ref in scan_string(text)] == ["{{ inputs.name }}"]
     (problem,) = scan_string("{{.Id}}")
     assert "{% raw %}" in str(problem)
+
+
+# -- the whole-value rule ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("{{ inputs.n }}", 3),
+        ("{{inputs.n}}", 3),  # spaces inside the braces do not matter
+        ("{{   inputs.cfg\n }}", {"tags": ["x", "y"]}),
+        (" {{ inputs.n }}", " 3"),  # anything around it makes it text, every character kept
+        ("{{ inputs.n }} ", "3 "),
+        ("  {{ inputs.name }}  ", "  world  "),
+        ("{{ inputs.name }}\n", "world\n"),  # a YAML `|` block scalar ends with a newline
+        ("{{ inputs.n }}\n", "3\n"),
+        ("{{ inputs.cfg.tags }}\n", '["x", "y"]\n'),
+        ("\t{{ inputs.none }}", "\tnull"),
+        ("{{ inputs.n }}{{ inputs.n }}", "33"),
+        ("{% raw %}{% endraw %}{{ inputs.n }}", "3"),  # an (empty) raw block is text too
+    ],
+)
+def test_only_an_exact_template_keeps_the_json_type(value: str, expected: Any) -> None:
+    assert do_render(value) == expected
+
+
+# -- whole-value templates into string properties --------------------------------------------
+
+LOG_SCHEMA = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}, "level": {"type": "string"}},
+    "additionalProperties": False,
+}
+
+
+def render_with(schema: Any, value: Any) -> Any:
+    outputs = {**OUTPUTS, "b": {"ok": True, "ratio": 2.5, "nothing": None, "big": 1e20}}
+    return render(value, inputs=INPUTS, task_outputs=outputs, secret=SECRETS.get, schema=schema)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ tasks.a.outputs.count }}", "2"),
+        ("{{ inputs.n }}", "3"),
+        ("{{ tasks.b.outputs.ratio }}", "2.5"),
+        ("{{ tasks.b.outputs.big }}", "1e+20"),
+        ("{{ tasks.b.outputs.ok }}", "true"),
+        ("{{ tasks.b.outputs.nothing }}", "null"),  # the text interpolation would write
+        ("{{ inputs.name }}", "world"),
+        ("{{ tasks.a.outputs.rows }}", [{"id": 7}, {"id": 8}]),  # lists are never converted
+        ("{{ inputs.cfg }}", {"tags": ["x", "y"]}),  # nor mappings
+    ],
+)
+def test_scalar_into_a_string_property_becomes_its_json_text(template: str, expected: Any) -> None:
+    assert render_with(LOG_SCHEMA, {"message": template}) == {"message": expected}
+
+
+def test_conversion_follows_the_schema_of_that_exact_place() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "count": {"type": "integer"},
+            "either": {"type": ["string", "integer"]},
+            "text_or_null": {"type": ["string", "null"]},
+            "ratio": {"type": ["string", "integer"]},
+            "nested": {"type": "object", "properties": {"label": {"type": "string"}}},
+            "env": {"type": "object", "additionalProperties": {"type": "string"}},
+            "mixed_env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "argv": {"type": "array", "items": {"type": "string"}},
+            "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}]},
+            "by_pattern": {"type": "object", "patternProperties": {"^S_": {"type": "string"}}},
+            "untyped": {},
+        },
+    }
+    value = {
+        "count": "{{ inputs.n }}",
+        "either": "{{ inputs.n }}",
+        "text_or_null": "{{ inputs.none }}",
+        "ratio": "{{ tasks.b.outputs.ratio }}",
+        "nested": {"label": "{{ inputs.n }}"},
+        "env": {"N": "{{ inputs.n }}", "OK": "{{ tasks.b.outputs.ok }}"},
+        "mixed_env": {"N": "{{ inputs.n }}"},
+        "argv": ["echo", "{{ inputs.n }}", "{{ inputs.cfg.tags }}"],
+        "pair": ["{{ inputs.n }}", "{{ inputs.n }}"],
+        "by_pattern": {"S_N": "{{ inputs.n }}", "OTHER": "{{ inputs.n }}"},
+        "untyped": "{{ inputs.n }}",
+        "unknown": "{{ inputs.n }}",
+    }
+    assert render_with(schema, value) == {
+        "count": 3,
+        "either": 3,
+        "text_or_null": None,
+        "ratio": "2.5",  # 2.5 is not an integer, so the string it may also be
+        "nested": {"label": "3"},
+        "env": {"N": "3", "OK": "true"},
+        "mixed_env": {"N": 3},
+        "argv": ["echo", "3", ["x", "y"]],
+        "pair": [3, "3"],
+        "by_pattern": {"S_N": "3", "OTHER": 3},
+        "untyped": 3,
+        "unknown": 3,
+    }
+
+
+def test_literal_values_are_never_converted() -> None:
+    # only templates are converted: a literal 2 is the author's value (validate reports it)
+    assert render_with(LOG_SCHEMA, {"message": 2, "level": True}) == {"message": 2, "level": True}
+
+
+# -- unsupported Jinja syntax ----------------------------------------------------------------
+
+TAG_IF = "unsupported template tag {% if %}: only {{ expression }} and {% raw %}...{% endraw %} are supported"
+COMMENT = (
+    "unsupported template comment {# ... #}: remove it (a YAML comment starts with #), "
+    "or for literal text wrap it in {% raw %}...{% endraw %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "messages"),
+    [
+        ("{% if inputs.x %}yes{% endif %}", [TAG_IF]),  # one problem, not one per tag
+        ("{%- if x -%}a{% else %}b{% endif %}", [TAG_IF]),
+        ("{% for x in y %}{{ inputs.a }}{% endfor %}", [TAG_IF.replace("if", "for", 1), "inputs.a"]),
+        ("{% set x = 1 %}", [TAG_IF.replace("if", "set", 1)]),
+        ("{% endif %}", [TAG_IF.replace("if", "endif", 1)]),
+        ("{% %}", [TAG_IF.replace("{% if %}", "{% %}")]),
+        ("a {# note #} {{ inputs.a }}", [COMMENT, "inputs.a"]),
+        ("{# multi\nline #}", [COMMENT]),
+        ("{% raw %}{{ .Id }} {{ inputs.a }}", ["{% raw %} without {% endraw %}"]),
+        ("{{ inputs.a }} {% endraw %}", ["inputs.a", "{% endraw %} without {% raw %}"]),
+        ("{% raw %}a{% endraw %}{% endraw %}", ["{% endraw %} without {% raw %}"]),
+        (
+            "{% if x and {{ inputs.a }}",
+            ["'{%' without a closing '%}' in '{% if x and {{ inputs.a }}' (for a literal '{%', wrap it in {% raw %}...{% endraw %})", "inputs.a"],
+        ),
+    ],
+)
+def test_unsupported_jinja_syntax_is_reported(text: str, messages: list[str]) -> None:
+    found = [item.raw[3:-3] if isinstance(item, Reference) else str(item) for item in scan_string(text)]
+    assert found == messages
+    with pytest.raises(TemplateError):
+        do_render(text)
+
+
+def test_unsupported_syntax_has_its_own_error_class() -> None:
+    kinds = [type(item) for item in scan_string("{% if x %}{# c #}{% raw %}")]
+    assert kinds == [UnsupportedTemplate, UnsupportedTemplate, TemplateError]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a literal `{%`, `{#`, `{{` and `%}` can be written inside a raw block
+        ("{% raw %}{% if x %}{# c #}{{ y }}%}{% endraw %} {{ inputs.name }}", "{% if x %}{# c #}{{ y }}%} world"),
+        ("{%- raw -%}{{.Id}}{%- endraw -%}", "{{.Id}}"),
+        ("{% raw %}a{% endraw %}-{% raw %}b{% endraw %}", "a-b"),
+        ("{%raw%}{%  endraw  %}", ""),
+        # `{#` without `#}` is plain text: shell's ${#var} needs no escaping
+        ("n=${#HOME}; echo {{ inputs.n }}", "n=${#HOME}; echo 3"),
+        ("echo ${#a} ${#b[@]}", "echo ${#a} ${#b[@]}"),
+        ("{%}", None),  # `{%` not closed by a later `%}`: an error, as in Jinja
+        ("100%} done", "100%} done"),  # a lone `%}` or `#}` is text
+        ("#} and }}", "#} and }}"),
+    ],
+)
+def test_literal_braces(text: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(TemplateError, match="without a closing '%}'"):
+            do_render(text)
+    else:
+        assert do_render(text) == expected
+        assert all(isinstance(item, Reference) for item in scan_string(text))
+
+
+def test_an_unclosed_opener_is_reported_once_per_string() -> None:
+    assert [str(i) for i in scan_string("printf '{%s} {%d}'; {{ a {{ b")] == [
+        "'{%' without a closing '%}' in \"{%s} {%d}'; {{ a {{ b\" (for a literal '{%', wrap it in {% raw %}...{% endraw %})",
+        "'{{' without a closing '}}' in '{{ a {{ b'",
+    ]
+
+
+@pytest.mark.parametrize("text", ["{{ " * 200_000, "{% a " * 200_000, "${#x} " * 200_000, "{# " * 200_000 + "#}"])
+def test_hostile_strings_scan_in_linear_time(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    assert len(scan_string(text)) <= 1
+    assert time.perf_counter() - started < 2  # rescanning the rest at every opener would be quadratic

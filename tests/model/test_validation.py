@@ -195,6 +195,55 @@ tasks:
     assert issues_for(text, FakeCatalog()) == ["wf.yaml:9:70 tasks[1].inputs.env.B: must be a string, got an integer"]
 
 
+def test_catalog_is_silent_on_scalars_templated_into_string_inputs() -> None:
+    # at run time a number or boolean templated as a whole into a string input becomes text
+    text = """\
+id: x
+inputs: [{name: n, type: integer}, {name: ok, type: boolean}]
+tasks:
+  - id: a
+    type: core/log.message
+    inputs: {message: "{{ inputs.n }}"}
+  - id: b
+    type: core/shell.run
+    inputs: {command: "{{ inputs.ok }}", env: {N: "{{ inputs.n }}"}}
+  - id: c
+    type: core/shell.run
+    inputs: {argv: [echo, "{{ inputs.n }}"]}
+"""
+    assert issues_for(text, FakeCatalog()) == []
+
+
+def test_unsupported_template_syntax_is_located_and_not_called_malformed() -> None:
+    text = """\
+id: x
+tasks:
+  - id: a
+    type: core/shell.run
+    inputs:
+      command: "{% if x %}ls{% endif %} ${#HOME}"
+      env: {A: "{# note #}", B: "{% raw %}{% if %}{{ x }}{% endraw %}", C: "{% raw %}{{ x }}", D: "{% endraw %}"}
+"""
+    assert issues_for(text, FakeCatalog()) == [
+        "wf.yaml:6:16 tasks[0].inputs.command: unsupported template tag {% if %}: "
+        "only {{ expression }} and {% raw %}...{% endraw %} are supported",
+        "wf.yaml:7:16 tasks[0].inputs.env.A: unsupported template comment {# ... #}: "
+        "remove it (a YAML comment starts with #), or for literal text wrap it in {% raw %}...{% endraw %}",
+        "wf.yaml:7:76 tasks[0].inputs.env.C: malformed template: {% raw %} without {% endraw %}",
+        "wf.yaml:7:99 tasks[0].inputs.env.D: malformed template: {% endraw %} without {% raw %}",
+    ]
+
+
+def test_raw_blocks_are_not_checked_against_the_schema_as_written() -> None:
+    # `{% raw %}` text is only final after rendering: an enum/pattern check would be wrong
+    text = """\
+id: x
+tasks:
+  - {id: a, type: core/log.message, inputs: {message: hi, level: "{% raw %}{% endraw %}INFO"}}
+"""
+    assert issues_for(text, FakeCatalog()) == []
+
+
 def test_catalog_with_a_broken_schema() -> None:
     class Broken(FakeCatalog):
         def input_schema(self, task_type: str) -> Mapping[str, Any] | None:

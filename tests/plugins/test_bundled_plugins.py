@@ -43,11 +43,12 @@ async def test_shell_failure(run_bundled: RunBundled, runtime: str) -> None:
 @BOTH
 async def test_shell_argv_env_cwd(run_bundled: RunBundled, runtime: str, tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    inputs = {"argv": ["sh", "-c", 'echo "$GREETING $COUNT" && pwd', "ignored"], "env": {"GREETING": "hi", "COUNT": 3}}
+    env = {"GREETING": "hi", "COUNT": 3, "RATIO": 2.5, "DRY": True}
+    inputs = {"argv": ["sh", "-c", 'echo "$GREETING $COUNT $RATIO $DRY" && pwd', "ignored"], "env": env}
     inputs["cwd"] = "sub"
     outcome, entries = await run_bundled("core/shell.run", inputs, runtime=runtime, workdir=tmp_path)
     assert outcome.ok, outcome
-    assert [e.message for e in entries] == ["hi 3", str(tmp_path / "sub")]
+    assert [e.message for e in entries] == ["hi 3 2.5 true", str(tmp_path / "sub")]  # JSON's true, not True
 
 
 async def test_shell_missing_cwd_is_not_started(run_bundled: RunBundled, tmp_path: Path) -> None:
