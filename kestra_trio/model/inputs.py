@@ -118,7 +118,7 @@ def coerce_value(spec: InputSpec, text: str) -> Any:
             return True
         if lowered in _FALSE:
             return False
-        raise ValueError(f"input {spec.name!r} must be true or false (or yes/no, 1/0), got {text!r}")
+        raise ValueError(f"input {spec.name!r} must be true or false (or yes/no, y/n, on/off, 1/0), got {text!r}")
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:

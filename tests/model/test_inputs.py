@@ -73,7 +73,7 @@ def test_every_problem_in_one_message() -> None:
         "invalid inputs: unknown input 'nmae' (did you mean 'name'?); "
         "missing required input 'count' (pass --input count=VALUE); "
         "input 'ratio' must be a number, got 'abc'; "
-        "input 'verbose' must be true or false (or yes/no, 1/0), got 'maybe'; "
+        "input 'verbose' must be true or false (or yes/no, y/n, on/off, 1/0), got 'maybe'; "
         "input 'config' must be JSON (Expecting property name enclosed in double quotes at character 1)"
     )
 
