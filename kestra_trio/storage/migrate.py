@@ -80,11 +80,7 @@ def migrate_sync(raw: sqlite3.Connection, target: int | None = None) -> list[int
     latest = migrations[-1].version if migrations else 0
     target = latest if target is None else target
     version = current_version(raw)
-    if version > latest:
-        raise MigrationError(
-            f"database schema version {version} is newer than this kestra-trio knows ({latest}); "
-            "upgrade kestra-trio"
-        )
+    _refuse_newer(version, latest)
     applied = []
     for migration in migrations:
         if version < migration.version <= target:
@@ -104,14 +100,26 @@ def migrate_sync(raw: sqlite3.Connection, target: int | None = None) -> list[int
     return applied
 
 
+def _refuse_newer(version: int, latest: int) -> None:
+    if version > latest:
+        raise MigrationError(
+            f"database schema version {version} is newer than this kestra-trio knows ({latest}); "
+            "upgrade kestra-trio"
+        )
+
+
 def rollback_sync(raw: sqlite3.Connection, to: int) -> list[int]:
     """Roll back every applied migration above version `to`, newest first."""
     if to < 0:
         raise MigrationError("--to must be 0 or a migration version")
     _check_ours(raw)  # else current_version() would create schema_migrations in a foreign file
     version = current_version(raw)
+    migrations = available_migrations()
+    # a newer kestra-trio's schema: our down scripts do not know its tables, and running
+    # them would drop the data under it
+    _refuse_newer(version, migrations[-1].version if migrations else 0)
     rolled = []
-    for migration in reversed(available_migrations()):
+    for migration in reversed(migrations):
         if to < migration.version <= version:
             try:
                 _run_script(raw, migration.down, "DELETE FROM schema_migrations WHERE version = ?", (migration.version,))

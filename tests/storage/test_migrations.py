@@ -133,6 +133,19 @@ async def test_database_newer_than_the_code_is_a_clear_error(tmp_path: Path) -> 
             pass  # pragma: no cover
 
 
+@pytest.mark.parametrize("to", [0, 1])
+def test_rollback_refuses_a_database_newer_than_the_code(tmp_path: Path, to: int) -> None:
+    # our down scripts would drop the tables (and the data) under a newer schema
+    raw = fresh(tmp_path / "k.db")
+    raw.execute("INSERT INTO executions (id, workflow_id, state, created_at, updated_at) VALUES ('e', 'wf', 'SUCCESS', 0, 0)")
+    raw.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
+    before = schema(raw)
+    with pytest.raises(MigrationError, match=r"version 9999 is newer .*upgrade kestra-trio"):
+        rollback_sync(raw, to)
+    assert schema(raw) == before
+    assert raw.execute("SELECT id FROM executions").fetchall() == [("e",)]
+
+
 async def test_foreign_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     raw = sqlite3.connect(path)
