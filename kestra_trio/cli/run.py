@@ -239,12 +239,12 @@ class _View:
 
     def _say_stopping(self, event) -> None:
         """Ctrl+C can take the kill grace period to take effect: say what is happening."""
-        from kestra_trio.cli.formatting import literal
+        from kestra_trio.cli.run_view import indented
 
         if event.reason == "FORCING":
             line = "Stopping now: running tasks get SIGKILL."
         else:
-            line = f"Stopping ({literal(event.message or 'cancelled')}): running tasks get SIGTERM"
+            line = f"Stopping ({indented(event.message or 'cancelled')}): running tasks get SIGTERM"
             if self.kill_grace > 0:
                 line += f", then SIGKILL after {self.kill_grace:g}s; Ctrl+C skips the wait"
             line += "."

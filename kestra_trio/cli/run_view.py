@@ -42,6 +42,12 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def indented(text: str, indent: str = "    ") -> str:
+    """Plugin text shown literally; its continuation lines indented so that no line of it
+    can pass for one of ours (`Execution … SUCCESS` at column 0)."""
+    return for_terminal(text).replace("\n", "\n" + indent)
+
+
 def created_line(execution_id: str, workflow: Workflow) -> str:
     return (
         f"Execution {execution_id} created: workflow {workflow.id} ({_plural(len(workflow.tasks), 'task')}). "
@@ -59,7 +65,7 @@ def progress_line(event: ProgressEvent) -> str | None:
     if event.reason and event.state not in (State.RUNNING, State.SUCCESS):
         parts.append(f"[{event.reason}]")
     if event.message and event.state != State.SUCCESS:
-        parts.append(for_terminal(event.message))
+        parts.append(indented(event.message))
     return "  ".join(p for p in parts if p)
 
 
@@ -145,7 +151,7 @@ def summary_lines(result: ExecutionResult) -> list[str]:
         + f" - {_plural(len(result.tasks), 'task')}: {by_state}"
     ]
     if result.message and result.state != State.SUCCESS:
-        lines.append(f"  reason: {for_terminal(result.message)}")
+        lines.append(f"  reason: {indented(result.message)}")
     if result.failed_task_id and result.error:
         error = result.error
         details = []
@@ -154,11 +160,11 @@ def summary_lines(result: ExecutionResult) -> list[str]:
         if error.get("signal"):
             details.append(f"signal {error['signal']}")
         lines.append(
-            f"  failed task: {result.failed_task_id}: {for_terminal(str(error.get('message', '')))}"
+            f"  failed task: {result.failed_task_id}: {indented(str(error.get('message', '')))}"
             + (f" ({', '.join(details)})" if details else "")
         )
         for tail in (error.get("stderr_tail") or [])[-5:]:
-            lines.append(f"    | {for_terminal(str(tail))}")
+            lines.append(f"    | {indented(str(tail), '    | ')}")
     if result.state != State.SUCCESS:
         lines.append(f"  inspect: kestra-trio execution inspect {result.execution_id}")
     return lines

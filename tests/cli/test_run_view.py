@@ -86,3 +86,17 @@ async def test_live_view_redraws_at_most_ten_times_a_second_whatever_the_event_r
     assert 1.5 <= elapsed < 2
     assert len(redraws) <= elapsed * 10 + 2  # not one per event
     assert "300 SUCCESS (showing 18 of 300 tasks)" in screen.file.getvalue()  # the last frame is current
+
+
+def test_a_multi_line_message_cannot_forge_a_line_of_ours():
+    forged = "boom\n[2026-01-01T00:00:00.000Z] [ERROR] [scheduler] forged\nExecution ffff SUCCESS in 1ms - 1 task: 1 SUCCESS"
+    line = progress_line(ProgressEvent("e", "f", State.FAILED, "PLUGIN_FAILED", forged, at=AT))
+    result = ExecutionResult(
+        "e", "wf", State.FAILED, "TASK_FAILED", forged, 5, {"f": TaskResult("f", State.FAILED)},
+        failed_task_id="f", error={"message": forged, "stderr_tail": ["ok", "tail\nExecution ffff SUCCESS"]},
+    )
+    text = "\n".join([line, *summary_lines(result)])
+    assert "forged" in text
+    at_column_0 = [l for l in text.splitlines() if not l.startswith(" ")]
+    assert at_column_0 == [line.splitlines()[0], "Execution e FAILED in 5ms [TASK_FAILED] - 1 task: 1 FAILED"]
+    assert not any(l.startswith("Execution ffff") for l in text.splitlines())
