@@ -233,8 +233,9 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None or math.isinf(seconds) else int(seconds * 1000)
 
 
-async def recover_lost_executions(store: ExecutionStore) -> list[str]:
-    """Executions left RUNNING by an engine on this host that no longer exists become FAILED."""
+async def recover_lost_executions(store: ExecutionStore, logs: LogStore | None = None) -> list[str]:
+    """Executions left RUNNING by an engine on this host that no longer exists become FAILED,
+    with a scheduler ERROR line saying so (the lost engine could not write its own)."""
     lost = []
     for execution_id, pid in await store.unfinished_on_host(socket.gethostname()):
         if pid is None or pid == os.getpid() or _alive(pid):
@@ -260,6 +261,20 @@ async def recover_lost_executions(store: ExecutionStore) -> list[str]:
             lost.append(execution_id)
         except Exception:
             continue
+        if logs is not None:
+            unfinished = [c.task_id for c in changes if c.task_id is not None]
+            entry = LogEntry(
+                execution_id, None, LogLevel.ERROR, "scheduler",
+                f"Execution failed: the engine process (pid {pid}) died before the execution finished "
+                f"[ENGINE_LOST]; {len(unfinished)} unfinished task(s) marked FAILED"
+                + (f": {', '.join(unfinished)}" if unfinished else "")
+                + "; lines it had not yet written are lost",
+                {"reason_code": Reason.ENGINE_LOST.value, "engine_pid": pid, "detected_by_pid": os.getpid()},
+            )
+            try:
+                await logs.insert_batch([entry])
+            except Exception:
+                pass
     return lost
 
 
@@ -289,7 +304,7 @@ async def run_execution(
     run = ExecutionRun(workflow, inputs, db=db, registry=registry, options=options, secrets=secrets)
     scheduler = Scheduler(run)
     result: ExecutionResult | None = None
-    await recover_lost_executions(run.store)
+    await recover_lost_executions(run.store, run.log_store)
     await run.store.create(
         NewExecution(
             id=run.execution_id,

@@ -216,6 +216,11 @@ def test_sigkill_of_the_engine_leaves_no_plugin_process(tmp_path):
     result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=db)
     assert result.returncode == 0
     assert ("FAILED", "ENGINE_LOST") in db_rows(db, "SELECT state, reason_code FROM executions")
+    # and `execution logs` says so, as its last line
+    [(lost_id,)] = db_rows(db, "SELECT id FROM executions WHERE reason_code = 'ENGINE_LOST'")
+    logs = kt("execution", "logs", lost_id, db=db).stdout.splitlines()
+    assert "[ERROR] [scheduler] Execution failed: the engine process (pid " in logs[-1]
+    assert "[ENGINE_LOST]; 2 unfinished task(s) marked FAILED: " in logs[-1]
 
 
 def test_engine_warns_when_log_tables_outgrow_the_threshold(tmp_path):
