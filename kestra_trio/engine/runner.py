@@ -378,9 +378,22 @@ async def _run_started(run: ExecutionRun, scheduler: Scheduler) -> ExecutionResu
             services.cancel_scope.cancel()
     except* Exception as group:  # a bug in the engine: record it, never lose the execution
         internal_error = group.exceptions[0]
-        run.options.on_error(f"internal error: {internal_error!r}")
+        run.options.on_error(_describe_failure(internal_error))
     with trio.CancelScope(shield=True):
         return await _finish(run, scheduler, internal_error)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """A broken database (disk I/O error, read-only file) is not a bug of ours: say which."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    import sqlite3
+
+    from kestra_trio.errors import StorageError
+
+    if isinstance(exc, (sqlite3.Error, StorageError)):
+        return f"database error: {exc}"
+    return f"internal error: {exc!r}"
 
 
 async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseException | None) -> ExecutionResult:
@@ -391,7 +404,7 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
     failed = scheduler.first_failure
     counts = scheduler.counts()
     if internal_error is not None:
-        state, reason, message = State.FAILED, Reason.INTERNAL_ERROR, f"internal error: {internal_error!r}"
+        state, reason, message = State.FAILED, Reason.INTERNAL_ERROR, _describe_failure(internal_error)
     elif stop is not None and stop.reason == Reason.TIMEOUT:
         state, reason, message = State.FAILED, Reason.TIMEOUT, stop.message
     elif stop is not None:

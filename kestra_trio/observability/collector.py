@@ -117,7 +117,11 @@ class LogCollector:
             self._maskers[execution_id] = masker
 
     async def flush(self) -> None:
-        """Return once every entry sent before this call is committed (or reported lost)."""
+        """Return once every entry sent before this call is committed (or reported lost).
+
+        While writes keep failing (disk I/O error, read-only file) it gives up after
+        `close_grace` seconds: the entries stay queued and retried, but the caller (often a
+        shielded stop path) must not hang for as long as the database is broken."""
         if self._closed:
             return
         barrier = _Barrier()
@@ -125,7 +129,16 @@ class LogCollector:
             await self._control.send(barrier)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return
-        await barrier.done.wait()
+        while True:
+            with trio.move_on_after(self._close_grace):
+                await barrier.done.wait()
+                return
+            if self._failing:
+                self._on_error(
+                    f"log writes have been failing for over {self._close_grace:g} s: going on without them "
+                    "(they are retried until the engine exits; what is still unwritten then is counted as lost)"
+                )
+                return
 
     def close(self) -> None:
         """Close the collector's own channels; the flusher ends once producers close theirs."""
@@ -273,6 +286,8 @@ class LogCollector:
                     failure_at = trio.current_time()
                 delay = self._retry_delays[min(attempt, len(self._retry_delays) - 1)]
                 attempt += 1
+                # every producer gone (the run is over): from now on the close grace applies
+                final = final or self._receive.statistics().open_send_channels == 0
                 if final and trio.current_time() - failure_at > self._close_grace:
                     raise
                 await trio.sleep(delay)
@@ -291,7 +306,10 @@ class LogCollector:
         task_status.started()
         try:
             while await self._gather():
-                await self._write_backlog()
+                try:
+                    await self._write_backlog()
+                except Exception:  # the run is over and writes failed past the grace:
+                    break  # _final_drain tries once more, then counts and reports the loss
         finally:
             with trio.CancelScope(shield=True):
                 await self._final_drain()

@@ -154,6 +154,37 @@ async def test_failure_that_outlasts_the_run_is_counted_and_reported(autojump_cl
     assert any("5 log entries could not be written" in e for e in errors)
 
 
+async def test_flush_does_not_hang_while_the_database_keeps_failing(autojump_clock):
+    # a stop path awaits flush() shielded: a broken disk must not make Ctrl+C useless
+    sink = FakeSink(failures=10**9)
+    errors: list[str] = []
+    collector = LogCollector(sink, linger=None, on_error=errors.append, close_grace=3.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+        with collector.sender() as send:
+            await send.send(entry(0))
+            started = trio.current_time()
+            with trio.CancelScope(shield=True):
+                await collector.flush()
+            assert 3.0 <= trio.current_time() - started < 4.0
+            assert any("going on without them" in e for e in errors)
+        collector.close()
+    assert collector.statistics().dropped == 1  # counted and reported, never silent
+    assert any("1 log entries could not be written" in e for e in errors)
+
+
+async def test_a_slow_but_working_database_is_waited_for(autojump_clock):
+    sink = FakeSink(delay=20.0)  # slower than close_grace, yet not failing
+    collector = LogCollector(sink, linger=None, close_grace=3.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+        with collector.sender() as send:
+            await send.send(entry(0))
+            await collector.flush()
+            assert sink.messages == ["line 0"]
+        collector.close()
+
+
 async def test_overflow_records_one_warning_per_episode(autojump_clock):
     sink = FakeSink(delay=0.01)
     collector = LogCollector(sink, linger=None, buffer_size=50)
