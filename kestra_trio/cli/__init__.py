@@ -32,6 +32,14 @@ app.command("kestra_trio.cli.db:db_app", name="db")
 def _error_line(message: str) -> None:
     # plain write: a broken terminal or closed stderr must not turn into a traceback
     try:
+        from kestra_trio.cli.formatting import literal_line
+
+        # messages echo arguments and stored text: control characters and newlines are
+        # shown as escapes, so the error is one line and the terminal executes nothing
+        message = literal_line(message)
+    except Exception:  # never let the error path fail
+        message = message.encode("ascii", "backslashreplace").decode("ascii")
+    try:
         sys.stderr.write(f"kestra-trio: error: {message}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
@@ -45,6 +53,18 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
     return exc
 
 
+def _reader_went_away(exc: BaseException) -> bool:
+    """EPIPE on stdout (`kestra-trio --help | head -1`), however it surfaced.
+
+    rich's `Console.on_broken_pipe` (used by cyclopts for --help and --version, and by our
+    tables) points stdout at /dev/null and raises `SystemExit(1)` from inside its
+    `except BrokenPipeError`: that SystemExit is a reader that went away, not a failure.
+    """
+    if isinstance(exc, BrokenPipeError):
+        return True
+    return isinstance(exc, SystemExit) and isinstance(exc.__context__, BrokenPipeError)
+
+
 def _unexpected(exc: BaseException) -> int:
     import os
     import sqlite3
@@ -53,6 +73,8 @@ def _unexpected(exc: BaseException) -> int:
         raise exc
     if isinstance(exc, KeyboardInterrupt):
         return int(ExitCode.INTERRUPTED)
+    if _reader_went_away(exc):
+        return int(ExitCode.OK)
     if isinstance(exc, KestraTrioError):
         _error_line(str(exc))
         return int(exc.exit_code)
@@ -74,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(tokens, exit_on_error=False, print_error=False, result_action="return_value")
     except CycloptsError as exc:
-        text = " ".join(str(exc).split())
+        text = " ".join(str(exc).split())  # cyclopts wraps its messages over several lines
         _error_line(text or "invalid arguments; see --help")
         code = int(ExitCode.USAGE)
     except KestraTrioError as exc:
@@ -90,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout = None  # type: ignore[assignment]
         finally:
             code = int(ExitCode.OK)
+    except SystemExit as exc:
+        if not _reader_went_away(exc):  # a command's own sys.exit(): keep its code
+            raise
+        code = int(ExitCode.OK)  # `--help | head -1`: rich already sent stdout to /dev/null
     except Exception as exc:  # never a traceback for a user; KESTRA_TRIO_DEBUG=1 shows it
         code = _unexpected(exc)
     else:

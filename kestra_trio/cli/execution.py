@@ -7,6 +7,10 @@ commands so `kestra-trio execution logs --help` stays fast.
 Messages the issue fixes word for word are written here, not raised: `main()` would prefix
 them with `kestra-trio: error:`. Every other failure (bad database, …) is raised as a
 `KestraTrioError` and printed by `main()`.
+
+Whatever a message echoes from the command line or the database (an id, a task id, a host
+name) goes through `_arg()` (`formatting.literal_line`): control characters and newlines are
+shown as escapes, so every message stays one line and nothing is executed by the terminal.
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ DbPath = Annotated[
 ]
 
 POLL_SECONDS = 0.1
+#: --follow: how often (at most) to look whether the engine process is still alive
+ENGINE_CHECK_SECONDS = 2.0
 PAGE_SIZE = 1000
+#: --reason longer than this is refused (it is stored with the request and in the audit log)
+MAX_REASON_CHARS = 1000
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -49,6 +57,39 @@ def _say(message: str, *, stream=None) -> None:
 def _fail(message: str) -> int:
     _say(message)
     return EXIT_FAILURE
+
+
+def _arg(text: str) -> str:
+    """Untrusted text (an argument, an id read back from the database) made safe for a one-line message."""
+    from kestra_trio.cli.formatting import literal_line
+
+    return literal_line(text)
+
+
+def _stored(text: str | None) -> str | None:
+    """`text` as the database can hold it: an undecodable argument's lone surrogates replaced (U+FFFD),
+    as the writers store them, so it can be bound to a query and compared with stored text."""
+    if text is None:
+        return None
+    from kestra_trio.storage.text import encodable_text
+
+    return encodable_text(text)
+
+
+def _not_found(exc: Exception, execution_id: str) -> int:
+    """`Execution not found: <id>`, or the ids an ambiguous prefix matches (exit 1)."""
+    from kestra_trio.storage.executions import AmbiguousExecutionId
+
+    if isinstance(exc, AmbiguousExecutionId):
+        shown = ", ".join(_arg(m) for m in exc.matches) + (", …" if exc.more else "")
+        return _fail(
+            f"Execution id prefix {_arg(execution_id)} matches several executions: {shown}; give more characters"
+        )
+    return _fail(f"Execution not found: {_arg(execution_id)}")
+
+
+def _task_not_found(task_id: str, execution_id: str) -> int:
+    return _fail(f"Task not found: {_arg(task_id)} in execution {_arg(execution_id)}")
 
 
 def _silence_stdout() -> None:
@@ -169,10 +210,14 @@ async def _logs(
     async with open_database(resolve_db_path(db_option), must_exist=True) as database:
         try:
             resolved = await ExecutionStore(database).resolve_id(execution_id)
-        except ExecutionNotFound:
-            return _fail(f"Execution not found: {execution_id}")
+        except ExecutionNotFound as exc:
+            return _not_found(exc, execution_id)
+        # a --task that is not a task of the execution is a typo: say so (as `inspect --task`),
+        # rather than "No logs found" or, with --follow, waiting for lines that cannot come
+        if task is not None and not await database.run(reads.task_exists, resolved, _stored(task)):
+            return _task_not_found(task, resolved)
         since_ms = now_ms() - int(since_seconds * 1000) if since_seconds is not None else None
-        log_filter = LogFilter(resolved, task, levels, since_ms, source or None)
+        log_filter = LogFilter(resolved, _stored(task), levels, since_ms, _stored(source) or None)
 
         if as_json or jsonl:
             encode = formatting.LogJsonFormatter(resolved)
@@ -192,8 +237,9 @@ async def _logs(
                 return "".join([fmt(ts, lv, src, msg) for (_i, _t, ts, lv, src, msg, _m) in page])
 
         printed = 0
+        lost_pid: int | None = None
         if follow:
-            printed = await _follow(database, reads, log_filter, resolved, render, write, out)
+            printed, lost_pid = await _follow(database, reads, log_filter, resolved, render, write, out)
         else:
             after: tuple[int, int] | None = None
             while True:
@@ -208,39 +254,98 @@ async def _logs(
             if as_json:
                 write("\n]\n" if printed else "[]\n")
         out.flush()
+        if lost_pid is not None:
+            _say(
+                f"kestra-trio: the engine running execution {_arg(resolved)} (pid {lost_pid}) is gone; "
+                "the execution will be marked FAILED (ENGINE_LOST) when kestra-trio next runs"
+            )
+            return EXIT_FAILURE
         if printed == 0:
             if task is not None:
-                _say(f"No logs found for task {task} in execution {resolved}")
+                _say(f"No logs found for task {_arg(task)} in execution {_arg(resolved)}")
             else:
-                _say(f"No logs found for execution {resolved}")
+                _say(f"No logs found for execution {_arg(resolved)}")
     return EXIT_OK
 
 
-async def _follow(database, reads, log_filter, execution_id: str, render, write, out) -> int:
+async def _follow(database, reads, log_filter, execution_id: str, render, write, out) -> tuple[int, int | None]:
     """Print in id (commit) order; poll every 100 ms; stop after one read that follows a terminal state.
 
     The cursor is the last printed row id, so rows sharing a timestamp are neither skipped
     nor repeated, and a row committed late (with an older timestamp) is still printed. The
     engine commits a task's logs before its terminal state, so the read that follows the
     observation of a terminal execution state sees every entry there will ever be.
+
+    An engine that died (SIGKILL, crash, power loss) never writes that terminal state: when a
+    poll brings nothing new, at most every `ENGINE_CHECK_SECONDS`, the recorded engine is
+    looked up; once it is known to be gone (it ran on this host and its pid no longer exists)
+    nothing more can be committed, so one last read prints the rest. Returns the number of
+    entries printed and the pid of the lost engine (None when the execution finished).
     """
     import trio
 
+    from kestra_trio.storage.executions import ExecutionStore
+
     cursor = await database.run(reads.log_start_id, execution_id)
     printed = 0
-    while True:
-        state = await database.run(reads.execution_state, execution_id)
+
+    async def drain() -> int:
+        nonlocal cursor, printed
+        new = 0
         while True:
             page, cursor = await database.read(reads.log_follow_page, log_filter, cursor, PAGE_SIZE)
             if page:
                 write(render(page))
-                printed += len(page)
+                new += len(page)
             if len(page) < PAGE_SIZE:
                 break
+        printed += new
         out.flush()
+        return new
+
+    store = ExecutionStore(database)
+    next_check = trio.current_time()  # the first quiet poll looks at once (the engine may be long gone)
+    while True:
+        state = await database.run(reads.execution_state, execution_id)
+        new = await drain()
         if state is None or state in TERMINAL:
-            return printed
+            return printed, None
+        if new == 0 and trio.current_time() >= next_check:
+            next_check = trio.current_time() + ENGINE_CHECK_SECONDS
+            row = await store.get(execution_id)
+            if row is not None and _engine_gone(row.engine_pid, row.engine_host):
+                # dead: nothing more will be written. The state first (it may have finished
+                # just before exiting), then the last entries.
+                state = await database.run(reads.execution_state, execution_id)
+                await drain()
+                if state is None or state in TERMINAL:
+                    return printed, None
+                return printed, row.engine_pid
         await trio.sleep(POLL_SECONDS)
+
+
+def _engine_gone(pid: int | None, host: str | None) -> bool:
+    """True only when the recorded engine ran on this host and its process no longer exists.
+
+    No pid, another host (we cannot see its processes), a process of another user or any
+    doubt: False, keep waiting. A zombie (dead, not yet reaped by its parent) counts as gone.
+    """
+    import os
+    import socket
+
+    if pid is None or pid <= 0 or pid == os.getpid() or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # PermissionError: alive, another user's
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 # --------------------------------------------------------------------------- inspect
@@ -287,15 +392,15 @@ async def inspect(
 
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         try:
-            snapshot = await ExecutionInspector(database).snapshot(execution_id, task_id=task, log_tail=20)
-        except ExecutionNotFound:
-            return _fail(f"Execution not found: {execution_id}")
+            snapshot = await ExecutionInspector(database).snapshot(execution_id, task_id=_stored(task), log_tail=20)
+        except ExecutionNotFound as exc:
+            return _not_found(exc, execution_id)
         except TaskNotFound as exc:
-            return _fail(f"Task not found: {exc.task_id} in execution {exc.execution_id}")
+            return _task_not_found(task or exc.task_id, exc.execution_id)
 
     _prepare_stdout()
     try:
-        _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, not no_truncate)
+        _print_inspect(snapshot, _stored(task), show_inputs, timeline, audit, as_json, not no_truncate)
     except BrokenPipeError:
         _silence_stdout()
     return EXIT_OK
@@ -369,18 +474,18 @@ async def list_(
         return _fail("--limit must be between 1 and 1000000")
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = ExecutionStore(database)
-        rows = await store.list(workflow_id=workflow, state=state, limit=limit)
+        rows = await store.list(workflow_id=_stored(workflow), state=state, limit=limit)
         counts = await store.task_counts([r.id for r in rows])
     now = now_ms()
     _prepare_stdout()
     try:
-        if as_json:
+        if as_json:  # `[]` when nothing matches: stdout stays valid JSON; the note goes to stderr
             sys.stdout.write(formatting.dumps_pretty(formatting.execution_list_json(rows, counts, now)) + "\n")
             sys.stdout.flush()
-        elif not rows:
-            _say("No executions found")
-        else:
+        elif rows:
             stdout_console().print(formatting.execution_list_table(rows, counts, now))
+        if not rows:
+            _say("No executions found")
     except BrokenPipeError:
         _silence_stdout()
     return EXIT_OK
@@ -407,7 +512,7 @@ async def cancel(
     execution_id
         Execution id (or a unique prefix of at least 4 characters).
     reason
-        Why; recorded in the audit log.
+        Why; recorded in the audit log (at most 1000 characters).
     wait
         Seconds to wait for the CANCELLED state (0: do not wait).
     db
@@ -423,18 +528,21 @@ async def cancel(
 
     if not 0 <= wait <= 3600:
         return _fail("--wait must be between 0 and 3600 seconds")
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        return _fail(f"--reason must be at most {MAX_REASON_CHARS} characters (got {len(reason)})")
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = ExecutionStore(database)
         try:
             resolved = await store.resolve_id(execution_id)
-            execution, created = await store.request_cancel(resolved, "user", reason)
-        except ExecutionNotFound:
-            return _fail(f"Execution not found: {execution_id}")
+            execution, created = await store.request_cancel(resolved, "user", _stored(reason))
+        except ExecutionNotFound as exc:
+            return _not_found(exc, execution_id)
+        shown = _arg(resolved)
         if execution.is_terminal:
-            _say(f"Execution {resolved} already finished: {execution.state}", stream=sys.stdout)
+            _say(f"Execution {shown} already finished: {execution.state}", stream=sys.stdout)
             return EXIT_OK
         _say(
-            f"Cancel requested for execution {resolved}"
+            f"Cancel requested for execution {shown}"
             + ("" if created else " (a request was already pending)"),
             stream=sys.stdout,
         )
@@ -449,11 +557,11 @@ async def cancel(
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         if state == "CANCELLED":
-            _say(f"Execution {resolved} cancelled", stream=sys.stdout)
+            _say(f"Execution {shown} cancelled", stream=sys.stdout)
         elif state in TERMINAL:
-            _say(f"Execution {resolved} finished before the cancel took effect: {state}", stream=sys.stdout)
+            _say(f"Execution {shown} finished before the cancel took effect: {state}", stream=sys.stdout)
         else:
-            _say(f"Execution {resolved}: cancel requested; state is still {state}", stream=sys.stdout)
+            _say(f"Execution {shown}: cancel requested; state is still {state}", stream=sys.stdout)
             note = _engine_note(execution.engine_pid, execution.engine_host)
             if note:
                 _say(note)
@@ -468,7 +576,7 @@ def _engine_note(pid: int | None, host: str | None) -> str | None:
     if pid is None:
         return "note: no engine process is recorded for this execution; the request waits for an engine to pick it up"
     if host and host != socket.gethostname():
-        return f"note: the engine runs on {host} (pid {pid}); it will handle the request when it polls"
+        return f"note: the engine runs on {_arg(host)} (pid {pid}); it will handle the request when it polls"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

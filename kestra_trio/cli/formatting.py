@@ -71,6 +71,21 @@ def literal(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def literal_line(text: str) -> str:
+    """`literal()` for text that must stay on ONE line: an argument or a stored id echoed in a message.
+
+    Like `literal()`, and tab, newline and the Unicode line/paragraph separators become
+    visible escapes too (`\\t`, `\\n`, `\\u2028`), so `Execution not found: <id>` is one line
+    whatever the id holds. Printable text is returned unchanged.
+    """
+    if text.isprintable():
+        return text
+    return text.translate(_LINE_ESCAPES)
+
+
 # --------------------------------------------------------------------------- time and durations
 
 
@@ -810,6 +825,7 @@ __all__ = [
     "inspect_view",
     "iso_ms",
     "literal",
+    "literal_line",
     "log_json",
     "log_json_object",
     "parse_levels",

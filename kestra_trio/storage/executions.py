@@ -21,10 +21,12 @@ from kestra_trio.storage.db import Database
 from kestra_trio.storage.rows import (
     ATTEMPT_COLUMNS,
     EXECUTION_COLUMNS,
+    EXECUTION_TEXT_ID,
     TASK_RUN_COLUMNS,
     AttemptRow,
     ExecutionRow,
     TaskRunRow,
+    typed,
 )
 
 
@@ -226,7 +228,7 @@ class CancelRequest:
 def _request_cancel(
     raw: sqlite3.Connection, execution_id: str, requested_by: str, reason: str | None
 ) -> tuple[ExecutionRow, bool]:
-    row = raw.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    row = raw.execute(f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if row is None:
         raise ExecutionNotFound(execution_id)
     execution = ExecutionRow.from_row(row)
@@ -273,17 +275,46 @@ def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
 
 
 def _get(raw: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
-    row = raw.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    row = raw.execute(f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     return ExecutionRow.from_row(row) if row else None
 
 
+#: at least this many characters for an id prefix to be looked up
+MIN_PREFIX = 4
+#: how many of the ids an ambiguous prefix matches are named in the error
+AMBIGUOUS_SHOWN = 5
+
+
+class AmbiguousExecutionId(ExecutionNotFound):
+    """an execution id prefix matches several executions."""
+
+    def __init__(self, prefix: str, matches: Sequence[str], more: bool = False) -> None:
+        super().__init__(prefix)
+        self.prefix = prefix
+        self.matches = tuple(matches)  # the first AMBIGUOUS_SHOWN, in id order
+        self.more = more  # True when there are more than those
+        shown = ", ".join(self.matches) + (", …" if more else "")
+        self.message = f"Execution id prefix {prefix} matches several executions: {shown}; give more characters"
+        self.args = (self.message,)
+
+
 def _find(raw: sqlite3.Connection, prefix: str) -> list[str]:
+    """The exact id, else up to `AMBIGUOUS_SHOWN + 1` ids starting with `prefix` (case-sensitive), in order."""
+    try:
+        prefix.encode("utf-8")
+    except UnicodeEncodeError:  # an undecodable argument (lone surrogates): no stored id holds one
+        return []
     # exact id first; a unique prefix is accepted as a convenience (like git)
     if raw.execute("SELECT 1 FROM executions WHERE id = ?", (prefix,)).fetchone():
         return [prefix]
-    if len(prefix) < 4 or any(ch in prefix for ch in "%_[]"):
+    if len(prefix) < MIN_PREFIX:
         return []
-    rows = raw.execute("SELECT id FROM executions WHERE id LIKE ? || '%' LIMIT 2", (prefix,)).fetchall()
+    # a range on the primary key (not LIKE: case-insensitive, `%`/`_` wildcards, a full scan);
+    # U+10FFFF sorts after every character that can follow the prefix in UTF-8 (BINARY) order
+    rows = raw.execute(
+        "SELECT id FROM executions WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+        (prefix, prefix + "\U0010ffff", AMBIGUOUS_SHOWN + 1),
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -297,7 +328,7 @@ def _list(raw: sqlite3.Connection, workflow_id: str | None, state: str | None, l
         params.append(state)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = raw.execute(
-        f"SELECT {EXECUTION_COLUMNS} FROM executions {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+        f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions {where} ORDER BY created_at DESC, id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [ExecutionRow.from_row(r) for r in rows]
@@ -326,7 +357,7 @@ def _unfinished_on_host(raw: sqlite3.Connection, host: str) -> list[tuple[str, i
 
 def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
     rows = raw.execute(
-        f"SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+        f"SELECT {typed(TASK_RUN_COLUMNS)} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
     ).fetchall()
     return [TaskRunRow.from_row(r) for r in rows]
 
@@ -334,12 +365,12 @@ def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
 def _attempts(raw: sqlite3.Connection, execution_id: str, task_id: str | None) -> list[AttemptRow]:
     if task_id is None:
         rows = raw.execute(
-            f"SELECT {ATTEMPT_COLUMNS} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
+            f"SELECT {typed(ATTEMPT_COLUMNS)} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
             (execution_id,),
         ).fetchall()
     else:
         rows = raw.execute(
-            f"SELECT {ATTEMPT_COLUMNS} FROM task_attempts WHERE execution_id = ? AND task_id = ? ORDER BY number",
+            f"SELECT {typed(ATTEMPT_COLUMNS)} FROM task_attempts WHERE execution_id = ? AND task_id = ? ORDER BY number",
             (execution_id, task_id),
         ).fetchall()
     return [AttemptRow.from_row(r) for r in rows]
@@ -381,9 +412,17 @@ class ExecutionStore:
         return await self.db.run(_get, execution_id)
 
     async def resolve_id(self, text: str) -> str:
-        """An exact id, or a unique prefix of one (at least 4 characters)."""
+        """An exact id, or a unique prefix of one (at least 4 characters).
+
+        Raises:
+            AmbiguousExecutionId: the prefix matches several executions (a subclass of
+                ExecutionNotFound, so callers that only know "not found" still work).
+            ExecutionNotFound: nothing matches.
+        """
         matches = await self.db.run(_find, text)
-        if len(matches) != 1:
+        if len(matches) > 1:
+            raise AmbiguousExecutionId(text, matches[:AMBIGUOUS_SHOWN], more=len(matches) > AMBIGUOUS_SHOWN)
+        if not matches:
             raise ExecutionNotFound(text)
         return matches[0]
 

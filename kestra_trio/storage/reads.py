@@ -18,6 +18,7 @@ from kestra_trio.storage.rows import (
     ATTEMPT_COLUMNS,
     AUDIT_COLUMNS,
     EXECUTION_COLUMNS,
+    EXECUTION_TEXT_ID,
     LOG_COLUMNS,
     TASK_RUN_COLUMNS,
     AttemptRow,
@@ -25,11 +26,12 @@ from kestra_trio.storage.rows import (
     ExecutionRow,
     LogRow,
     TaskRunRow,
+    typed,
 )
 
 #: column order of the tuples `log_page_by_time` / `log_page_by_id` return
 LOG_PAGE_COLUMNS = ("id", "task_id", "timestamp", "level", "source", "message", "metadata")
-_PAGE_SELECT = "SELECT id, task_id, timestamp, level, source, message, metadata FROM execution_logs"
+_PAGE_SELECT = f"SELECT {typed('id, task_id, timestamp, level, source, message, metadata')} FROM execution_logs"
 
 LogTuple = tuple[int, "str | None", int, str, str, str, "str | None"]
 
@@ -125,33 +127,33 @@ def snapshot_rows(
     raw: sqlite3.Connection, execution_id: str, log_task_id: str | None, log_tail: int, taken_at_ms: int
 ) -> SnapshotRows | None:
     """At most five SELECTs, whatever the number of tasks: no per-task query."""
-    row = raw.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    row = raw.execute(f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if row is None:
         return None
     tasks = [
         TaskRunRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+            f"SELECT {typed(TASK_RUN_COLUMNS)} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
         )
     ]
     attempts = [
         AttemptRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {ATTEMPT_COLUMNS} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
+            f"SELECT {typed(ATTEMPT_COLUMNS)} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
             (execution_id,),
         )
     ]
     audit = [
         AuditRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM execution_audit_events WHERE execution_id = ? ORDER BY timestamp, id",
+            f"SELECT {typed(AUDIT_COLUMNS)} FROM execution_audit_events WHERE execution_id = ? ORDER BY timestamp, id",
             (execution_id,),
         )
     ]
     logs: list[LogRow] = []
     if log_task_id is not None and log_tail > 0:
         tail = raw.execute(
-            f"SELECT {LOG_COLUMNS} FROM execution_logs INDEXED BY idx_logs_execution "
+            f"SELECT {typed(LOG_COLUMNS)} FROM execution_logs INDEXED BY idx_logs_execution "
             "WHERE execution_id = ? AND task_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
             (execution_id, log_task_id, log_tail),
         ).fetchall()

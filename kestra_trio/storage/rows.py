@@ -7,6 +7,27 @@ from dataclasses import dataclass
 from typing import Any
 
 
+#: columns read back as integers; every other column is read back as text
+_INTEGER_COLUMNS = frozenset(
+    {
+        "id", "timestamp", "created_at", "started_at", "ended_at", "updated_at", "timeout_ms",
+        "log_entry_count", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
+        "duration_ms", "number", "exit_code", "pid",
+    }
+)
+
+
+def typed(columns: str, *, text: frozenset[str] = frozenset()) -> str:
+    """A SELECT list that reads each column as the type our code expects, whatever a hand-edited
+    or foreign-written row holds (a BLOB message, a text timestamp): SQLite CASTs, so a broken
+    value shows up as a value (or a one-line decode error), never as a crash in formatting."""
+    names = [c.strip() for c in columns.split(",")]
+    return ", ".join(
+        # no `AS name`: ORDER BY / WHERE must keep meaning the indexed table column
+        f"CAST({n} AS INTEGER)" if n in _INTEGER_COLUMNS and n not in text else f"CAST({n} AS TEXT)" for n in names
+    )
+
+
 def _json(text: str | None, default: Any = None) -> Any:
     if text is None:
         return default
@@ -16,6 +37,8 @@ def _json(text: str | None, default: Any = None) -> Any:
         return {"_unreadable": text}
 
 
+#: executions.id is the text id (logs and audit events have integer ids)
+EXECUTION_TEXT_ID = frozenset({"id"})
 EXECUTION_COLUMNS = (
     "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "

@@ -47,12 +47,12 @@ def test_format_duration_seconds() -> None:
     assert F.format_duration(2.5) == "2.5s" and F.format_duration(0.5) == "500ms"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("500ms", 0.5), ("1.5H", 5400), ("1h30m", 5400)])
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("500ms", 0.5), ("1.5H", 5400), ("1h30m", 5400), ("3650d", 3650 * 86400)])
 def test_parse_since(text, seconds) -> None:
     assert F.parse_since(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5", "m5", "5 minutes", "-5m", "0s", "1w"])
+@pytest.mark.parametrize("text", ["", "5", "m5", "5 minutes", "-5m", "0s", "0ms", "1w", "3651d", "3650d1ms"])
 def test_parse_since_rejects(text) -> None:
     with pytest.raises(ValueError, match=r"^Invalid time format\. Examples: 5m, 2h, 1d$"):
         F.parse_since(text)
@@ -330,3 +330,9 @@ async def test_list_table(tmp_path: Path) -> None:
     )
     data = F.execution_list_json(executions, counts, T0)
     assert data[1]["task_states"] == {"SUCCESS": 2} and data[1]["duration_ms"] == 2800
+
+
+def test_literal_line_keeps_a_message_on_one_line() -> None:
+    assert F.literal_line("019c8c0a-plain id") == "019c8c0a-plain id"  # printable: unchanged
+    assert F.literal_line("\x1b[31m1680\nab\tc\rd\x00\u2028\u202e") == "\\x1b[31m1680\\nab\\tc\\rd\\x00\\u2028\\u202e"
+    assert F.literal("a\nb\tc") == "a\nb\tc"  # log text keeps its layout

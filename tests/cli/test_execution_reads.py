@@ -71,3 +71,29 @@ async def test_query_plans_use_the_indexes(tmp_path: Path) -> None:
         )
     assert "idx_logs_execution" in by_time and "TEMP B-TREE" not in by_time
     assert "INTEGER PRIMARY KEY" in by_id and "TEMP B-TREE" not in by_id
+
+
+def test_engine_gone_only_for_a_dead_process_on_this_host() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from kestra_trio.cli.execution import _engine_gone
+
+    here = socket.gethostname()
+    assert not _engine_gone(os.getpid(), here)  # alive
+    assert not _engine_gone(None, here) and not _engine_gone(0, here) and not _engine_gone(-1, here)
+    assert _engine_gone(2**22 + 12345, here)  # above the default pid_max: no such process
+    assert not _engine_gone(2**22 + 12345, "elsewhere.invalid")  # another host: cannot know
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        if os.path.exists(f"/proc/{child.pid}/stat"):
+            deadline = time.monotonic() + 10
+            while not _engine_gone(child.pid, here):  # exited, not reaped yet: a zombie is gone too
+                assert time.monotonic() < deadline, "a zombie engine was not seen as gone"
+                time.sleep(0.05)
+    finally:
+        child.wait()
+    assert _engine_gone(child.pid, here) or os.path.exists(f"/proc/{child.pid}")  # reaped (unless pid reused)

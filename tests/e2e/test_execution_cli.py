@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +30,11 @@ ROOT = TESTS.parent
 ENV = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "KESTRA_TRIO_DB")}
 ENV["PYTHONPATH"] = str(TESTS)
 NOT_FOUND = "Execution not found: {}\n"
+LOST = (
+    "kestra-trio: the engine running execution {} (pid {}) is gone; "
+    "the execution will be marked FAILED (ENGINE_LOST) when kestra-trio next runs\n"
+)
+DEAD_PID = 2**22 + 12345  # above the default pid_max (2**22): never a live process
 HOSTILE = "[/x] [bold]b[/bold] \x1b[31mred\x1b[0m a\rb nul\x00 end"
 HOSTILE_SHOWN = "[/x] [bold]b[/bold] \\x1b[31mred\\x1b[0m a\\rb nul\\x00 end"
 
@@ -77,7 +84,7 @@ async def _build(path: Path) -> None:
         await ex.logs([(0, "INFO", "a", "three hours ago"), (3 * 3600_000 - 10_000, "INFO", "a", "ten seconds ago")])
 
         ex = ExecutionFactory(db, "ex-stuck", workflow_id="stuck")  # RUNNING, engine gone
-        await ex.create([task("a")], engine_pid=2**22 + 12345, engine_host=os.uname().nodename)
+        await ex.create([task("a")], engine_pid=DEAD_PID, engine_host=socket.gethostname())
         await ex.start(0)
         await ex.start_task("a", start=10)
         await ex.logs([(20, "INFO", "a", "still working")])
@@ -93,6 +100,36 @@ async def _build(path: Path) -> None:
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "kestra.db"
     trio.run(_build, path)
+    return path
+
+
+HOSTILE_ID = "ex-\x1b[31mhostile"
+
+
+async def _build_more(path: Path) -> None:
+    async with open_database(path) as db:
+        # ids that share prefixes: fc7f (two), abcd (seven)
+        for execution_id in ["fc7f0001aaaa", "fc7f0002bbbb", *(f"abcd{n:04d}" for n in range(1, 8)), HOSTILE_ID]:
+            ex = ExecutionFactory(db, execution_id)
+            await ex.create([task("a")])
+            await ex.start(0)
+            await ex.run_task("a", start=0, end=10)
+            await ex.finish("SUCCESS", at=20)
+        # RUNNING, with an engine that is alive (this test process) / on another host (pid dead here)
+        for execution_id, pid, host in [("ex-live", os.getpid(), socket.gethostname()),
+                                        ("ex-remote", DEAD_PID, "elsewhere.invalid")]:
+            ex = ExecutionFactory(db, execution_id)
+            await ex.create([task("a")], engine_pid=pid, engine_host=host)
+            await ex.start(0)
+            await ex.start_task("a", start=10)
+            await ex.logs([(20, "INFO", "a", "still working")])
+
+
+@pytest.fixture(scope="module")
+def more_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Prefix clashes, a hostile id and running executions whose engine is alive or remote."""
+    path = tmp_path_factory.mktemp("cli-more") / "kestra.db"
+    trio.run(_build_more, path)
     return path
 
 
@@ -155,18 +192,85 @@ def test_logs_json_and_jsonl(db: Path) -> None:
         (["logs", "nope"], 1, "", NOT_FOUND.format("nope")),
         (["logs", "ex-nologs"], 0, "", "No logs found for execution ex-nologs\n"),
         (["logs", "ex-nologs", "--json"], 0, "[]\n", "No logs found for execution ex-nologs\n"),
-        (["logs", "ex-success", "--task", "zzz"], 0, "", "No logs found for task zzz in execution ex-success\n"),
+        (["logs", "nope", "--json"], 1, "", NOT_FOUND.format("nope")),  # stdout stays empty, not even []
+        (["logs", "ex-success", "--task", "zzz"], 1, "", "Task not found: zzz in execution ex-success\n"),
+        (["logs", "ex-success", "--task", "zzz", "--json"], 1, "", "Task not found: zzz in execution ex-success\n"),
+        (["logs", "ex-success", "--task", "zzz", "--follow"], 1, "", "Task not found: zzz in execution ex-success\n"),
+        (["logs", "ex-success", "--task", "a", "--level", "ERROR"], 0, "",
+         "No logs found for task a in execution ex-success\n"),
+        (["logs", "ex-nologs", "--task", "a"], 0, "", "No logs found for task a in execution ex-nologs\n"),
         (["logs", "ex-success", "--level", "TRACE"], 1, "", "Invalid log level. Must be one of: DEBUG, INFO, WARN, ERROR\n"),
         (["logs", "ex-success", "--since", "5 minutes"], 1, "", "Invalid time format. Examples: 5m, 2h, 1d\n"),
         (["logs", "ex-success", "--json", "--follow"], 1, "", "--json cannot be used with --follow\n"),
         (["inspect", "nope"], 1, "", NOT_FOUND.format("nope")),
         (["cancel", "nope"], 1, "", NOT_FOUND.format("nope")),
         (["list", "--state", "DONE"], 1, "", "Invalid state. Must be one of: PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED\n"),
+        (["list", "--workflow", "nothing", "--json"], 0, "[]\n", "No executions found\n"),
+        (["cancel", "ex-stuck", "--reason", "x" * 1001], 1, "", "--reason must be at most 1000 characters (got 1001)\n"),
+        (["cancel", "ex-success", "--reason", "x" * 1000], 0, "Execution ex-success already finished: SUCCESS\n", ""),
     ],
 )
 def test_exact_messages_and_exit_codes(db: Path, args, code, stdout, stderr) -> None:
     result = kt(*args, db=db)
     assert (result.returncode, result.stdout, result.stderr) == (code, stdout, stderr)
+
+
+@pytest.mark.parametrize("command", ["logs", "inspect", "cancel"])
+def test_ambiguous_prefix_names_the_matches(more_db: Path, command: str) -> None:
+    result = kt(command, "fc7f", db=more_db)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", "Execution id prefix fc7f matches several executions: fc7f0001aaaa, fc7f0002bbbb; give more characters\n"
+    )
+    many = kt(command, "abcd", db=more_db)
+    assert (many.returncode, many.stderr) == (
+        1, "Execution id prefix abcd matches several executions: "
+           "abcd0001, abcd0002, abcd0003, abcd0004, abcd0005, …; give more characters\n",
+    )
+    assert kt(command, "fc7f0002", db=more_db).returncode == 0  # unique again
+    assert kt(command, "FC7F0002", db=more_db).stderr == NOT_FOUND.format("FC7F0002")  # ids are case-sensitive
+    assert kt(command, "fc7", db=more_db).stderr == NOT_FOUND.format("fc7")  # too short to be a prefix
+
+
+@pytest.mark.parametrize(
+    ("args", "stderr"),
+    [
+        (["logs", "\x1b[31m1680"], NOT_FOUND.format("\\x1b[31m1680")),
+        (["logs", "ab\ncd"], NOT_FOUND.format("ab\\ncd")),
+        (["logs", "ab\ncd", "--json"], NOT_FOUND.format("ab\\ncd")),
+        (["inspect", "\x1b]0;title\x07\u202e"], NOT_FOUND.format("\\x1b]0;title\\x07\\u202e")),
+        (["cancel", "a\rb\tc"], NOT_FOUND.format("a\\rb\\tc")),
+        (["logs", "ex-success", "--task", "\x1b[2Ja\nb"], "Task not found: \\x1b[2Ja\\nb in execution ex-success\n"),
+        (["inspect", "ex-failed", "--task", "\x1b[2J"], "Task not found: \\x1b[2J in execution ex-failed\n"),
+    ],
+)
+def test_echoed_arguments_are_escaped_and_one_line(db: Path, args: list[str], stderr: str) -> None:
+    result = kt(*args, db=db)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", stderr)
+
+
+def test_cyclopts_errors_and_undecodable_arguments_are_one_line(db: Path) -> None:
+    bad = kt("list", "--limit", "\x1b[2J\nx", db=db)  # cyclopts echoes the value
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("kestra-trio: error: ") and bad.stderr.count("\n") == 1 and "\x1b" not in bad.stderr
+    assert "\\x1b[2J" in bad.stderr
+    for argv in ([b"logs", b"\xff\xfe\xfd\xfc"], [b"logs", b"ex-success", b"--task", b"\xff"],
+                 [b"inspect", b"ex-failed", b"--task", b"\xff"], [b"list", b"--workflow", b"\xff"]):
+        result = subprocess.run([KT.encode(), b"execution", *argv, b"--db", str(db).encode()], capture_output=True,
+                                env=ENV, timeout=30, cwd=ROOT)
+        assert b"internal error" not in result.stderr and result.stderr.count(b"\n") == 1, result.stderr
+    missing = subprocess.run([KT.encode(), b"execution", b"logs", b"\xff\xfe\xfd\xfc", b"--db", str(db).encode()],
+                             capture_output=True, env=ENV, timeout=30, cwd=ROOT)
+    assert (missing.returncode, missing.stderr) == (1, b"Execution not found: \\udcff\\udcfe\\udcfd\\udcfc\n")
+
+
+def test_a_hostile_stored_id_is_escaped(more_db: Path) -> None:
+    shown = "ex-\\x1b[31mhostile"
+    cancel = kt("cancel", "ex-\x1b[31m", db=more_db)  # a unique prefix: the id printed is the stored one
+    assert (cancel.returncode, cancel.stdout, cancel.stderr) == (0, f"Execution {shown} already finished: SUCCESS\n", "")
+    logs = kt("logs", "ex-\x1b[31m", db=more_db)
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, "", f"No logs found for execution {shown}\n")
+    task_missing = kt("logs", "ex-\x1b[31m", "--task", "zzz", db=more_db)
+    assert task_missing.stderr == f"Task not found: zzz in execution {shown}\n"
 
 
 def test_missing_database_reads_as_empty(tmp_path: Path) -> None:
@@ -265,16 +369,120 @@ def test_follow_on_finished_execution_exits_at_once(db: Path) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "No logs found for execution ex-nologs\n")
 
 
-def test_follow_ctrl_c_exits_130_without_traceback(db: Path) -> None:
-    proc = subprocess.Popen([KT, "execution", "logs", "ex-stuck", "--follow", "--db", str(db)],
+def test_follow_with_an_unknown_task_fails_at_once(more_db: Path) -> None:
+    result = kt("logs", "ex-live", "--follow", "--task", "typo", db=more_db, timeout=10)  # used to wait forever
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "Task not found: typo in execution ex-live\n")
+    jsonl = kt("logs", "ex-live", "--follow", "--jsonl", "--task", "typo", db=more_db, timeout=10)
+    assert (jsonl.returncode, jsonl.stdout, jsonl.stderr) == (1, "", "Task not found: typo in execution ex-live\n")
+
+
+def test_follow_stops_when_the_recorded_engine_is_gone(db: Path) -> None:
+    # ex-stuck: RUNNING, its engine (this host, a pid that does not exist) died without a word
+    started = time.monotonic()
+    result = kt("logs", "ex-stuck", "--follow", db=db, timeout=15)
+    assert (result.returncode, result.stderr) == (1, LOST.format("ex-stuck", DEAD_PID))
+    assert result.stdout.endswith("[INFO] [plugin:core/shell.run] still working\n")
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("execution_id", ["ex-live", "ex-remote"])
+def test_follow_ctrl_c_exits_130_without_traceback(more_db: Path, execution_id: str) -> None:
+    # ex-live: the engine is alive; ex-remote: it runs on another host, so we cannot know: keep following
+    proc = subprocess.Popen([KT, "execution", "logs", execution_id, "--follow", "--db", str(more_db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout is not None
     assert proc.stdout.readline().endswith("[INFO] [plugin:core/shell.run] still working\n")
-    time.sleep(0.2)  # inside the poll loop
+    time.sleep(1.0)  # inside the poll loop, past the first look at the engine
+    assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 130
     assert "Traceback" not in err and err == ""
+
+
+LONG_WORKFLOW = textwrap.dedent(
+    """
+    id: long
+    namespace: tests
+    tasks:
+      - id: tick
+        type: core/shell.run
+        inputs:
+          command: i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo "tick $i"; sleep 0.05; done
+      - id: quiet
+        type: core/shell.run
+        inputs:
+          command: echo "sleeping"; sleep 20
+    """
+)
+
+
+def _read_lines(stream, into: list[str]) -> threading.Thread:
+    def run() -> None:
+        for line in stream:
+            into.append(line)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_follow_stops_when_a_real_engine_is_killed(tmp_path: Path) -> None:
+    """`kestra-trio run` is SIGKILLed mid-run: the follower prints what was committed and exits 1."""
+    path = tmp_path / "killed.db"
+    (tmp_path / "long.yaml").write_text(LONG_WORKFLOW)
+    engine = subprocess.Popen([KT, "run", str(tmp_path / "long.yaml"), "--db", str(path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=ENV, cwd=tmp_path)
+    follower = reader = None
+    lines: list[str] = []
+    try:
+        def running_id() -> str | None:
+            listed = kt("list", "--json", db=path).stdout
+            return json.loads(listed)[0]["id"] if listed.startswith("[\n") else None
+
+        execution_id = _wait_for(running_id, 30, "the execution to be created")
+        follower = subprocess.Popen([KT, "execution", "logs", execution_id, "--follow", "--db", str(path)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        reader = _read_lines(follower.stdout, lines)
+        _wait_for(lambda: any(line.endswith("] tick 5\n") for line in lines), 30, "the follower to print tick 5")
+        engine.send_signal(signal.SIGKILL)
+        assert engine.wait(timeout=10) == -signal.SIGKILL
+        assert follower.wait(timeout=15) == 1  # it used to wait forever
+        reader.join(timeout=5)
+        assert follower.stderr is not None
+        assert follower.stderr.read() == LOST.format(execution_id, engine.pid)
+    finally:
+        for proc in (engine, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if reader is not None:
+            reader.join(timeout=5)
+        if follower is not None:
+            for stream in (follower.stdout, follower.stderr):
+                if stream is not None:
+                    stream.close()
+    inspected = json.loads(kt("inspect", execution_id, "--json", db=path).stdout)["execution"]
+    assert (inspected["state"], inspected["engine_pid"]) == ("RUNNING", engine.pid)
+    committed = kt("logs", execution_id, db=path).stdout.splitlines(keepends=True)
+    assert any(line.endswith("] tick 5\n") for line in committed)
+    assert sorted(lines) == sorted(committed)  # every committed line, once (follow prints in commit order)
+    # what the message promises: the next `kestra-trio run` on this host marks it FAILED (ENGINE_LOST)
+    rerun = subprocess.run([KT, "run", str(ROOT / "examples" / "hello.yaml"), "--db", str(path)],
+                           capture_output=True, text=True, env=ENV, timeout=60, cwd=ROOT)
+    assert rerun.returncode == 0, rerun.stderr
+    after = json.loads(kt("inspect", execution_id, "--json", db=path).stdout)["execution"]
+    assert (after["state"], after["reason"]) == ("FAILED", "ENGINE_LOST")
 
 
 # --------------------------------------------------------------------------- inspect
@@ -366,6 +574,8 @@ def test_list(db: Path) -> None:
     assert len(kt("list", "--limit", "2", db=db).stdout.splitlines()) == 3
     empty = kt("list", "--workflow", "nothing", db=db)
     assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "No executions found\n")
+    empty_json = kt("list", "--workflow", "nothing", "--json", db=db)  # same note; stdout stays valid JSON
+    assert (empty_json.returncode, empty_json.stdout, empty_json.stderr) == (0, "[]\n", "No executions found\n")
 
 
 def test_cancel_finished_changes_nothing(db: Path) -> None:
