@@ -303,12 +303,13 @@ def _kv_grid() -> Table:
 _WRAPPING = {"NEEDS": 12, "DETAILS": 20, "TASKS": 12}
 
 
-def _table(*headers: str) -> Table:
-    """A borderless table; on a narrow terminal only the free-text columns wrap."""
+def _table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> Table:
+    """A borderless table; on a narrow terminal only the `wrapping` columns wrap (each down
+    to its minimum width)."""
     table = Table(box=None, header_style="kt.table.header", pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
     for header in headers:
-        wraps = header in _WRAPPING
-        table.add_column(header, no_wrap=not wraps, overflow="fold", min_width=_WRAPPING.get(header))
+        wraps = header in wrapping
+        table.add_column(header, no_wrap=not wraps, overflow="fold", min_width=wrapping.get(header))
     return table
 
 
@@ -773,7 +774,8 @@ def execution_list_table(
     executions: Sequence[ExecutionRow], counts: Mapping[str, Mapping[str, int]], now_ms: int
 ) -> Table:
     """ID, WORKFLOW, STATE, STARTED (UTC), DURATION, TASKS — newest first, as given."""
-    table = _table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS")
+    # STARTED may wrap too: else an 80-column terminal squeezes TASKS to nothing
+    table = _table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS", wrapping={**_WRAPPING, "STARTED": 10})
     for execution in executions:
         running = execution.state not in _TERMINAL
         duration = _duration_of(execution.started_at, execution.ended_at, now_ms, running)
@@ -786,6 +788,7 @@ def execution_list_table(
             Text(format_duration_ms(duration) if duration is not None else "-"),
             task_counts_text(counts.get(execution.id, {})),
         )
+    table.columns[0].min_width = max((len(e.id) for e in executions), default=2)
     return table
 
 

@@ -336,3 +336,16 @@ def test_literal_line_keeps_a_message_on_one_line() -> None:
     assert F.literal_line("019c8c0a-plain id") == "019c8c0a-plain id"  # printable: unchanged
     assert F.literal_line("\x1b[31m1680\nab\tc\rd\x00\u2028\u202e") == "\\x1b[31m1680\\nab\\tc\\rd\\x00\\u2028\\u202e"
     assert F.literal("a\nb\tc") == "a\nb\tc"  # log text keeps its layout
+
+
+def test_list_on_an_80_column_terminal_keeps_every_column_and_whole_ids():
+    from kestra_trio.storage.rows import ExecutionRow
+
+    row = ExecutionRow(
+        id="ea18507c2a0829e3", workflow_id="fan-out-fan-in", namespace="default", state="CANCELLED",
+        reason_code=None, message=None, trigger_type="manual", inputs={}, workflow_path=None,
+        created_at=T0, started_at=T0, ended_at=T0 + 1600, updated_at=T0, timeout_ms=None,
+        log_entry_count=0, task_count=2, failed_task_id=None, cancelled_by=None, engine_pid=None, engine_host=None,
+    )
+    text = render(F.execution_list_table([row], {row.id: {"CANCELLED": 2}}, T0), width=80)
+    assert "TASKS" in text and "2 CANCELLED" in text and "ea18507c2a0829e3" in text
