@@ -7,7 +7,10 @@ import sqlite3
 from collections.abc import Sequence
 
 from kestra_trio.observability.records import AuditEvent
-from kestra_trio.storage.rows import AUDIT_COLUMNS, AuditRow, typed
+from kestra_trio.storage.rows import (
+    AUDIT_SELECT,
+    AuditRow,
+)
 
 
 def insert_audit_sync(raw: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
@@ -22,7 +25,7 @@ def insert_audit_sync(raw: sqlite3.Connection, events: Sequence[AuditEvent]) -> 
 
 def _list(raw: sqlite3.Connection, execution_id: str) -> list[AuditRow]:
     rows = raw.execute(
-        f"SELECT {typed(AUDIT_COLUMNS)} FROM execution_audit_events WHERE execution_id = ? ORDER BY timestamp, id",
+        f"SELECT {AUDIT_SELECT} FROM execution_audit_events WHERE execution_id = ? ORDER BY timestamp, id",
         (execution_id,),
     ).fetchall()
     return [AuditRow.from_row(r) for r in rows]

@@ -20,13 +20,12 @@ from kestra_trio.storage.audit import insert_audit_sync
 from kestra_trio.storage.db import Database
 from kestra_trio.storage.rows import (
     ATTEMPT_COLUMNS,
-    EXECUTION_COLUMNS,
-    EXECUTION_TEXT_ID,
-    TASK_RUN_COLUMNS,
+    ATTEMPT_SELECT,
+    EXECUTION_SELECT,
+    TASK_RUN_SELECT,
     AttemptRow,
     ExecutionRow,
     TaskRunRow,
-    typed,
 )
 
 
@@ -228,7 +227,7 @@ class CancelRequest:
 def _request_cancel(
     raw: sqlite3.Connection, execution_id: str, requested_by: str, reason: str | None
 ) -> tuple[ExecutionRow, bool]:
-    row = raw.execute(f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    row = raw.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if row is None:
         raise ExecutionNotFound(execution_id)
     execution = ExecutionRow.from_row(row)
@@ -275,7 +274,7 @@ def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
 
 
 def _get(raw: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
-    row = raw.execute(f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    row = raw.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     return ExecutionRow.from_row(row) if row else None
 
 
@@ -328,7 +327,7 @@ def _list(raw: sqlite3.Connection, workflow_id: str | None, state: str | None, l
         params.append(state)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = raw.execute(
-        f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+        f"SELECT {EXECUTION_SELECT} FROM executions {where} ORDER BY created_at DESC, id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [ExecutionRow.from_row(r) for r in rows]
@@ -357,7 +356,7 @@ def _unfinished_on_host(raw: sqlite3.Connection, host: str) -> list[tuple[str, i
 
 def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
     rows = raw.execute(
-        f"SELECT {typed(TASK_RUN_COLUMNS)} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+        f"SELECT {TASK_RUN_SELECT} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
     ).fetchall()
     return [TaskRunRow.from_row(r) for r in rows]
 
@@ -365,12 +364,12 @@ def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
 def _attempts(raw: sqlite3.Connection, execution_id: str, task_id: str | None) -> list[AttemptRow]:
     if task_id is None:
         rows = raw.execute(
-            f"SELECT {typed(ATTEMPT_COLUMNS)} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
+            f"SELECT {ATTEMPT_SELECT} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
             (execution_id,),
         ).fetchall()
     else:
         rows = raw.execute(
-            f"SELECT {typed(ATTEMPT_COLUMNS)} FROM task_attempts WHERE execution_id = ? AND task_id = ? ORDER BY number",
+            f"SELECT {ATTEMPT_SELECT} FROM task_attempts WHERE execution_id = ? AND task_id = ? ORDER BY number",
             (execution_id, task_id),
         ).fetchall()
     return [AttemptRow.from_row(r) for r in rows]

@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kestra_trio.observability.records import LogEntry
-from kestra_trio.storage.rows import LOG_COLUMNS, LogRow, typed
+from kestra_trio.storage.rows import (
+    LOG_SELECT,
+    LogRow,
+)
 
 _INSERT = (
     "INSERT INTO execution_logs (execution_id, task_id, timestamp, level, source, message, metadata) "
@@ -113,7 +116,7 @@ def _count(raw: sqlite3.Connection, f: LogFilter) -> int:
 
 def _tail(raw: sqlite3.Connection, execution_id: str, task_id: str, limit: int) -> list[LogRow]:
     rows = raw.execute(
-        f"SELECT {typed(LOG_COLUMNS)} FROM execution_logs WHERE execution_id = ? AND task_id = ? "
+        f"SELECT {LOG_SELECT} FROM execution_logs WHERE execution_id = ? AND task_id = ? "
         "ORDER BY timestamp DESC, id DESC LIMIT ?",
         (execution_id, task_id, limit),
     ).fetchall()

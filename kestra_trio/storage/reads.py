@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from kestra_trio.storage.logs import LogFilter
 from kestra_trio.storage.logs import filter_clauses as _log_where
 from kestra_trio.storage.rows import (
-    ATTEMPT_COLUMNS,
-    AUDIT_COLUMNS,
-    EXECUTION_COLUMNS,
-    EXECUTION_TEXT_ID,
-    LOG_COLUMNS,
-    TASK_RUN_COLUMNS,
+    ATTEMPT_SELECT,
+    AUDIT_SELECT,
+    EXECUTION_SELECT,
+    LOG_SELECT,
+    TASK_RUN_SELECT,
     AttemptRow,
     AuditRow,
     ExecutionRow,
@@ -127,33 +126,33 @@ def snapshot_rows(
     raw: sqlite3.Connection, execution_id: str, log_task_id: str | None, log_tail: int, taken_at_ms: int
 ) -> SnapshotRows | None:
     """At most five SELECTs, whatever the number of tasks: no per-task query."""
-    row = raw.execute(f"SELECT {typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)} FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    row = raw.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if row is None:
         return None
     tasks = [
         TaskRunRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {typed(TASK_RUN_COLUMNS)} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+            f"SELECT {TASK_RUN_SELECT} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
         )
     ]
     attempts = [
         AttemptRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {typed(ATTEMPT_COLUMNS)} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
+            f"SELECT {ATTEMPT_SELECT} FROM task_attempts WHERE execution_id = ? ORDER BY task_id, number",
             (execution_id,),
         )
     ]
     audit = [
         AuditRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {typed(AUDIT_COLUMNS)} FROM execution_audit_events WHERE execution_id = ? ORDER BY timestamp, id",
+            f"SELECT {AUDIT_SELECT} FROM execution_audit_events WHERE execution_id = ? ORDER BY timestamp, id",
             (execution_id,),
         )
     ]
     logs: list[LogRow] = []
     if log_task_id is not None and log_tail > 0:
         tail = raw.execute(
-            f"SELECT {typed(LOG_COLUMNS)} FROM execution_logs INDEXED BY idx_logs_execution "
+            f"SELECT {LOG_SELECT} FROM execution_logs INDEXED BY idx_logs_execution "
             "WHERE execution_id = ? AND task_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
             (execution_id, log_task_id, log_tail),
         ).fetchall()

@@ -44,6 +44,8 @@ EXECUTION_COLUMNS = (
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
     "failed_task_id, cancelled_by, engine_pid, engine_host"
 )
+#: the SELECT list for EXECUTION_COLUMNS, each column read as its expected type
+EXECUTION_SELECT = typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ TASK_RUN_COLUMNS = (
     "execution_id, task_id, position, type, needs, state, reason_code, message, attempt_count, "
     "max_attempts, timeout_ms, inputs, outputs, error, started_at, ended_at, duration_ms, updated_at"
 )
+#: the SELECT list for TASK_RUN_COLUMNS, each column read as its expected type
+TASK_RUN_SELECT = typed(TASK_RUN_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,8 @@ ATTEMPT_COLUMNS = (
     "execution_id, task_id, number, state, reason_code, message, exit_code, signal, pid, "
     "started_at, ended_at, duration_ms"
 )
+#: the SELECT list for ATTEMPT_COLUMNS, each column read as its expected type
+ATTEMPT_SELECT = typed(ATTEMPT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,8 @@ class AttemptRow:
 
 
 LOG_COLUMNS = "id, execution_id, task_id, timestamp, level, source, message, metadata"
+#: the SELECT list for LOG_COLUMNS, each column read as its expected type
+LOG_SELECT = typed(LOG_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +172,8 @@ class LogRow:
 
 
 AUDIT_COLUMNS = "id, execution_id, event_type, timestamp, metadata"
+#: the SELECT list for AUDIT_COLUMNS, each column read as its expected type
+AUDIT_SELECT = typed(AUDIT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
