@@ -68,23 +68,28 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """A consistent read: `fn` runs inside one read transaction (one WAL snapshot)."""
-        return await self.run(_in_read_txn, fn, *args)
+        return await self._retry_busy(_in_read_txn, fn, *args)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn` inside BEGIN IMMEDIATE … COMMIT; retried while another engine holds the lock."""
+        return await self._retry_busy(_in_write_txn, fn, *args)
+
+    async def _retry_busy(self, txn: Callable[..., T], fn: Callable[..., T], *args: Any) -> T:
+        # SQLite skips its busy timeout where waiting could deadlock (and while a WAL index
+        # is rebuilt); a whole transaction is safe to run again, so run it again.
         delay = 0.05
         for attempt in range(_BUSY_RETRIES):
             try:
-                return await self.run(_in_write_txn, fn, *args)
+                return await self.run(txn, fn, *args)
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or attempt == _BUSY_RETRIES - 1:
+                if not is_busy(exc) or attempt == _BUSY_RETRIES - 1:
                     raise
             await anyio.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
 
 
-def _is_busy(exc: BaseException) -> bool:
+def is_busy(exc: BaseException) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text
 
@@ -110,6 +115,31 @@ def _in_read_txn(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T
             raw.execute("COMMIT")
 
 
+async def _prepare(db: Database, migrate: bool) -> None:
+    """Configure and migrate, retried while other engines open the same new file.
+
+    SQLite answers "database is locked" at once, without waiting for the busy timeout, when two
+    connections race to switch a new file to WAL or to apply its first migration (it would
+    otherwise risk a deadlock). Every step here is idempotent, so the whole sequence is retried
+    until the busy timeout has passed.
+    """
+    from kestra_trio.storage.migrate import apply_migrations
+
+    deadline = anyio.current_time() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.02
+    while True:
+        try:
+            await db.run(_configure, False)
+            if migrate:
+                await apply_migrations(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or anyio.current_time() + delay > deadline:
+                raise
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 @asynccontextmanager
 async def open_database(
     path: str | os.PathLike[str] | None,
@@ -126,8 +156,6 @@ async def open_database(
         DatabaseCorrupt: the file is not a SQLite database, or not ours.
         StorageError: the file or its folder cannot be opened or created.
     """
-    from kestra_trio.storage.migrate import apply_migrations
-
     db_path = Path(path) if path is not None else None
     target = ":memory:"
     if db_path is not None:
@@ -148,11 +176,9 @@ async def open_database(
     db = Database(conn, db_path)
     try:
         try:
-            await db.run(_configure, False)
-            if migrate:
-                await apply_migrations(db)
+            await _prepare(db, migrate)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
                 raise StorageError(f"database {target} is locked by another process; try again") from None
             if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) in (
                 sqlite3.SQLITE_CANTOPEN,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from kestra_trio.errors import MigrationError, StorageError
+from kestra_trio.storage.db import is_busy
 from kestra_trio.observability.records import now_ms
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
@@ -95,6 +96,8 @@ def migrate_sync(raw: sqlite3.Connection, target: int | None = None) -> list[int
                 # another engine may have applied it between our read and our write
                 if current_version(raw) >= migration.version:
                     continue
+                if is_busy(exc):
+                    raise  # open_database retries the whole sequence
                 raise MigrationError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from None
             applied.append(migration.version)
     return applied

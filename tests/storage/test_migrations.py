@@ -231,3 +231,26 @@ def test_concurrent_open_from_processes(tmp_path: Path) -> None:
         assert out.decode().strip() == str(LATEST)
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(available_migrations())
+
+
+async def test_open_waits_while_another_engine_holds_the_write_lock_of_a_new_file(tmp_path: Path) -> None:
+    # SQLite refuses the switch to WAL at once, without its busy timeout, while another
+    # connection holds the write lock of a not-yet-WAL file: the race two engines starting on a
+    # new database can hit. Opening must wait and succeed, not fail with "locked".
+    path = tmp_path / "new.db"
+    other = fresh(path)  # migrated by another engine, still in rollback-journal mode
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    other.execute("BEGIN IMMEDIATE")
+
+    async def release_later() -> None:
+        # real time on purpose: an autojump clock would jump while open_database waits in its thread
+        await trio.sleep(0.3)
+        other.execute("COMMIT")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_later)
+        async with open_database(path) as db:
+            assert await db.run(current_version) == LATEST
+            assert await db.run(lambda raw: raw.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+    assert not other.in_transaction
+    other.close()
