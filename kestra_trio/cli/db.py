@@ -11,6 +11,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
+from kestra_trio.cli.params import WholeNumber
 from kestra_trio.errors import ExitCode, StorageError
 
 db_app = App(
@@ -63,7 +64,7 @@ async def migrate(*, db: DbOption = None) -> ExitCode:
 
 
 @db_app.command
-async def rollback(*, to: int, db: DbOption = None) -> ExitCode:
+async def rollback(*, to: WholeNumber, db: DbOption = None) -> ExitCode:
     """Roll back every migration above version N, newest first (0 removes the whole schema).
 
     Parameters

@@ -20,6 +20,8 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
+from kestra_trio.cli.params import WholeNumber
+
 execution_app = App(
     name="execution",
     help="Read the logs, state and history of executions, and cancel running ones.",
@@ -440,7 +442,7 @@ async def list_(
     *,
     workflow: str | None = None,
     state: str | None = None,
-    limit: int = 20,
+    limit: WholeNumber = 20,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
     db: DbPath = None,
 ) -> int:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
+from kestra_trio.cli.params import OptionalWholeNumber
 from kestra_trio.errors import ExitCode, UsageError, WorkflowInvalid
 
 
@@ -34,7 +35,7 @@ async def run(
     /,
     *,
     inputs: Annotated[list[str] | None, Parameter(name=["--input", "-i"])] = None,
-    max_parallel: int | None = None,
+    max_parallel: OptionalWholeNumber = None,
     db: Path | None = None,
     plugins: list[Path] | None = None,
     kill_grace: float | None = None,

@@ -61,6 +61,8 @@ def test_rollback_and_reapply(db: Path, tmp_path: Path) -> None:
 
 def test_rollback_needs_to(db: Path, tmp_path: Path) -> None:
     assert_one_error_line(run("db", "rollback", "--db", str(db), home=tmp_path), 2, "--to")
+    # "1.4" would otherwise be rounded to 1 and roll back further than asked
+    assert_one_error_line(run("db", "rollback", "--to", "1.4", "--db", str(db), home=tmp_path), 2, "whole number")
 
 
 def insert_rows(db: Path, *, old: int, recent: int) -> None:

@@ -253,6 +253,10 @@ def test_cyclopts_errors_and_undecodable_arguments_are_one_line(db: Path) -> Non
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("kestra-trio: error: ") and bad.stderr.count("\n") == 1 and "\x1b" not in bad.stderr
     assert "\\x1b[2J" in bad.stderr
+    for limit in ("1.5", "0x10", "1e3"):  # cyclopts alone would round or read hex: a typo must not be guessed at
+        fraction = kt("list", "--limit", limit, db=db)
+        assert (fraction.returncode, fraction.stdout) == (2, ""), fraction
+        assert f"expected a whole number, got '{limit}'" in fraction.stderr
     for argv in ([b"logs", b"\xff\xfe\xfd\xfc"], [b"logs", b"ex-success", b"--task", b"\xff"],
                  [b"inspect", b"ex-failed", b"--task", b"\xff"], [b"list", b"--workflow", b"\xff"]):
         result = subprocess.run([KT.encode(), b"execution", *argv, b"--db", str(db).encode()], capture_output=True,
