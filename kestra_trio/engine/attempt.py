@@ -16,7 +16,7 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.errors import IllegalTransition
 from kestra_trio.engine.retry import decide
 from kestra_trio.model.durations import format_duration
-from kestra_trio.model.templates import TemplateError, render
+from kestra_trio.model.templates import TemplateError, find_references, render
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.state.states import AttemptState, Reason, State
@@ -72,6 +72,7 @@ class TaskWorker:
         except LookupError as exc:
             return await self._fail(task_id, st, Outcome.failure(Reason.UNKNOWN_PLUGIN, str(exc), type="UnknownPlugin"))
         max_attempts = spec.retry.max_attempts
+        granted = _granted_secrets(spec.inputs, run.secrets)
         while True:
             st["attempt"] += 1
             attempt = st["attempt"]
@@ -113,7 +114,7 @@ class TaskWorker:
             )
             invocation = Invocation(
                 execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
-                manifest=manifest, action=action, inputs=resolved, secrets=run.secrets,
+                manifest=manifest, action=action, inputs=resolved, secrets=granted,
                 workdir=run.workdir,
             )
             slot = _HandleSlot()
@@ -335,3 +336,11 @@ def _pid(st: dict[str, Any]) -> int | None:
     handle = st.get("handle")
     return handle.pid if handle is not None else None
 
+
+def _granted_secrets(inputs: Any, secrets: dict[str, str]) -> dict[str, str]:
+    """A plugin receives only the secrets its task's inputs name, as a GitHub Actions step does."""
+    try:
+        refs = find_references(dict(inputs))
+    except TemplateError:
+        return {}  # rendering reports the broken template and fails the task
+    return {ref.name: secrets[ref.name] for ref in refs if ref.root == "secrets" and ref.name in secrets}

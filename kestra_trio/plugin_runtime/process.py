@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 import kestra_trio
-from kestra_trio.config import DEFAULT_KILL_GRACE
+from kestra_trio.config import DEFAULT_KILL_GRACE, SECRET_ENV_PREFIX
 from kestra_trio.model.durations import format_duration
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime.manifest import BUILTIN_TYPES, ActionSpec
@@ -91,7 +91,9 @@ class _Plan:
 
 
 def _base_env(invocation: Invocation) -> dict[str, str]:
-    env = dict(os.environ)
+    # secrets reach a task only through its inputs (`{{ secrets.NAME }}`) and the protocol's
+    # `secrets`: inherited, `env` or a crash dump would print them where no mask applies
+    env = {key: value for key, value in os.environ.items() if not key.startswith(SECRET_ENV_PREFIX)}
     env[protocol.EXECUTION_ID_ENV] = invocation.execution_id
     env[protocol.TASK_ID_ENV] = invocation.task_id
     env[protocol.ATTEMPT_ENV] = str(invocation.attempt)

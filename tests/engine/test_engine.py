@@ -351,6 +351,38 @@ tasks:
     assert "***SECRET***" in inputs and secret not in inputs
 
 
+async def test_a_task_sees_only_the_secrets_its_inputs_name_and_none_in_its_environment(engine, monkeypatch):
+    # the engine's own environment holds the secrets; a child that inherited it could print
+    # them transformed (reversed, encoded) where no mask can find them
+    monkeypatch.setenv("KESTRA_TRIO_SECRET_API_TOKEN", "tok-abcdef123")
+    monkeypatch.setenv("KESTRA_TRIO_SECRET_OTHER", "oth-zzzyyyxxx")
+    result = await engine.run(
+        """
+id: grants
+tasks:
+  - id: shell
+    type: core/shell.run
+    inputs:
+      command: 'env | grep -c "^KESTRA_TRIO_SECRET_" || true; printf "%s" "$KESTRA_TRIO_SECRET_API_TOKEN" | rev'
+  - id: none
+    type: core/python.script
+    inputs:
+      script: 'outputs["names"] = [n for n in ("API_TOKEN", "OTHER") if n in ctx.secrets]'
+  - id: one
+    type: core/python.script
+    inputs:
+      inputs: {header: "Bearer {{ secrets.API_TOKEN }}"}
+      script: 'outputs["names"] = [n for n in ("API_TOKEN", "OTHER") if n in ctx.secrets]'
+"""
+    )
+    assert result.state == State.SUCCESS, engine.errors
+    shell = [m for (m,) in engine.rows("SELECT message FROM execution_logs WHERE task_id='shell' AND source LIKE 'plugin:%'")]
+    assert shell == ["0"]  # no secret variable, and nothing reversed to print
+    outputs = dict(engine.rows("SELECT task_id, outputs FROM task_runs WHERE task_id IN ('none', 'one')"))
+    assert json.loads(outputs["none"]) == {"names": []}
+    assert json.loads(outputs["one"]) == {"names": ["API_TOKEN"]}
+
+
 async def test_a_multi_line_secret_is_masked_line_by_line_and_in_escaped_forms(engine, tmp_path):
     # a PEM key from a _FILE secret: programs print it a line at a time, errors repr() it
     key = "-----BEGIN TEST KEY-----\nMIIabc123secretline0\nQ29tcGxldGVseVNlY3JldA\n-----END TEST KEY-----\n"
