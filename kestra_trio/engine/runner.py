@@ -356,6 +356,7 @@ async def run_execution(
 
 async def _run_started(run: ExecutionRun, scheduler: Scheduler) -> ExecutionResult:
     workflow = run.workflow
+    run.started_at = now_ms()  # the RUNNING transition's time: never before created_at
     await run.apply(
         StateChange(
             run.execution_id,
@@ -363,6 +364,7 @@ async def _run_started(run: ExecutionRun, scheduler: Scheduler) -> ExecutionResu
             Reason.STARTED.value,
             fields={"started_at": run.started_at},
             audit=[AuditEvent(run.execution_id, AuditEventType.STARTED, {"workflow_id": workflow.id})],
+            at=run.started_at,
         )
     )
     await run.log(LogLevel.INFO, "scheduler", "Execution started", state=State.RUNNING.value)

@@ -454,3 +454,22 @@ tasks:
     assert engine.rows("SELECT state, reason_code FROM task_runs") == [("CANCELLED", "TIMEOUT")]
     error = json.loads(engine.rows("SELECT error FROM task_runs")[0][0])
     assert "waiting before attempt 2" in error["message"] and error["signal"] is None
+
+
+async def test_execution_times_follow_its_transitions(engine):
+    result = await engine.run(
+        """
+id: times
+tasks:
+  - id: a
+    type: core/shell.run
+    inputs: {command: "true"}
+"""
+    )
+    assert result.state == State.SUCCESS
+    [(created, started, ended)] = engine.rows("SELECT created_at, started_at, ended_at FROM executions")
+    events = dict(engine.rows("SELECT event_type, timestamp FROM execution_audit_events WHERE event_type IN ('CREATED', 'STARTED')"))
+    assert created == events["CREATED"] and started == events["STARTED"]  # inspect's overview = its audit trail
+    assert created <= started <= ended
+    [(task_started,)] = engine.rows("SELECT started_at FROM task_runs")
+    assert started <= task_started
