@@ -56,8 +56,7 @@ class TaskWorker:
         """Run every attempt of one task; True when it succeeded."""
         state = {"attempt": 0, "started_at": None, "handle": None, "attempt_started": None, "attempt_open": False}
         try:
-            async with self.scheduler.limiter:
-                return await self._attempts(task_id, state)
+            return await self._attempts(task_id, state)  # the scheduler holds its limiter slot
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 await self._record_cancelled(task_id, state)

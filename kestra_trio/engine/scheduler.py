@@ -7,7 +7,7 @@ transaction; independent branches already running finish.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -45,26 +45,36 @@ class Scheduler:
 
     async def run(self) -> None:
         done_send, done_receive = trio.open_memory_channel[tuple[str, bool]](len(self.results) or 1)
+        # Ready tasks wait here, not on the limiter: trio runs newly spawned tasks in a
+        # shuffled order, so only admitting them one by one keeps workflow order among tasks
+        # that became ready together (file order with --max-parallel 1, as users expect).
+        ready: deque[str] = deque(self.dag.roots())
         async with trio.open_nursery() as nursery:
             running = 0
-            for task_id in self.dag.roots():
-                nursery.start_soon(self._run_one, task_id, done_send)
-                running += 1
-            while running:
+            while True:
+                while ready and self.limiter.available_tokens:
+                    task_id = ready.popleft()
+                    self.limiter.acquire_on_behalf_of_nowait(task_id)
+                    self.started.add(task_id)
+                    nursery.start_soon(self._run_one, task_id, done_send)
+                    running += 1
+                if not running:
+                    break
                 task_id, ok = await done_receive.receive()
                 running -= 1
                 if ok:
                     for dependent in self.dag.dependents[task_id]:
                         self.remaining[dependent] -= 1
                         if self.remaining[dependent] == 0 and self.results[dependent].state == State.WAITING:
-                            nursery.start_soon(self._run_one, dependent, done_send)
-                            running += 1
+                            ready.append(dependent)
                 else:
                     await self._block_descendants(task_id)
 
     async def _run_one(self, task_id: str, done: trio.MemorySendChannel[tuple[str, bool]]) -> None:
-        self.started.add(task_id)
-        ok = await self.worker.run_task(task_id)
+        try:
+            ok = await self.worker.run_task(task_id)
+        finally:
+            self.limiter.release_on_behalf_of(task_id)
         done.send_nowait((task_id, ok))  # unbounded enough: one slot per task
 
     async def _block_descendants(self, failed_id: str) -> None:
@@ -79,14 +89,14 @@ class Scheduler:
         message = f"upstream task {failed_id!r} failed"
         await self._cancel_many(blocked, Reason.UPSTREAM_FAILED, message)
 
-    async def _cancel_many(self, task_ids: list[str], reason: Reason, message: str) -> None:
+    async def _cancel_many(self, task_ids: list[str], reason: Reason, message: str, line: str | None = None) -> None:
         run = self.run_ctx
         at = now_ms()
         for tid in task_ids:
             spec = run.workflow.task(tid)
             await run.log_send.send(
                 LogEntry(
-                    run.execution_id, tid, LogLevel.WARN, "worker", f"Task {tid} not started: {message}",
+                    run.execution_id, tid, LogLevel.WARN, "worker", line or f"Task {tid} not started: {message}",
                     {"reason_code": reason.value, "type": spec.type},
                 )
             )
@@ -117,9 +127,14 @@ class Scheduler:
         pending = [tid for tid, result in self.results.items() if not result.state.is_terminal]
         if not pending:
             return
+        line = None
         if stop is not None:
             reason = Reason.TIMEOUT if stop.reason == Reason.TIMEOUT else Reason.EXECUTION_CANCELLED
             message = stop.message if stop.reason == Reason.TIMEOUT else f"execution cancelled by {stop.by}: {stop.message}"
+            # the same line a running task gets, so every task hit by the stop says so alike
+            what = "timeout" if stop.reason == Reason.TIMEOUT else "cancellation"
+            cause = stop.message if stop.reason == Reason.TIMEOUT else f"cancelled by {stop.by}: {stop.message}"
+            line = f"Task cancelled due to execution {what} ({cause}); it had not started"
         else:  # only reachable after an internal error
             reason, message = Reason.INTERNAL_ERROR, "the scheduler stopped before this task could run"
-        await self._cancel_many(pending, reason, message)
+        await self._cancel_many(pending, reason, message, line)

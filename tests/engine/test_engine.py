@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import psutil
 import trio
 
@@ -473,3 +474,32 @@ tasks:
     assert created <= started <= ended
     [(task_started,)] = engine.rows("SELECT started_at FROM task_runs")
     assert started <= task_started
+
+
+@pytest.mark.parametrize("run_number", range(3))  # trio shuffles new tasks: one lucky run proves little
+async def test_ready_tasks_start_in_workflow_order(engine, run_number):
+    tasks = "\n".join(
+        f"""
+  - id: {name}
+    type: core/shell.run
+    needs: [root]
+    inputs: {{command: "true"}}"""
+        for name in ("b1", "b2", "b3", "b4", "b5", "b6")
+    )
+    result = await engine.run(
+        f"""
+id: order
+tasks:
+  - id: root
+    type: core/shell.run
+    inputs: {{command: "true"}}{tasks}
+""",
+        max_parallel=1,
+    )
+    assert result.state == State.SUCCESS
+    started = [t for (t,) in engine.rows(
+        "SELECT json_extract(metadata, '$.task_id') FROM execution_audit_events "
+        "WHERE event_type = 'STATE_CHANGE' AND json_extract(metadata, '$.to_state') = 'RUNNING' "
+        "AND json_extract(metadata, '$.task_id') IS NOT NULL ORDER BY id"
+    )]
+    assert started == ["root", "b1", "b2", "b3", "b4", "b5", "b6"]
