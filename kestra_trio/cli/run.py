@@ -101,7 +101,8 @@ async def run(
     keep_days = retention_days()
     db_path = resolve_db_path(db)
 
-    view = _View(spec, as_json=as_json, kill_grace=kill_grace)
+    # an explicit --db is repeated in the follow hint (absolute: the hint is for another terminal)
+    view = _View(spec, as_json=as_json, kill_grace=kill_grace, db_hint=str(Path(db).absolute()) if db else None)
     options = EngineOptions(
         max_parallel=max_parallel,
         kill_grace=kill_grace,
@@ -149,10 +150,11 @@ async def _retention(database, keep_days: int) -> None:
 class _View:
     """Live table on a terminal, plain lines when piped, nothing but the result with --json."""
 
-    def __init__(self, workflow, *, as_json: bool, kill_grace: float = 5.0) -> None:
+    def __init__(self, workflow, *, as_json: bool, kill_grace: float = 5.0, db_hint: str | None = None) -> None:
         from kestra_trio.cli.console import color_enabled
 
         self.workflow = workflow
+        self.db_hint = db_hint
         self.kill_grace = kill_grace
         self.as_json = as_json
         self.live = None
@@ -217,7 +219,7 @@ class _View:
             self._say_stopping(event)
             return
         if event.task_id is None and event.reason == "CREATED":
-            line = created_line(event.execution_id, self.workflow)
+            line = created_line(event.execution_id, self.workflow, self.db_hint)
             if self.as_json:
                 _print_err(line)
             elif self.live is not None:

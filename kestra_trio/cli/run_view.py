@@ -7,6 +7,7 @@ per task event. Both are built here from data; the Console lives in cli/console.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,10 +49,12 @@ def indented(text: str, indent: str = "    ") -> str:
     return for_terminal(text).replace("\n", "\n" + indent)
 
 
-def created_line(execution_id: str, workflow: Workflow) -> str:
+def created_line(execution_id: str, workflow: Workflow, db: str | None = None) -> str:
+    """`db`: the --db the run was given, repeated so the hint works when pasted elsewhere."""
+    where = f" --db {shlex.quote(for_terminal(db))}" if db else ""
     return (
         f"Execution {execution_id} created: workflow {workflow.id} ({_plural(len(workflow.tasks), 'task')}). "
-        f"Follow it with: kestra-trio execution logs {execution_id} --follow"
+        f"Follow it with: kestra-trio execution logs {execution_id} --follow{where}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -386,3 +387,16 @@ def test_a_plugins_folder_that_does_not_exist_is_reported(tmp_path):
     result = kt("run", str(ROOT / "examples" / "hello.yaml"), "--plugins", "my-plugns", db=tmp_path / "k.db", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (4, "kestra-trio: error: --plugins my-plugns: no such directory\n")
     assert not (tmp_path / "k.db").exists()
+
+
+def test_the_follow_hint_repeats_db_so_it_works_when_pasted_in_another_folder(tmp_path):
+    folder = tmp_path / "a dir"
+    folder.mkdir()
+    result = kt("run", str(ROOT / "examples" / "hello.yaml"), db=Path("rel.db"), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    hint = re.search(r"Follow it with: (.+)$", result.stdout.splitlines()[0]).group(1)
+    argv = shlex.split(hint)
+    assert argv[-2:] == ["--db", str(folder / "rel.db")]  # absolute, quoted for the shell
+    follow = subprocess.run([CLI, *argv[1:]], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**os.environ, "NO_COLOR": "1"})
+    assert follow.returncode == 0 and "hello" in follow.stdout, follow.stderr
