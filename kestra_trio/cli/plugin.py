@@ -137,9 +137,14 @@ def inspect(name: str, /, *, plugins: PluginsOption = None, as_json: JsonFlag = 
         Print the manifest as one JSON object.
     """
     registry = _registry(plugins)
-    full_name = name.rsplit(".", 1)[0] if "." in name.split("/", 1)[-1] else name
-    manifest = registry.get(full_name)
+    is_task_type = "." in name.split("/", 1)[-1]
+    if is_task_type:
+        manifest, _ = registry.resolve(name)  # an unknown action is an error, as in a workflow
+    else:
+        manifest = registry.get(name)
     data = _manifest_dict(manifest, schemas=True)
+    if is_task_type:  # the one action asked for
+        data["actions"] = [action for action in data["actions"] if action["type"] == name]
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return ExitCode.OK

@@ -84,7 +84,11 @@ async def run(
     except WorkflowInvalid as exc:
         for issue in exc.issues:
             _print_err(str(issue))
-        raise
+        count = len(exc.issues)
+        # the problems are listed just above: the error line sums up instead of repeating one
+        raise WorkflowInvalid(
+            exc.issues, f"{workflow}: the workflow is invalid ({count} problem{'s' if count != 1 else ''} above); nothing was run"
+        ) from None
     if spec.security == "restricted":
         raise UsageError(
             f"{workflow}: security: restricted is not available yet (no sandbox runtime is installed); "

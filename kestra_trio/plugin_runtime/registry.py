@@ -189,10 +189,12 @@ class PluginRegistry:
         key = (manifest.full_name, spec.name)
         if key in self._checked:
             return
-        problems = action_schema_problems(spec)
-        if problems:
-            details = "\n".join(f"  - {p}" for p in problems)
-            raise ActionSchemaInvalid(f"{manifest.path}: {len(problems)} problem(s):\n{details}")
+        problems = action_schema_problems(spec, list(manifest.actions).index(spec))
+        if problems:  # one line, worded as `plugin validate` words it
+            raise ActionSchemaInvalid(
+                f"the manifest of plugin {manifest.full_name} is invalid ({'; '.join(problems)}); "
+                f"see `kestra-trio plugin validate {manifest.folder}`"
+            )
         self._checked.add(key)
 
     def check_all(self) -> None:

@@ -73,6 +73,15 @@ def test_invalid_manifest_is_collected_not_fatal(tmp_path: Path) -> None:
         "unknown task type 'acme/bad.go': the manifest of plugin acme/bad is invalid "
         f"(version must be valid semver (e.g., 1.0.0), got '1.0'); see `kestra-trio plugin validate {tmp_path / 'bad'}`"
     )
+    # a schema that only fails when first used is reported in one line, worded as `plugin validate` words it
+    (tmp_path / "good" / "plugin.yaml").write_text(
+        'name: good\nnamespace: acme\nversion: "1.0.0"\ncommand: ["true"]\nactions:\n  - name: go\n    input: {type: text}\n'
+    )
+    lazy = PluginRegistry.discover(extra_dirs=[tmp_path], environ={})
+    with pytest.raises(ManifestInvalid) as schema_info:
+        lazy.resolve("acme/good.go")
+    assert "\n" not in str(schema_info.value)
+    assert str(schema_info.value).startswith("the manifest of plugin acme/good is invalid (actions[0] (go).input is not a valid")
     env_missing = PluginRegistry.discover(environ={"KESTRA_TRIO_PLUGIN_PATH": str(tmp_path / "missing")})
     assert any("cannot be read" in w for w in env_missing.warnings)
 
@@ -147,3 +156,7 @@ def test_cli_plugin_inspect(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["name"] == "core/shell" and data["actions"][0]["input"]["oneOf"]
     assert main(["plugin", "inspect", "core/shel"]) == 4
     assert "no plugin core/shel (did you mean core/shell?)" in capsys.readouterr().err
+    assert main(["plugin", "inspect", "core/util.sleep", "--json"]) == 0  # a task type: that action only
+    assert [a["type"] for a in json.loads(capsys.readouterr().out)["actions"]] == ["core/util.sleep"]
+    assert main(["plugin", "inspect", "core/shell.nope"]) == 4  # not the whole plugin, as if it existed
+    assert "plugin core/shell has no action 'nope'; its actions: run" in capsys.readouterr().err
