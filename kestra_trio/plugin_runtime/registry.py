@@ -21,7 +21,7 @@ import yaml
 
 import kestra_trio
 from kestra_trio.config import PLUGIN_PATH_ENV
-from kestra_trio.errors import ManifestInvalid, PluginNotFound
+from kestra_trio.errors import ExitCode, ManifestInvalid, PluginNotFound
 from kestra_trio.plugin_runtime.manifest import (
     MANIFEST_NAME,
     ActionSpec,
@@ -33,6 +33,8 @@ from kestra_trio.plugin_runtime.manifest import (
 
 class PluginDirectoryNotFound(PluginNotFound):
     """a plugin folder given with --plugins does not exist."""
+
+    exit_code = ExitCode.USAGE  # a mistyped argument, as `run` and `validate` document it
 
 
 def _declared_name(path: Path) -> str | None:

@@ -385,7 +385,7 @@ def test_permissions_without_restricted_mode_are_not_silently_trusted(tmp_path):
 
 def test_a_plugins_folder_that_does_not_exist_is_reported(tmp_path):
     result = kt("run", str(ROOT / "examples" / "hello.yaml"), "--plugins", "my-plugns", db=tmp_path / "k.db", cwd=tmp_path)
-    assert (result.returncode, result.stderr) == (4, "kestra-trio: error: --plugins my-plugns: no such directory\n")
+    assert (result.returncode, result.stderr) == (2, "kestra-trio: error: --plugins my-plugns: no such directory\n")
     assert not (tmp_path / "k.db").exists()
 
 
