@@ -269,7 +269,7 @@ class _View:
         if self.as_json:
             _print_out(result_json(result))
             return
-        for line in summary_lines(result):
+        for line in summary_lines(result, self.db_hint):
             _print_out(line)
 
 

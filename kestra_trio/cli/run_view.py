@@ -51,10 +51,9 @@ def indented(text: str, indent: str = "    ") -> str:
 
 def created_line(execution_id: str, workflow: Workflow, db: str | None = None) -> str:
     """`db`: the --db the run was given, repeated so the hint works when pasted elsewhere."""
-    where = f" --db {shlex.quote(for_terminal(db))}" if db else ""
     return (
         f"Execution {execution_id} created: workflow {workflow.id} ({_plural(len(workflow.tasks), 'task')}). "
-        f"Follow it with: kestra-trio execution logs {execution_id} --follow{where}"
+        f"Follow it with: kestra-trio execution logs {execution_id} --follow{_db_option(db)}"
     )
 
 
@@ -145,7 +144,11 @@ def live_table(model: LiveModel, now: float | None = None, limit: int = 40) -> R
     return table
 
 
-def summary_lines(result: ExecutionResult) -> list[str]:
+def _db_option(db: str | None) -> str:
+    return f" --db {shlex.quote(for_terminal(db))}" if db else ""
+
+
+def summary_lines(result: ExecutionResult, db: str | None = None) -> list[str]:
     counts = Counter(t.state.value for t in result.tasks.values())
     by_state = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines = [
@@ -169,7 +172,7 @@ def summary_lines(result: ExecutionResult) -> list[str]:
         for tail in (error.get("stderr_tail") or [])[-5:]:
             lines.append(f"    | {indented(str(tail), '    | ')}")
     if result.state != State.SUCCESS:
-        lines.append(f"  inspect: kestra-trio execution inspect {result.execution_id}")
+        lines.append(f"  inspect: kestra-trio execution inspect {result.execution_id}{_db_option(db)}")
     return lines
 
 

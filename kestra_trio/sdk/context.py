@@ -191,6 +191,17 @@ def system_exit_failure(exc: SystemExit, subject: str = "the action") -> ActionF
     return ActionFailed(f"{subject} exited: {code}", 1, type="SystemExit", stack=stack)
 
 
+def user_traceback(exc: BaseException) -> str:
+    """The traceback without the frames of the plugin machinery (those that set
+    ``__tracebackhide__``, as pytest does), so it starts at the author's code."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_locals.get("__tracebackhide__"):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 class Secrets:
     """Read-only view of the secrets the workflow granted this task."""
 
@@ -248,6 +259,7 @@ class Plugin:
         ``sys.exit()`` in the action is a success with no outputs, ``sys.exit(N)`` or
         ``sys.exit("message")`` an error result, like an exception.
         """
+        __tracebackhide__ = True  # noqa: F841 - read by user_traceback
         try:
             fn = self.actions.get(message.action)
             if fn is None:
@@ -277,10 +289,11 @@ class Plugin:
         except ActionFailed as exc:
             return protocol.encode_error(exc.message, exc.type, exc.stack), exc.exit_code
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported to the engine, with the traceback
-            import traceback
-
-            stack = traceback.format_exc()
-            return protocol.encode_error(str(exc) or type(exc).__name__, type(exc).__name__, stack), 1
+            # the message reads like a traceback's last line ("KeyError: 'missing'"): str() alone
+            # of many exceptions says nothing of what went wrong
+            text = str(exc)
+            message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            return protocol.encode_error(message, type(exc).__name__, user_traceback(exc)), 1
 
     def main(self, stdin: IO[bytes] | None = None, environ: Mapping[str, str] | None = None) -> NoReturn:
         """Speak the protocol: read stdin, dispatch, write the result file, exit.

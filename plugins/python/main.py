@@ -1,5 +1,7 @@
 """core/python.script: exec an inline script; its `outputs` dict is the result."""
 
+import linecache
+
 from kestra_trio.sdk import Plugin, system_exit_failure
 
 plugin = Plugin("python")
@@ -7,9 +9,13 @@ plugin = Plugin("python")
 
 @plugin.action("script")
 def script(ctx, inputs):
+    __tracebackhide__ = True  # noqa: F841 - the script's traceback starts at the script
     outputs: dict = {}
     namespace = {"__name__": "__kestra_script__", "ctx": ctx, "inputs": inputs.get("inputs", {}), "outputs": outputs}
-    code = compile(inputs["script"], "<script>", "exec")
+    source = inputs["script"]
+    code = compile(source, "<script>", "exec")
+    # so a traceback shows the script's lines, not just their numbers
+    linecache.cache["<script>"] = (len(source), None, source.splitlines(keepends=True), "<script>")
     try:
         exec(code, namespace)  # noqa: S102 - running the user's script is this action's purpose
     except SystemExit as exc:

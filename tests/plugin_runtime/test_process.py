@@ -190,8 +190,10 @@ async def test_uncaught_exception_reports_type_and_stack(inv_for: InvFor, make_p
     """
     outcome, _ = await run_plugin(inv_for(make_plugin(code)))
     assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.exit_code == 1
-    assert outcome.error["type"] == "KeyError" and outcome.error["message"] == "'missing'"
+    assert outcome.error["type"] == "KeyError" and outcome.error["message"] == "KeyError: 'missing'"
     assert 'return {}["missing"]' in outcome.error["stack"]
+    # the stack starts at the author's code: the SDK's dispatch frames are left out
+    assert "kestra_trio/sdk" not in outcome.error["stack"] and "in go" in outcome.error["stack"]
 
 
 @pytest.mark.parametrize("command", [["/nonexistent/plugin-binary"], ["./main.py"]])

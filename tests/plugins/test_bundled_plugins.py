@@ -87,9 +87,13 @@ async def test_python_script_outputs_and_logs(run_bundled: RunBundled) -> None:
 
 
 async def test_python_script_errors(run_bundled: RunBundled) -> None:
-    outcome, _ = await run_bundled("core/python.script", {"script": "1/0"})
+    outcome, _ = await run_bundled("core/python.script", {"script": "x = 1\nx / 0"})
     assert outcome.reason_code == Reason.PLUGIN_FAILED and outcome.error["type"] == "ZeroDivisionError"
-    assert 'File "<script>", line 1' in outcome.error["stack"]
+    assert outcome.error["message"] == "ZeroDivisionError: division by zero"
+    # the traceback starts at the script and shows its lines, not the plugin's machinery
+    assert outcome.error["stack"].splitlines()[1:3] == ['  File "<script>", line 2, in <module>', "    x / 0"]
+    outcome, _ = await run_bundled("core/python.script", {"script": "raise KeyError('missing')"})
+    assert outcome.error["message"] == "KeyError: 'missing'"  # str() alone would say "'missing'"
     outcome, _ = await run_bundled("core/python.script", {"script": "outputs['x'] = object()"})
     assert outcome.reason_code == Reason.PLUGIN_FAILED and "not JSON data" in outcome.error["message"]
     outcome, _ = await run_bundled("core/python.script", {"script": "ctx.fail('bad input')"})
