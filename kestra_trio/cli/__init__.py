@@ -21,12 +21,36 @@ app = App(
     default_parameter=Parameter(negative=()),
 )
 
-app.command("kestra_trio.cli.run:run", name="run")
-app.command("kestra_trio.cli.validate:validate", name="validate")
-app.command("kestra_trio.cli.validate:schema", name="schema")
-app.command("kestra_trio.cli.execution:execution_app", name="execution")
-app.command("kestra_trio.cli.plugin:plugin_app", name="plugin")
-app.command("kestra_trio.cli.db:db_app", name="db")
+# A lazily registered command has no docstring to show in the list until it is imported, so
+# its help is written here (the functions' docstrings keep only their Parameters).
+RUN_HELP = """Run a workflow and wait for it to finish.
+
+Exit codes: 0 SUCCESS, 1 FAILED (or cancelled from another terminal), 2 invalid workflow or
+arguments (nothing is created), 3 database problem, 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP
+(terminal closed)."""
+VALIDATE_HELP = """Check workflow files and print every problem as FILE:LINE:COLUMN PATH: MESSAGE.
+
+Exits 0 when every file is valid, 1 otherwise."""
+SCHEMA_HELP = """Print the JSON Schema of workflow files, for editor completion and checks.
+
+Save it with `kestra-trio schema > kestra-trio.schema.json` and point your editor's YAML
+support at it (see docs/workflows.md)."""
+
+app.command("kestra_trio.cli.run:run", name="run", help=RUN_HELP)
+app.command("kestra_trio.cli.validate:validate", name="validate", help=VALIDATE_HELP)
+app.command("kestra_trio.cli.validate:schema", name="schema", help=SCHEMA_HELP)
+app.command(
+    "kestra_trio.cli.execution:execution_app", name="execution",
+    help="Read the logs, state and history of executions, and cancel running ones.",
+)
+app.command(
+    "kestra_trio.cli.plugin:plugin_app", name="plugin",
+    help="List, inspect and validate plugins (bundled, $KESTRA_TRIO_PLUGIN_PATH, --plugins DIR).",
+)
+app.command(
+    "kestra_trio.cli.db:db_app", name="db",
+    help="Manage the SQLite database: migrations, retention cleanup, size statistics.",
+)
 
 
 def _error_line(message: str) -> None:

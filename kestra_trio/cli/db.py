@@ -16,7 +16,6 @@ from kestra_trio.errors import ExitCode, StorageError
 
 db_app = App(
     name="db",
-    help="Manage the SQLite database: migrations, retention cleanup, size statistics.",
     default_parameter=Parameter(negative=()),
 )
 

@@ -24,7 +24,6 @@ from kestra_trio.cli.params import WholeNumber
 
 execution_app = App(
     name="execution",
-    help="Read the logs, state and history of executions, and cancel running ones.",
     backend="trio",
     default_parameter=Parameter(negative=()),
 )

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 plugin_app = App(
     name="plugin",
-    help="List, inspect and validate plugins (bundled, $KESTRA_TRIO_PLUGIN_PATH, --plugins DIR).",
     default_parameter=Parameter(negative=()),
 )
 

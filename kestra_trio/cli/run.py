@@ -43,8 +43,7 @@ async def run(
 ) -> int:
     """Run a workflow and wait for it to finish.
 
-    Exit codes: 0 SUCCESS, 1 FAILED (or cancelled from another terminal), 2 invalid
-    workflow or arguments (nothing is created), 3 database problem, 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP (terminal closed).
+    (`--help` shows `kestra_trio.cli.RUN_HELP`.)
 
     Parameters
     ----------

@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
 
 def validate(files: list[Path], /, *, plugins: list[Path] | None = None) -> int:
-    """Check workflow files and print every problem as FILE:LINE:COLUMN PATH: MESSAGE.
-
-    Exits 0 when every file is valid, 1 otherwise.
+    """Check workflow files and print every problem (`--help` shows `kestra_trio.cli.VALIDATE_HELP`).
 
     Parameters
     ----------
@@ -48,11 +46,7 @@ def validate(files: list[Path], /, *, plugins: list[Path] | None = None) -> int:
 
 
 def schema() -> int:
-    """Print the JSON Schema of workflow files, for editor completion and checks.
-
-    Save it with `kestra-trio schema > kestra-trio.schema.json` and point your editor's
-    YAML support at it (see docs/workflows.md).
-    """
+    """Print the DSL's JSON Schema (`--help` shows `kestra_trio.cli.SCHEMA_HELP`)."""
     from kestra_trio.model.validation import workflow_json_schema
 
     _write(json.dumps(workflow_json_schema(), indent=2) + "\n")

@@ -8,6 +8,7 @@ whose read end is closed before the command starts, so its first write gets EPIP
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,20 @@ def test_a_table_into_a_closed_pipe_exits_0_quietly(tmp_path: Path) -> None:
 
 
 def test_help_read_in_full_still_works() -> None:
-    result = subprocess.run([KT, "--help"], capture_output=True, text=True, env=ENV, timeout=30)
+    result = subprocess.run([KT, "--help"], capture_output=True, text=True, env={**ENV, "COLUMNS": "200"}, timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("Usage: kestra-trio")
+    # every command says what it is for, although none is imported to list them
+    for command, summary in [
+        ("run", "Run a workflow and wait for it to finish."),
+        ("validate", "Check workflow files"),
+        ("schema", "Print the JSON Schema"),
+        ("execution", "Read the logs, state and history of executions"),
+        ("plugin", "List, inspect and validate plugins"),
+        ("db", "Manage the SQLite database"),
+    ]:
+        assert re.search(rf"│ {command} +{re.escape(summary)}", result.stdout), (command, result.stdout)
+    run_help = subprocess.run([KT, "run", "--help"], capture_output=True, text=True, env={**ENV, "COLUMNS": "200"}, timeout=30)
+    assert "Exit codes: 0 SUCCESS" in run_help.stdout and "--max-parallel" in run_help.stdout
 
 
 def test_only_a_systemexit_raised_on_epipe_counts_as_the_reader_gone() -> None:
