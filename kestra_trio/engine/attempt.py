@@ -130,7 +130,7 @@ class TaskWorker:
                 finally:
                     st["handle"] = slot.handle
             if attempt_scope.cancelled_caught or outcome is None:
-                outcome = await self._timed_out(task_id, spec.timeout, attempt, slot.handle)
+                outcome = await self._timed_out(task_id, spec.timeout, attempt, slot.handle, started)
             st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
             if outcome.ok:
                 return await self._succeed(task_id, st, outcome)
@@ -140,19 +140,22 @@ class TaskWorker:
             await self._backoff(task_id, st, outcome, decision.next_attempt, decision.delay)
             await trio.sleep(decision.delay)
 
-    async def _timed_out(self, task_id: str, timeout: float, attempt: int, handle: ProcessHandle | None) -> Outcome:
+    async def _timed_out(
+        self, task_id: str, timeout: float, attempt: int, handle: ProcessHandle | None, started: int
+    ) -> Outcome:
         run = self.run
         limit = format_duration(timeout)
+        elapsed_ms = now_ms() - started  # the limit plus the time the process took to die
         details = _stop_details(handle)
         message = f"Task {task_id} timed out after {limit} (attempt {attempt}); {details}"
         await run.log(
             LogLevel.ERROR, "worker", message, task_id=task_id, attempt=attempt, reason_code=Reason.TIMEOUT.value,
-            timeout_ms=int(timeout * 1000), signal=handle.signal_sent if handle else None,
+            timeout_ms=int(timeout * 1000), elapsed_ms=elapsed_ms, signal=handle.signal_sent if handle else None,
             exit_code=handle.exit_code if handle else None, cancelled_by="system",
         )
         await run.audit.record(
             AuditEventType.TIMEOUT, scope="task", task_id=task_id, attempt=attempt,
-            timeout_duration=limit, reason_code=Reason.TIMEOUT.value,
+            timeout_duration=limit, elapsed_time=format_duration(elapsed_ms / 1000), reason_code=Reason.TIMEOUT.value,
         )
         return Outcome.failure(
             Reason.TIMEOUT, f"task timed out after {limit}", type="TaskTimeout",

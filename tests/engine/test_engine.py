@@ -170,6 +170,12 @@ tasks:
     ]
     last = engine.rows("SELECT level, message FROM execution_logs WHERE task_id='slow' AND source='worker' ORDER BY id")
     assert any(level == "ERROR" and "timed out after 500ms" in msg and "SIGTERM" in msg for level, msg in last)
+    [(event,)] = engine.rows("SELECT metadata FROM execution_audit_events WHERE event_type='TIMEOUT'")
+    event = json.loads(event)
+    assert {k: event[k] for k in ("scope", "task_id", "attempt", "timeout_duration", "reason_code")} == {
+        "scope": "task", "task_id": "slow", "attempt": 1, "timeout_duration": "500ms", "reason_code": "TIMEOUT",
+    }
+    assert event["elapsed_time"].endswith(("ms", "s"))  # the limit and the time the group took to die
 
 
 async def test_execution_timeout_cancels_running_and_pending_tasks(engine):
