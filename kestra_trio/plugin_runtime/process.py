@@ -158,6 +158,9 @@ def _unspawnable(plan: _Plan) -> str | None:
             return f"environment variable {key} contains a NUL byte (\\0), which the environment cannot carry"
     if plan.cwd is not None and "\0" in str(plan.cwd):
         return "the working directory contains a NUL byte (\\0)"
+    if plan.cwd is not None and not Path(plan.cwd).is_dir():  # else the OS blames the program
+        what = "is not a directory" if Path(plan.cwd).exists() else "does not exist"
+        return f"the working directory {plan.cwd} {what}"
     return None
 
 

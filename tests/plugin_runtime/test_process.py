@@ -420,6 +420,9 @@ async def test_lone_surrogates_in_a_result_or_record_are_replaced(inv_for: InvFo
         ({"command": "true", "env": {"X": "a\0b"}}, "environment variable X contains a NUL byte"),
         ({"command": "true", "env": {"X=Y": "a"}}, "environment variable name 'X=Y' is not valid"),
         ({"command": "true", "cwd": "a\0b"}, "the working directory contains a NUL byte"),
+        # the OS would say "No such file or directory" about /bin/sh itself
+        ({"command": "pwd", "cwd": "/nonexistent-dir"}, "the working directory /nonexistent-dir does not exist"),
+        ({"command": "pwd", "cwd": "/etc/passwd"}, "the working directory /etc/passwd is not a directory"),
     ],
 )
 async def test_what_the_os_cannot_exec_fails_the_task_not_the_engine(
