@@ -183,6 +183,10 @@ def validate(folder: Path, /) -> ExitCode:
         return ExitCode.PLUGIN
     for warning in manifest.warnings:
         print(f"warning: {warning}")
+    problem = _program_problem(manifest)
+    if problem is not None:  # the manifest parses, but no task of it could start
+        print(f"invalid: {manifest.path}: {problem}")
+        return ExitCode.PLUGIN
     for token in manifest.argv[1:]:
         looks_like_file = not token.startswith(("-", "/")) and ("/" in token or Path(token).suffix)
         if looks_like_file and not (manifest.folder / token).exists():
@@ -190,3 +194,23 @@ def validate(folder: Path, /) -> ExitCode:
     types = ", ".join(manifest.task_types())
     print(f"ok: {manifest.full_name} {manifest.version} ({len(manifest.actions)} action(s): {types})")
     return ExitCode.OK
+
+
+def _program_problem(manifest) -> str | None:
+    """Why the command's program could not be executed here, if it could not."""
+    import os
+    import shutil
+
+    if manifest.runtime == "builtin" or not manifest.argv:
+        return None
+    program, written = manifest.argv[0], manifest.command[0]
+    if "/" not in program:
+        if shutil.which(program) is None:
+            return f"command program {written!r} is not found on PATH"
+        return None
+    path = Path(program)
+    if not path.exists():
+        return f"command program {written!r} does not exist ({path})"
+    if path.is_dir() or not os.access(path, os.X_OK):
+        return f"command program {written!r} is not an executable file (chmod +x {path})"
+    return None

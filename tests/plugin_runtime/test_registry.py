@@ -146,6 +146,18 @@ def test_cli_plugin_list_json_and_validate(tmp_path: Path, capsys: pytest.Captur
     make_plugin(tmp_path, "bad", version="1")
     assert main(["plugin", "validate", str(tmp_path / "bad")]) == 4
     assert "version must be valid semver (e.g., 1.0.0)" in capsys.readouterr().out
+    # a manifest that parses but whose program cannot run: found now, not as PLUGIN_NOT_STARTED later
+    script = make_plugin(tmp_path, "script", extra="").joinpath("plugin.yaml")
+    script.write_text(script.read_text().replace('command: ["true"]', 'command: ["./run.sh"]'))
+    (script.parent / "run.sh").write_text("#!/bin/sh\n")
+    assert main(["plugin", "validate", str(script.parent)]) == 4
+    assert "command program './run.sh' is not an executable file (chmod +x" in capsys.readouterr().out
+    (script.parent / "run.sh").chmod(0o755)
+    assert main(["plugin", "validate", str(script.parent)]) == 0
+    capsys.readouterr()
+    script.write_text(script.read_text().replace('"./run.sh"', '"no-such-program-kt"'))
+    assert main(["plugin", "validate", str(script.parent)]) == 4
+    assert "command program 'no-such-program-kt' is not found on PATH" in capsys.readouterr().out
 
 
 def test_cli_plugin_inspect(capsys: pytest.CaptureFixture[str]) -> None:
