@@ -213,6 +213,8 @@ class _Checker:
         self.source = source
         self.catalog = catalog
         self.issues: list[ValidationIssue] = []
+        #: task ids already reported as malformed: a need naming one is not "unknown" too
+        self.malformed_ids: set[str] = set()
 
     # reporting
     def add(self, path: str, message: str, *, at_key: bool = False) -> None:
@@ -248,10 +250,14 @@ class _Checker:
     def identifier(self, value: dict[str, Any], key: str, path: str, what: str) -> str | None:
         text = self.string(value, key, path)
         if text is not None and not _ID.fullmatch(text):
-            self.add(
-                join_path(path, key),
-                f"{what} {text!r} must start with a letter or digit and use only letters, digits, '_' and '-'",
-            )
+            bad = sorted({c for c in text if not (c.isascii() and (c.isalnum() or c in "_-"))})
+            if not text:
+                problem = "must not be empty"
+            elif bad:  # say which characters, rather than the whole rule
+                problem = "may use only letters, digits, '_' and '-' (not " + ", ".join(repr(c) for c in bad) + ")"
+            else:
+                problem = "must start with a letter or digit"
+            self.add(join_path(path, key), f"{what} {text!r} {problem}")
             return None
         return text
 
@@ -415,6 +421,9 @@ class _Checker:
     def check_task(self, task: dict[str, Any], index: int, path: str, seen: dict[str, str]) -> _Task:
         self.keys(task, path, TASK_KEYS, required=("id", "type"))
         task_id = self.identifier(task, "id", path, "task id")
+        written = task.get("id")
+        if task_id is None and isinstance(written, str):
+            self.malformed_ids.add(written)
         if task_id is not None:
             if task_id in seen:
                 line = self.source.value_at(seen[task_id])[0]
@@ -463,8 +472,12 @@ class _Checker:
             self.add(where, f"must be a list of task ids (e.g. needs: [extract]), got {_kind(items)}")
             return []
         needs = []
+        listed: set[str] = set()
         for index, item in enumerate(items):
-            if isinstance(item, str):
+            if isinstance(item, str) and item in listed:
+                self.add(join_path(where, index), f"task {item!r} is listed twice")
+            elif isinstance(item, str):
+                listed.add(item)
                 needs.append((item, join_path(where, index)))
             else:
                 self.add(join_path(where, index), f"must be a task id, got {_kind(item)}")
@@ -521,6 +534,8 @@ class _Checker:
             for need, where in task.needs:
                 if need == task.id:
                     self.add(where, f"task {need!r} cannot need itself")
+                elif need in self.malformed_ids:
+                    pass  # its id is reported where it is written
                 elif need not in ids:
                     self.add(where, f"unknown task {need!r}{_suggest(need, ids)}")
                 else:
