@@ -41,6 +41,7 @@ PAGE_SIZE = 1000
 MAX_REASON_CHARS = 1000
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
 STATES = ("PENDING", "WAITING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED")
@@ -527,8 +528,9 @@ async def cancel(
     from kestra_trio.storage.db import open_database
     from kestra_trio.storage.executions import ExecutionStore
 
-    if not 0 <= wait <= 3600:
-        return _fail("--wait must be between 0 and 3600 seconds")
+    if not 0 <= wait <= 3600:  # a bad argument, as cyclopts reports `--wait abc`: exit 2
+        _say("--wait must be between 0 and 3600 seconds")
+        return EXIT_USAGE
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         return _fail(f"--reason must be at most {MAX_REASON_CHARS} characters (got {len(reason)})")
     async with open_database(resolve_db_path(db), must_exist=True) as database:

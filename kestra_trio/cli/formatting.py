@@ -128,8 +128,10 @@ def parse_since(text: str) -> float:
         raise ValueError(INVALID_TIME)
     try:
         value = _parse_duration(stripped.lower())
-    except ValueError:
-        raise ValueError(INVALID_TIME) from None
+    except ValueError as exc:
+        # well-formed but beyond the bound: say so, or "5m, 2h, 1d" would puzzle the user
+        too_long = "too long" in str(exc)
+        raise ValueError(f"{INVALID_TIME} (at most 3650d)" if too_long else INVALID_TIME) from None
     if value <= 0:
         raise ValueError(INVALID_TIME)
     return value

@@ -710,3 +710,10 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(db: Path) -> None:
     plain = _run_on_a_terminal(logs, {**ENV, "NO_COLOR": "1"})
     assert "\x1b[" not in plain.replace("\\x1b[", "")
     assert "\x1b" not in kt("logs", "ex-failed", db=db).stdout  # a pipe is not a terminal
+
+
+def test_out_of_range_arguments_are_bad_arguments_or_say_the_bound(db: Path) -> None:
+    wait = kt("cancel", "ex-stuck", "--wait", "-1", db=db)
+    assert (wait.returncode, wait.stderr) == (2, "--wait must be between 0 and 3600 seconds\n")  # as `--wait abc`
+    since = kt("logs", "ex-success", "--since", "3651d", db=db)
+    assert (since.returncode, since.stderr) == (1, "Invalid time format. Examples: 5m, 2h, 1d (at most 3650d)\n")
