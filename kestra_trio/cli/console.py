@@ -56,11 +56,45 @@ def _width(file: TextIO, width: int | None) -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
 
 
+class _TrailingSpaceTrimmer:
+    """A file whose lines lose their trailing spaces: rich pads every table row to the
+    table's width, which in a file or a pipe is only noise (and breaks `diff` and grep `$`)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        head, newline, self._partial = (self._partial + text).rpartition("\n")
+        if newline:
+            self._file.write("\n".join(line.rstrip(" ") for line in head.split("\n")) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:  # rich ends what it prints with a newline; keep anything else as is
+            self._file.write(self._partial)
+            self._partial = ""
+        self._file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+
+def _is_terminal(file: TextIO) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _console(file: TextIO, *, soft_wrap: bool, width: int | None) -> Console:
     from rich.console import Console
 
     return Console(
-        file=file,
+        file=file if _is_terminal(file) else _TrailingSpaceTrimmer(file),  # type: ignore[arg-type]
         theme=theme.build_theme(),
         highlight=False,
         markup=False,

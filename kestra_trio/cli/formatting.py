@@ -455,8 +455,34 @@ def _values_lines(label: str, values: Any, indent: str, truncate: bool) -> list[
         return [Text(f"{indent}{label}: {{}}", style="kt.muted")]
     lines = [Text(f"{indent}{label}:")]
     for key, value in values.items():
-        lines.append(Text(f"{indent}  {literal(str(key))} = {value_text(value, truncate=truncate)}"))
+        lines += _entry_lines(f"{indent}  {literal(str(key))} = ", value, indent + "      ", truncate)
     return lines
+
+
+def _entry_lines(head: str, value: Any, block_indent: str, truncate: bool) -> list[Text]:
+    """`key = value`; a multi-line string as an indented block under `key = |` (as YAML writes
+    it), and a string that would read as something else (`" 2"`, `"true"`, `""`) in quotes."""
+    if isinstance(value, str) and "\n" in value.rstrip("\n"):
+        text = value
+        cut = truncate and len(text) > TRUNCATE_AT
+        if cut:
+            text = text[:TRUNCATE_AT]
+        body = [Text(block_indent + literal(line)) for line in text.rstrip("\n").split("\n")]
+        if cut:
+            body[-1].append(TRUNCATED)
+        return [Text(head + "|"), *body]
+    if isinstance(value, str) and _ambiguous(value):
+        value = json.dumps(value, ensure_ascii=False)
+    return [Text(head + value_text(value, truncate=truncate))]
+
+
+def _ambiguous(text: str) -> bool:
+    if not text or text != text.strip():
+        return True
+    try:
+        return not isinstance(json.loads(text), str)  # "2", "true", "null", "[1]" read as JSON
+    except ValueError:
+        return False
 
 
 def io_lines(task: TaskRunRow, *, truncate: bool = True, indent: str = "  ") -> list[Text]:

@@ -7,7 +7,8 @@ plugin = Plugin("log")
 
 @plugin.action("message")
 def message(ctx, inputs):
-    ctx.log.log(inputs.get("level", "INFO"), inputs["message"])
+    # a YAML block (`message: |`) ends with a newline that is not part of the message
+    ctx.log.log(inputs.get("level", "INFO"), inputs["message"].rstrip("\n"))
     return {}
 
 

@@ -313,3 +313,8 @@ async def test_http_max_body_bytes(run_bundled: RunBundled, nursery: trio.Nurser
     assert outcome.ok and outcome.outputs["body"] == "z" * 5000, outcome
     outcome, _ = await run_bundled("core/http.request", {"url": base, "max_body_bytes": 4999})
     assert "response body larger than 4999 bytes" in outcome.error["message"]
+
+
+async def test_log_message_from_a_yaml_block_loses_only_its_final_newline(run_bundled: RunBundled) -> None:
+    outcome, entries = await run_bundled("core/log.message", {"message": "first\n  second\n"})
+    assert outcome.ok and [e.message for e in entries] == ["first\n  second"]
