@@ -87,7 +87,10 @@ def _not_found(exc: Exception, execution_id: str) -> int:
         return _fail(
             f"Execution id prefix {_arg(execution_id)} matches several executions: {shown}; give more characters"
         )
-    return _fail(f"Execution not found: {_arg(execution_id)}")
+    from kestra_trio.storage.executions import MIN_PREFIX
+
+    hint = f" (an id prefix needs at least {MIN_PREFIX} characters)" if 0 < len(execution_id) < MIN_PREFIX else ""
+    return _fail(f"Execution not found: {_arg(execution_id)}{hint}")
 
 
 def _task_not_found(task_id: str, execution_id: str) -> int:

@@ -228,7 +228,8 @@ def test_ambiguous_prefix_names_the_matches(more_db: Path, command: str) -> None
     )
     assert kt(command, "fc7f0002", db=more_db).returncode == 0  # unique again
     assert kt(command, "FC7F0002", db=more_db).stderr == NOT_FOUND.format("FC7F0002")  # ids are case-sensitive
-    assert kt(command, "fc7", db=more_db).stderr == NOT_FOUND.format("fc7")  # too short to be a prefix
+    # too short to be a prefix, and the message says why rather than only "not found"
+    assert kt(command, "fc7", db=more_db).stderr == NOT_FOUND.format("fc7 (an id prefix needs at least 4 characters)")
 
 
 @pytest.mark.parametrize(
