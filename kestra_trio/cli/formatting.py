@@ -419,8 +419,8 @@ def _stderr_tail_lines(error: Mapping[str, Any]) -> list[str]:
 def error_lines(task: TaskRunRow, *, indent: str = "  ") -> list[Text]:
     """The error of a failed task: message, exit code, signal, reason, stderr tail."""
     error = task.error or {}
-    if not error and task.state not in ("FAILED", "CANCELLED"):
-        return []
+    if task.state == "SUCCESS" or (not error and task.state not in ("FAILED", "CANCELLED")):
+        return []  # a succeeded task has no error (an older engine left its last retry's there)
     lines: list[Text] = []
     head = Text(indent)
     head.append(literal(task.task_id), style="kt.label")

@@ -178,7 +178,9 @@ class TaskWorker:
         await run.apply(
             StateChange(
                 run.execution_id, State.SUCCESS, Reason.COMPLETED.value, task_id=task_id,
-                fields={"outputs": masked, "ended_at": ended, "duration_ms": duration},
+                # a failed attempt before this one left its error on the task: it is history now
+                # (the attempts keep it), not the task's error
+                fields={"outputs": masked, "ended_at": ended, "duration_ms": duration, "error": None},
                 attempt=AttemptWrite(
                     st["attempt"], AttemptState.SUCCESS.value, st["attempt_started"], Reason.COMPLETED.value,
                     exit_code=outcome.exit_code, pid=_pid(st), ended_at=ended,

@@ -134,6 +134,9 @@ tasks:
         "SUCCESS:COMPLETED",
     ]
     assert engine.rows("SELECT attempt_count FROM task_runs") == [(3,)]
+    # the failed attempts' errors stay with the attempts; the succeeded task has none
+    assert engine.rows("SELECT error FROM task_runs") == [(None,)]
+    assert [m is not None for (m,) in engine.rows("SELECT message FROM task_attempts ORDER BY number")] == [True, True, False]
 
 
 def group_alive(pgid: int) -> bool:
