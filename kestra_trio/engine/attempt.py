@@ -138,7 +138,10 @@ class TaskWorker:
             if decision is None:
                 return await self._fail(task_id, st, outcome)
             await self._backoff(task_id, st, outcome, decision.next_attempt, decision.delay)
+            # a task waiting to retry does not run: --max-parallel counts running tasks
+            self.scheduler.give_back_slot(task_id)
             await trio.sleep(decision.delay)
+            await self.scheduler.take_slot_again(task_id)
 
     async def _timed_out(
         self, task_id: str, timeout: float, attempt: int, handle: ProcessHandle | None, started: int

@@ -7,6 +7,7 @@ transaction; independent branches already running finish.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,9 @@ class Scheduler:
         }
         self.outputs: dict[str, dict[str, Any]] = {}
         self.limiter = trio.CapacityLimiter(max(1, run.options.max_parallel))
+        #: tasks holding a limiter slot (one waiting out a retry backoff gives its slot back)
+        self.holding: set[str] = set()
+        self._wake: trio.MemorySendChannel[tuple[str, bool] | None] | None = None
         self.started: set[str] = set()
         self.first_failure: TaskResult | None = None
         self.cancelled_before_start = 0
@@ -44,7 +48,9 @@ class Scheduler:
         return dict(Counter(result.state.value for result in self.results.values()))
 
     async def run(self) -> None:
-        done_send, done_receive = trio.open_memory_channel[tuple[str, bool]](len(self.results) or 1)
+        # (task_id, ok) when a task ends; None when a slot was given back (a retry backoff)
+        done_send, done_receive = trio.open_memory_channel[tuple[str, bool] | None](math.inf)
+        self._wake = done_send
         # Ready tasks wait here, not on the limiter: trio runs newly spawned tasks in a
         # shuffled order, so only admitting them one by one keeps workflow order among tasks
         # that became ready together (file order with --max-parallel 1, as users expect).
@@ -52,15 +58,21 @@ class Scheduler:
         async with trio.open_nursery() as nursery:
             running = 0
             while True:
+                # a slot given back by a task in backoff goes first to a task waiting to
+                # resume (the limiter hands it over), so available tokens mean nobody waits
                 while ready and self.limiter.available_tokens:
                     task_id = ready.popleft()
                     self.limiter.acquire_on_behalf_of_nowait(task_id)
+                    self.holding.add(task_id)
                     self.started.add(task_id)
                     nursery.start_soon(self._run_one, task_id, done_send)
                     running += 1
                 if not running:
                     break
-                task_id, ok = await done_receive.receive()
+                message = await done_receive.receive()
+                if message is None:
+                    continue
+                task_id, ok = message
                 running -= 1
                 if ok:
                     for dependent in self.dag.dependents[task_id]:
@@ -70,12 +82,25 @@ class Scheduler:
                 else:
                     await self._block_descendants(task_id)
 
-    async def _run_one(self, task_id: str, done: trio.MemorySendChannel[tuple[str, bool]]) -> None:
+    async def _run_one(self, task_id: str, done: trio.MemorySendChannel[tuple[str, bool] | None]) -> None:
         try:
             ok = await self.worker.run_task(task_id)
         finally:
+            self.give_back_slot(task_id, wake=False)
+        done.send_nowait((task_id, ok))
+
+    def give_back_slot(self, task_id: str, *, wake: bool = True) -> None:
+        """Free the task's slot while it does not run (a retry backoff), for other tasks."""
+        if task_id in self.holding:
+            self.holding.discard(task_id)
             self.limiter.release_on_behalf_of(task_id)
-        done.send_nowait((task_id, ok))  # unbounded enough: one slot per task
+            if wake and self._wake is not None:
+                self._wake.send_nowait(None)  # the scheduler may admit a ready task now
+
+    async def take_slot_again(self, task_id: str) -> None:
+        """After a backoff: wait for a slot (ahead of tasks that have not started yet)."""
+        await self.limiter.acquire_on_behalf_of(task_id)
+        self.holding.add(task_id)
 
     async def _block_descendants(self, failed_id: str) -> None:
         below = self.dag.descendants(failed_id)

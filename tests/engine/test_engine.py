@@ -512,3 +512,27 @@ tasks:
         "AND json_extract(metadata, '$.task_id') IS NOT NULL ORDER BY id"
     )]
     assert started == ["root", "b1", "b2", "b3", "b4", "b5", "b6"]
+
+
+async def test_a_task_waiting_to_retry_gives_its_slot_to_another_task(engine):
+    result = await engine.run(
+        """
+id: backoff-slot
+tasks:
+  - id: flaky
+    type: core/shell.run
+    retry: {max: 2, delay: 1s}
+    inputs: {command: "exit 1"}
+  - id: other
+    type: core/shell.run
+    inputs: {command: "true"}
+""",
+        max_parallel=1,
+    )
+    assert result.state == State.FAILED
+    started = [
+        f"{task}#{attempt}" for task, attempt in engine.rows(
+            "SELECT task_id, number FROM task_attempts ORDER BY started_at"
+        )
+    ]
+    assert started == ["flaky#1", "other#1", "flaky#2"]  # `other` ran during flaky's backoff
