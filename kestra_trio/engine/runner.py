@@ -37,10 +37,10 @@ from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.secrets.providers import resolve_secrets
-from kestra_trio.state.states import Reason, State
+from kestra_trio.state.states import AttemptState, Reason, State
 from kestra_trio.storage.audit import AuditStore
 from kestra_trio.storage.db import Database
-from kestra_trio.storage.executions import ExecutionStore, NewExecution, NewTaskRun, StateChange
+from kestra_trio.storage.executions import AttemptWrite, ExecutionStore, NewExecution, NewTaskRun, StateChange
 from kestra_trio.storage.logs import LogStore
 
 
@@ -241,19 +241,40 @@ async def recover_lost_executions(store: ExecutionStore, logs: LogStore | None =
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
         runs = await store.task_runs(execution_id)
-        changes = [
-            StateChange(
-                execution_id, State.FAILED, Reason.ENGINE_LOST.value, "the engine process died", task_id=run.task_id
+        open_attempts = {a.task_id: a for a in await store.attempts(execution_id) if a.state == "RUNNING"}
+        # the real end is unknown (the engine could not record it): the detection time is
+        # the end, and the messages say it was detected
+        detected = now_ms()
+        message = f"the engine process (pid {pid}) died while this task was unfinished (detected by pid {os.getpid()})"
+        error = {"message": message, "type": "EngineLost", "reason_code": Reason.ENGINE_LOST.value}
+        changes = []
+        for run in runs:
+            if run.state in ("SUCCESS", "FAILED", "CANCELLED"):
+                continue
+            attempt = open_attempts.get(run.task_id)
+            changes.append(
+                StateChange(
+                    execution_id, State.FAILED, Reason.ENGINE_LOST.value, message, task_id=run.task_id,
+                    fields={"ended_at": detected, "error": error},
+                    attempt=None if attempt is None else AttemptWrite(
+                        attempt.number, AttemptState.FAILED.value, attempt.started_at, Reason.ENGINE_LOST.value,
+                        message, pid=attempt.pid, ended_at=detected,
+                    ),
+                    at=detected,
+                )
             )
-            for run in runs
-            if run.state not in ("SUCCESS", "FAILED", "CANCELLED")
-        ]
+        unfinished = [c.task_id for c in changes if c.task_id is not None]
         changes.append(
             StateChange(
                 execution_id, State.FAILED, Reason.ENGINE_LOST.value,
                 f"the engine process (pid {pid}) died before the execution finished",
-                fields={"ended_at": now_ms()},
-                audit=[AuditEvent(execution_id, AuditEventType.FAILED, {"error_message": "engine process died"})],
+                fields={"ended_at": detected},
+                audit=[AuditEvent(execution_id, AuditEventType.FAILED, {
+                    "error_message": f"the engine process (pid {pid}) died",
+                    "failed_task_id": unfinished[0] if unfinished else None,
+                    "reason_code": Reason.ENGINE_LOST.value,
+                })],
+                at=detected,
             )
         )
         try:
@@ -262,7 +283,6 @@ async def recover_lost_executions(store: ExecutionStore, logs: LogStore | None =
         except Exception:
             continue
         if logs is not None:
-            unfinished = [c.task_id for c in changes if c.task_id is not None]
             entry = LogEntry(
                 execution_id, None, LogLevel.ERROR, "scheduler",
                 f"Execution failed: the engine process (pid {pid}) died before the execution finished "

@@ -224,6 +224,13 @@ def test_sigkill_of_the_engine_leaves_no_plugin_process(tmp_path):
     logs = kt("execution", "logs", lost_id, db=db).stdout.splitlines()
     assert "[ERROR] [scheduler] Execution failed: the engine process (pid " in logs[-1]
     assert "[ENGINE_LOST]; 2 unfinished task(s) marked FAILED: " in logs[-1]
+    # every record is closed: tasks and their attempts end, and the audit says why
+    unfinished = db_rows(db, "SELECT task_id FROM task_runs WHERE execution_id = ? AND ended_at IS NULL", lost_id)
+    assert unfinished == []
+    attempts = db_rows(db, "SELECT state, reason_code FROM task_attempts WHERE execution_id = ?", lost_id)
+    assert attempts and set(attempts) == {("FAILED", "ENGINE_LOST")}
+    [(failed,)] = db_rows(db, "SELECT metadata FROM execution_audit_events WHERE execution_id = ? AND event_type = 'FAILED'", lost_id)
+    assert json.loads(failed)["reason_code"] == "ENGINE_LOST" and json.loads(failed)["failed_task_id"]
 
 
 def test_engine_warns_when_log_tables_outgrow_the_threshold(tmp_path):
