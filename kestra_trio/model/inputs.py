@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,20 +83,28 @@ def coerce_inputs(workflow: Workflow, raw: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def coerce_value(spec: InputSpec, text: str) -> Any:
     """Convert one `--input` text to the spec's type; ValueError says what was expected."""
     kind = spec.type
     if kind == "string":
         return text
     stripped = text.strip()
+    # ASCII digits as written: Python's int()/float() would also take `1_000` and other
+    # scripts' digits (`٣`), which nobody means on a command line
     if kind == "integer":
         try:
+            if not _INTEGER.fullmatch(stripped):
+                raise ValueError
             return int(stripped)
         except ValueError:
             raise ValueError(f"input {spec.name!r} must be an integer, got {text!r}") from None
     if kind == "number":
         try:
-            number = float(stripped)
+            number = float(stripped) if _NUMBER.fullmatch(stripped) else math.nan
         except ValueError:
             number = math.nan
         if not math.isfinite(number):

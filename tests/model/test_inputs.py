@@ -78,13 +78,13 @@ def test_every_problem_in_one_message() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["1.5", "x", "", "nan"])
+@pytest.mark.parametrize("text", ["1.5", "x", "", "nan", "1_000", "\u0663", "0x10"])  # digits as written, ASCII
 def test_bad_integer(text: str) -> None:
     with pytest.raises(InputError, match="input 'count' must be an integer"):
         coerce_inputs(WF, {"count": text})
 
 
-@pytest.mark.parametrize("text", ["nan", "inf", ""])
+@pytest.mark.parametrize("text", ["nan", "inf", "", "1_0.5", "\u0663.5", "Infinity"])
 def test_bad_number(text: str) -> None:
     with pytest.raises(InputError, match="input 'ratio' must be a number"):
         coerce_inputs(WF, {"count": "1", "ratio": text})
