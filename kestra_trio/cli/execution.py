@@ -549,7 +549,7 @@ async def cancel(
             return EXIT_OK
         _say(
             f"Cancel requested for execution {shown}"
-            + ("" if created else " (a request was already pending)"),
+            + ("" if created else " (it was already requested)"),
             stream=sys.stdout,
         )
         state = execution.state

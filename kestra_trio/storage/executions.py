@@ -233,10 +233,10 @@ def _request_cancel(
     execution = ExecutionRow.from_row(row)
     if execution.is_terminal:
         return execution, False
-    pending = raw.execute(
-        "SELECT 1 FROM cancel_requests WHERE execution_id = ? AND handled_at IS NULL", (execution_id,)
-    ).fetchone()
-    if pending is not None:
+    # pending, or already taken by the engine that is now stopping: either way a second
+    # request would change nothing, so nothing is recorded
+    earlier = raw.execute("SELECT 1 FROM cancel_requests WHERE execution_id = ? LIMIT 1", (execution_id,)).fetchone()
+    if earlier is not None:
         return execution, False
     at = now_ms()
     raw.execute(

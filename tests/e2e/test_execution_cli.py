@@ -599,7 +599,7 @@ def test_cancel_without_engine_reports_state_and_note(db: Path) -> None:
     )
     assert result.stderr.startswith("note: the engine process recorded for this execution (pid ")
     again = kt("cancel", "ex-stuck", "--wait", "0", db=db)  # idempotent: one pending request
-    assert again.stdout.startswith("Cancel requested for execution ex-stuck (a request was already pending)\n")
+    assert again.stdout.startswith("Cancel requested for execution ex-stuck (it was already requested)\n")
     audit = json.loads(kt("inspect", "ex-stuck", "--json", db=db).stdout)["audit_events"]
     requests = [e for e in audit if e["event_type"] == "CANCEL_REQUESTED"]
     assert [r["metadata"] for r in requests] == [{"requested_by": "user", "reason": "too slow"}]

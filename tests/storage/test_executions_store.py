@@ -207,6 +207,9 @@ async def test_cancel_request_is_idempotent(db: Database) -> None:
     assert [(r.requested_by, r.reason) for r in taken] == [("user", "stop")]
     assert not await store.has_cancel_request("ex-1")
     assert await store.take_cancel_requests("ex-1") == []
+    # the engine took it and is stopping: a third request changes nothing either
+    _, third = await store.request_cancel("ex-1", "user", "stop, please")
+    assert third is False and not await store.has_cancel_request("ex-1")
     kinds = [kind for kind, _ in await db.run(audit_rows)]
     assert kinds.count("CANCEL_REQUESTED") == 1
 
