@@ -215,9 +215,12 @@ class ExecutionRun:
                     )
                 elif not self.force_kill.is_set():
                     self.force_kill.set()
+                    # "again" only when the stop itself came from a signal (not a timeout or a
+                    # cancel from another terminal)
+                    when = "again" if self.stop_request.signal is not None else f"while stopping ({self.stop_request.message})"
                     await self.log(
                         LogLevel.WARN, "scheduler",
-                        f"Received {name} again: killing running tasks now (SIGKILL, no grace period)",
+                        f"Received {name} {when}: killing running tasks now (SIGKILL, no grace period)",
                         signal=name,
                     )
                     self.progress(ProgressEvent.for_execution(self.execution_id, State.RUNNING, "FORCING", None))
