@@ -299,8 +299,8 @@ def _read_ready(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:
 # ---------------------------------------------------------------- killing
 
 
-def _signal_group(handle: ProcessHandle, sig: signal.Signals) -> bool:
-    """Signal the whole group; False when no process of it is left."""
+def _signal_group(handle: ProcessHandle, sig: int) -> bool:
+    """Signal the whole group (0: only check it exists); False when no process of it is left."""
     try:
         os.killpg(handle.pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -585,6 +585,9 @@ async def _supervise(
             with trio.CancelScope(shield=True):
                 await _terminate(process, handle, kill_grace, force_kill)
         handle.exit_code = process.returncode
+        # the command ended on its own but left live processes (`cmd &`, nohup): they die with
+        # the task, and the log says so (signal 0 first: the common path never scans /proc)
+        left_behind = interrupted is None and _signal_group(handle, 0) and _group_running(handle.pgid)
         if _signal_group(handle, signal.SIGKILL):  # grandchildren were still in the group
             with trio.CancelScope(shield=True):
                 await _wait_group_gone(handle.pgid)
@@ -592,6 +595,12 @@ async def _supervise(
         drain.stop_reading_at(now + DRAIN_READ_DEADLINE)
         pump_scope.deadline = now + DRAIN_SEND_DEADLINE
     with trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_SEND_DEADLINE):
+        if left_behind:
+            await emitter.note(
+                LogLevel.WARN,
+                "the command exited but left processes running in its process group (background jobs, "
+                "nohup); they were killed with SIGKILL: no process outlives its task",
+            )
         for name in drain.timed_out:
             await emitter.note(
                 LogLevel.WARN,

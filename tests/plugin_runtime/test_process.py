@@ -464,3 +464,17 @@ async def test_a_late_reader_is_not_blamed_for_a_held_pipe() -> None:
     await stream.aclose()
     os.close(write_fd)
     assert held.timed_out == ["stdout"]
+
+
+async def test_processes_left_behind_by_a_finished_command_are_killed_and_logged(
+    inv_for: InvFor, make_plugin: MakePlugin, run_plugin: RunPlugin
+) -> None:
+    manifest = make_plugin(command=["unused"], name="shell", namespace="core", action="run", runtime="builtin")
+    outcome, entries = await run_plugin(inv_for(manifest, {"command": "sleep 3519 & echo started"}))
+    assert outcome.ok
+    warnings = [e.message for e in entries if e.level == LogLevel.WARN]
+    assert len(warnings) == 1 and "left processes running in its process group" in warnings[0]
+    assert not [p for p in psutil.process_iter(["cmdline", "status"])
+                if p.info["cmdline"] == ["sleep", "3519"] and p.info["status"] != psutil.STATUS_ZOMBIE]
+    clean, clean_entries = await run_plugin(inv_for(manifest, {"command": "echo alone"}))
+    assert clean.ok and [e.level for e in clean_entries] == [LogLevel.INFO]  # nothing to say
