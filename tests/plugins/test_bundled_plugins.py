@@ -51,10 +51,10 @@ async def test_shell_argv_env_cwd(run_bundled: RunBundled, runtime: str, tmp_pat
     assert [e.message for e in entries] == ["hi 3 2.5 true", str(tmp_path / "sub")]  # JSON's true, not True
 
 
-async def test_shell_missing_cwd_is_not_started(run_bundled: RunBundled, tmp_path: Path) -> None:
+async def test_shell_missing_cwd_is_invalid_input_named_as_such(run_bundled: RunBundled, tmp_path: Path) -> None:
     outcome, _ = await run_bundled("core/shell.run", {"command": "true", "cwd": "nope"}, workdir=tmp_path)
-    assert outcome.reason_code == Reason.PLUGIN_NOT_STARTED
-    assert outcome.error["message"].endswith(f"No such file or directory: {tmp_path / 'nope'}")
+    assert outcome.reason_code == Reason.INVALID_INPUT  # not "cannot start /bin/sh: No such file"
+    assert outcome.error["message"].endswith(f"the working directory {tmp_path / 'nope'} does not exist")
 
 
 async def test_shell_rejects_bad_inputs(run_bundled: RunBundled) -> None:
