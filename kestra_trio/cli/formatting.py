@@ -435,7 +435,7 @@ def error_lines(task: TaskRunRow, *, indent: str = "  ") -> list[Text]:
     if facts:
         head.append(" (" + ", ".join(facts) + ")")
     lines.append(head)
-    message = error.get("message") or task.message
+    message = error.get("message") or error.get("_unreadable") or task.message
     if message:
         for line in literal(str(message)).splitlines() or [""]:
             lines.append(Text(indent * 2 + line, style="kt.error"))

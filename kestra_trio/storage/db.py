@@ -64,7 +64,8 @@ class Database:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(raw_connection, *args)` in the connection's worker thread (not interruptible)."""
-        return await anyio.to_thread.run_sync(partial(fn, self._raw, *args), limiter=self._limiter)
+        call = partial(fn, self._raw, *args) if fn is _in_write_txn else partial(_tolerant_reads, fn, self._raw, *args)
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """A consistent read: `fn` runs inside one read transaction (one WAL snapshot)."""
@@ -92,6 +93,27 @@ class Database:
 def is_busy(exc: BaseException) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text
+
+
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _tolerant_reads(fn: Callable[..., T], raw: sqlite3.Connection, *args: Any) -> T:
+    """Run a read; if a stored text is not UTF-8 (a hand-edited row), run it once more with
+    such bytes shown as U+FFFD, so one bad row does not make the whole log unreadable. The
+    fast C decoder stays the default: only the failing read pays for the Python one."""
+    try:
+        return fn(raw, *args)
+    except sqlite3.OperationalError as exc:
+        if "Could not decode to UTF-8" not in str(exc):
+            raise
+    previous = raw.text_factory
+    raw.text_factory = _lenient_text
+    try:
+        return fn(raw, *args)
+    finally:
+        raw.text_factory = previous
 
 
 def _in_write_txn(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:

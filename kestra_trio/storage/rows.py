@@ -28,13 +28,20 @@ def typed(columns: str, *, text: frozenset[str] = frozenset()) -> str:
     )
 
 
-def _json(text: str | None, default: Any = None) -> Any:
+def _json(text: str | None, default: Any = None, kind: type = dict) -> Any:
+    """A JSON column, always of the expected `kind` (a hand-edited row must not crash a
+    reader that relies on it): anything else is kept, as text, under `_unreadable`."""
     if text is None:
         return default
     try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        return {"_unreadable": text}
+        value = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        value = None
+    if isinstance(value, dict) and kind is dict:
+        return value
+    if isinstance(value, list) and kind is list:  # a list of ids: text items
+        return [item if isinstance(item, str) else json.dumps(item) for item in value]
+    return {"_unreadable": text} if kind is dict else [text]
 
 
 #: executions.id is the text id (logs and audit events have integer ids)
@@ -114,7 +121,7 @@ class TaskRunRow:
     @classmethod
     def from_row(cls, row: tuple) -> TaskRunRow:
         values = list(row)
-        values[4] = _json(values[4], [])
+        values[4] = _json(values[4], [], list)
         for index in (11, 12, 13):
             values[index] = _json(values[index])
         return cls(*values)

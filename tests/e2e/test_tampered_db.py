@@ -61,7 +61,9 @@ def test_odd_values_are_shown_not_crashed_on(tampered: tuple[Path, str], args: l
         assert "raw bytes, valid utf-8" in result.stdout and "text timestamp" in result.stdout
 
 
-def test_undecodable_bytes_are_a_one_line_database_error(tampered: tuple[Path, str], tmp_path: Path) -> None:
+def test_undecodable_bytes_are_shown_replaced_and_the_rest_of_the_log_still_reads(
+    tampered: tuple[Path, str], tmp_path: Path
+) -> None:
     db, execution_id = tampered
     copy = tmp_path / "bad.db"
     with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
@@ -71,7 +73,21 @@ def test_undecodable_bytes_are_a_one_line_database_error(tampered: tuple[Path, s
             "VALUES (?, 'echo', 1, 'INFO', 'x', ?)",
             (execution_id, b"\xff\xfe not utf-8"),
         )
-    result = kt("execution", "logs", execution_id, db=copy)
-    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
-    assert result.returncode == 3, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    for args in (["logs", execution_id], ["logs", execution_id, "--jsonl"], ["inspect", execution_id, "--task", "echo"]):
+        result = kt("execution", *args, db=copy)
+        assert (result.returncode, result.stderr) == (0, ""), args
+        assert "\ufffd\ufffd not utf-8" in result.stdout and "hello" in result.stdout, args
+
+
+def test_json_columns_of_the_wrong_shape_are_shown_not_crashed_on(tampered: tuple[Path, str], tmp_path: Path) -> None:
+    db, execution_id = tampered
+    copy = tmp_path / "shapes.db"
+    with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+        dst.execute("UPDATE task_runs SET error = '\"just a string\"', needs = '\"x\"', state = 'FAILED' WHERE execution_id = ?", (execution_id,))
+        dst.execute("DROP TRIGGER audit_no_update")
+        dst.execute("UPDATE execution_audit_events SET metadata = '[\"x\"]' WHERE execution_id = ?", (execution_id,))
+    for args in (["inspect", execution_id], ["inspect", execution_id, "--audit", "--timeline"], ["inspect", execution_id, "--json"]):
+        result = kt("execution", *args, db=copy)
+        assert "internal error" not in result.stderr and result.returncode == 0, (args, result.stderr)
+    assert "just a string" in kt("execution", "inspect", execution_id, db=copy).stdout
