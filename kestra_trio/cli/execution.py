@@ -315,6 +315,8 @@ async def _follow(database, reads, log_filter, execution_id: str, render, write,
         new = await drain()
         if state is None or state in TERMINAL:
             return printed, None
+        if new == 0 and _reader_gone(out):  # `--follow | head -n 5`: nothing to write that would tell
+            raise BrokenPipeError(32, "the reader of stdout went away")
         if new == 0 and trio.current_time() >= next_check:
             next_check = trio.current_time() + ENGINE_CHECK_SECONDS
             row = await store.get(execution_id)
@@ -327,6 +329,19 @@ async def _follow(database, reads, log_filter, execution_id: str, render, write,
                     return printed, None
                 return printed, row.engine_pid
         await trio.sleep(POLL_SECONDS)
+
+
+def _reader_gone(out) -> bool:
+    """True when stdout is a pipe whose reader has closed it (poll reports POLLERR/POLLHUP),
+    which otherwise shows only at the next write, and a quiet execution may not write for hours."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(out.fileno(), 0)  # errors and hang-ups are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _engine_gone(pid: int | None, host: str | None) -> bool:

@@ -407,3 +407,21 @@ def test_the_follow_hint_repeats_db_so_it_works_when_pasted_in_another_folder(tm
     follow = subprocess.run([CLI, *argv[1:]], capture_output=True, text=True, timeout=60, cwd=tmp_path,
                             env={**os.environ, "NO_COLOR": "1"})
     assert follow.returncode == 0 and "hello" in follow.stdout, follow.stderr
+
+
+def test_follow_into_a_closed_pipe_exits_while_the_execution_is_quiet(tmp_path):
+    # `execution logs --follow | head -n 1` on a task that prints nothing for minutes
+    db = tmp_path / "k.db"
+    proc, _ = _start_long_run(tmp_path, db)
+    try:
+        [(execution_id,)] = db_rows(db, "SELECT id FROM executions")
+        follow = subprocess.Popen([CLI, "execution", "logs", execution_id, "--follow", "--db", str(db)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+        assert follow.stdout.readline()  # what exists is printed at once
+        follow.stdout.close()  # the reader goes away; nothing new will be written for 100 s
+        assert follow.wait(timeout=20) == 0  # not when the execution ends
+        assert follow.stderr.read() == b""
+        follow.stderr.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
