@@ -446,7 +446,8 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
     # soft_wrap: long values and log lines are printed whole, never folded; tables still fit the width
     console.print(
         formatting.inspect_view(
-            snapshot, show_inputs=show_inputs, truncate=truncate, timeline=chart, audit=audit, width=width
+            snapshot, show_inputs=show_inputs, truncate=truncate, timeline=chart, audit=audit, width=width,
+            table_width=console.width,
         ),
         soft_wrap=True,
     )

@@ -365,23 +365,53 @@ def _task_duration_text(task: TaskRunRow, now: int) -> Text:
     return Text(format_duration_ms(duration))
 
 
-def task_table(snapshot: ExecutionSnapshot, tasks: Sequence[TaskRunRow] | None = None) -> Table:
-    """TASK, TYPE, STATE, ATTEMPTS, DURATION, STARTED, ENDED, NEEDS (times UTC)."""
-    table = _table("TASK", "TYPE", "STATE", "ATTEMPTS", "DURATION", "STARTED", "ENDED", "NEEDS")
+TASK_COLUMNS = ("TASK", "TYPE", "STATE", "ATTEMPTS", "DURATION", "STARTED", "ENDED", "NEEDS")
+#: on a narrow terminal the columns that fit are kept, in this order; the others are left out
+#: whole (cutting every column to a few letters made the table unreadable)
+_TASK_COLUMN_PRIORITY = ("TASK", "STATE", "DURATION", "ATTEMPTS", "NEEDS", "TYPE", "ENDED", "STARTED")
+_TASK_ID_MIN = 12  # a longer task id wraps
+
+
+def task_table(
+    snapshot: ExecutionSnapshot, tasks: Sequence[TaskRunRow] | None = None, *, width: int | None = None
+) -> Table:
+    """TASK, TYPE, STATE, ATTEMPTS, DURATION, STARTED, ENDED, NEEDS (times UTC); within
+    `width` columns, the most useful of them that fit."""
     now = snapshot.taken_at_ms
     states = snapshot.task_states
-    for task in snapshot.tasks if tasks is None else tasks:
-        table.add_row(
-            Text(literal(task.task_id)),
-            Text(literal(task.type)),
-            state_text(task.state),
-            Text(f"{task.attempt_count}/{task.max_attempts}"),
-            _task_duration_text(task, now),
-            Text(clock_ms(task.started_at)),
-            Text(clock_ms(task.ended_at)),
-            _needs_text(task, states),
-        )
+    rows = [
+        {
+            "TASK": Text(literal(task.task_id)),
+            "TYPE": Text(literal(task.type)),
+            "STATE": state_text(task.state),
+            "ATTEMPTS": Text(f"{task.attempt_count}/{task.max_attempts}"),
+            "DURATION": _task_duration_text(task, now),
+            "STARTED": Text(clock_ms(task.started_at)),
+            "ENDED": Text(clock_ms(task.ended_at)),
+            "NEEDS": _needs_text(task, states),
+        }
+        for task in (snapshot.tasks if tasks is None else tasks)
+    ]
+    columns = _fitting_columns(rows, width) if width else TASK_COLUMNS
+    task_width = min(_TASK_ID_MIN, max([4, *(row["TASK"].cell_len for row in rows)]))
+    table = _table(*columns, wrapping={**_WRAPPING, "TASK": task_width})
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
     return table
+
+
+def _fitting_columns(rows: list[dict[str, Text]], width: int) -> tuple[str, ...]:
+    natural = {name: max([len(name), *(row[name].cell_len for row in rows)]) for name in TASK_COLUMNS}
+    natural["TASK"] = min(natural["TASK"], _TASK_ID_MIN)  # wraps beyond that
+    natural["NEEDS"] = min(natural["NEEDS"], _WRAPPING["NEEDS"])
+    chosen: set[str] = set()
+    used = 0
+    for name in _TASK_COLUMN_PRIORITY:
+        needed = natural[name] + (2 if chosen else 0)  # 2: the padding between columns
+        if name == "TASK" or used + needed <= width:
+            chosen.add(name)
+            used += needed
+    return tuple(name for name in TASK_COLUMNS if name in chosen)
 
 
 def _attempt_line(attempt: AttemptRow, now: int) -> Text:
@@ -508,7 +538,7 @@ def retry_lines(snapshot: ExecutionSnapshot) -> list[Text]:
     return lines
 
 
-def execution_summary(snapshot: ExecutionSnapshot) -> Group:
+def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = None) -> Group:
     """For big executions: counts per state, failed and running tasks, and the --task hint."""
     counts = Counter(task.state for task in snapshot.tasks)
     parts: list[Any] = [_section(f"Tasks ({len(snapshot.tasks)}): summary")]
@@ -523,11 +553,11 @@ def execution_summary(snapshot: ExecutionSnapshot) -> Group:
     if failed:
         parts.append(Text(""))
         parts.append(_section(f"Failed tasks ({len(failed)})"))
-        parts.append(task_table(snapshot, failed))
+        parts.append(task_table(snapshot, failed, width=table_width))
     if running:
         parts.append(Text(""))
         parts.append(_section(f"Running tasks ({len(running)})"))
-        parts.append(task_table(snapshot, running))
+        parts.append(task_table(snapshot, running, width=table_width))
     parts.append(Text(""))
     parts.append(
         Text(
@@ -550,8 +580,10 @@ def inspect_view(
     timeline: Timeline | None = None,
     audit: bool = False,
     width: int = 40,
+    table_width: int | None = None,
 ) -> Group:
-    """The whole `execution inspect` text output as one renderable."""
+    """The whole `execution inspect` text output as one renderable (`width`: the timeline's
+    bars; `table_width`: the terminal's, which the task table fits in)."""
     parts: list[Any] = []
     if snapshot.running:
         parts.append(Text("Execution in progress", style="kt.note"))
@@ -560,14 +592,14 @@ def inspect_view(
         task = snapshot.task(snapshot.focus_task)
         assert task is not None
         parts.append(Text(""))
-        parts.append(task_detail(snapshot, task, show_inputs=show_inputs, truncate=truncate))
+        parts.append(task_detail(snapshot, task, show_inputs=show_inputs, truncate=truncate, table_width=table_width))
     elif len(snapshot.tasks) > SUMMARY_THRESHOLD:
         parts.append(Text(""))
-        parts.append(execution_summary(snapshot))
+        parts.append(execution_summary(snapshot, table_width))
     else:
         parts.append(Text(""))
         parts.append(_section(f"Tasks ({len(snapshot.tasks)})"))
-        parts.append(task_table(snapshot))
+        parts.append(task_table(snapshot, width=table_width))
         retries = retry_lines(snapshot)
         if retries:
             parts += [Text(""), _section("Retries"), *retries]
@@ -586,10 +618,11 @@ def inspect_view(
 
 
 def task_detail(
-    snapshot: ExecutionSnapshot, task: TaskRunRow, *, show_inputs: bool = True, truncate: bool = True
+    snapshot: ExecutionSnapshot, task: TaskRunRow, *, show_inputs: bool = True, truncate: bool = True,
+    table_width: int | None = None,
 ) -> Group:
     """One task in full: its row, attempts, error, inputs/outputs (with --show-inputs), last logs."""
-    parts: list[Any] = [_section(f"Task {literal(task.task_id)}"), task_table(snapshot, [task])]
+    parts: list[Any] = [_section(f"Task {literal(task.task_id)}"), task_table(snapshot, [task], width=table_width)]
     attempts = snapshot.attempts_by_task.get(task.task_id, [])
     parts += [Text(""), _section(f"Attempts ({len(attempts)})")]
     if attempts:

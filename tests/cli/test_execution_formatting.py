@@ -231,6 +231,25 @@ async def test_inspect_values_multi_line_as_blocks_and_look_alike_strings_quoted
     assert text.endswith("          line... (truncated)\n") and text.count("line") == 40  # 200 characters kept
 
 
+@pytest.mark.parametrize(
+    ("width", "header"),
+    [
+        (40, "TASK    STATE      ATTEMPTS  DURATION"),
+        (60, "TASK    STATE      ATTEMPTS  DURATION  ENDED         NEEDS"),
+        (80, "TASK    TYPE            STATE      ATTEMPTS  DURATION  ENDED         NEEDS"),
+        (None, "TASK    TYPE            STATE      ATTEMPTS  DURATION  STARTED       ENDED         NEEDS"),
+    ],
+)
+async def test_task_table_keeps_whole_columns_that_fit(tmp_path: Path, width, header) -> None:
+    # on a narrow terminal, columns are left out whole (task id first kept), never all cut short
+    snapshot = await _snapshot(tmp_path, _failed, "ex-failed")
+    text = render(F.task_table(snapshot, width=width), width=width or 200)
+    lines = text.splitlines()
+    assert lines[0] == header
+    assert all(len(line) <= (width or 200) for line in lines)
+    assert [line.split()[0] for line in lines[1:]] == ["fetch", "parse", "report"]
+
+
 async def test_timeline_table(tmp_path: Path) -> None:
     snapshot = await _snapshot(tmp_path, _failed, "ex-failed")
     chart = build_timeline(snapshot.execution, snapshot.tasks, snapshot.attempts_by_task, snapshot.taken_at_ms)
