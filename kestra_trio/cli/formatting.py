@@ -52,6 +52,10 @@ def _escape_table() -> dict[int, str]:
     # bidirectional overrides/isolates can make text display differently from what it is
     for code in [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
         table[code] = f"\\u{code:04x}"
+    # line/paragraph separators: some terminals and editors break the line there, so a
+    # plugin could start a line that looks like one of ours without a newline
+    for code in (0x2028, 0x2029):
+        table[code] = f"\\u{code:04x}"
     return table
 
 
@@ -71,7 +75,7 @@ def literal(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n"}
 
 
 def literal_line(text: str) -> str:
@@ -268,6 +272,57 @@ class LogJsonFormatter:
 
 def log_row_json(row: LogRow) -> str:
     return log_json(row.execution_id, row.task_id, row.timestamp, row.level, row.source, row.message, row.metadata)
+
+
+# --------------------------------------------------------------------------- stored rows, safe to show
+
+#: columns that are one short token (ids, states, codes): shown on one line whatever they hold
+_ONE_LINE_FIELDS = frozenset({
+    "id", "execution_id", "workflow_id", "namespace", "state", "reason_code", "trigger_type", "workflow_path",
+    "failed_task_id", "cancelled_by", "engine_host", "task_id", "type", "signal", "event_type", "source", "level",
+})
+
+
+def _safe_text(name: str, value: str) -> str:
+    return literal_line(value) if name in _ONE_LINE_FIELDS else literal(value)
+
+
+def _safe_value(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return _safe_text(name, value)
+    if name == "needs" and isinstance(value, list):
+        return [literal_line(str(item)) for item in value]
+    if name == "error" and isinstance(value, dict):  # its type/signal print as facts in a line
+        return {key: _safe_text(key, item) if isinstance(item, str) else item for key, item in value.items()}
+    return value
+
+
+def display_safe(row: Any) -> Any:
+    """A stored row with every text field made safe for a terminal (control characters and
+    bidi overrides escaped; ids and states kept on one line). A database edited by hand or
+    by another program can hold anything; the JSON outputs show it exactly instead."""
+    import dataclasses
+
+    changes = {}
+    for item in dataclasses.fields(row):
+        value = getattr(row, item.name)
+        safe = _safe_value(item.name, value)
+        if safe is not value and safe != value:
+            changes[item.name] = safe
+    return dataclasses.replace(row, **changes) if changes else row
+
+
+def display_safe_snapshot(snapshot: ExecutionSnapshot) -> ExecutionSnapshot:
+    import dataclasses
+
+    return dataclasses.replace(
+        snapshot,
+        execution=display_safe(snapshot.execution),
+        tasks=[display_safe(t) for t in snapshot.tasks],
+        attempts=[display_safe(a) for a in snapshot.attempts],
+        audit=[display_safe(event) for event in snapshot.audit],
+        focus_task=None if snapshot.focus_task is None else literal_line(snapshot.focus_task),
+    )
 
 
 # --------------------------------------------------------------------------- shared bits
@@ -584,6 +639,7 @@ def inspect_view(
 ) -> Group:
     """The whole `execution inspect` text output as one renderable (`width`: the timeline's
     bars; `table_width`: the terminal's, which the task table fits in)."""
+    snapshot = display_safe_snapshot(snapshot)
     parts: list[Any] = []
     if snapshot.running:
         parts.append(Text("Execution in progress", style="kt.note"))
@@ -696,8 +752,8 @@ def timeline_table(timeline: Timeline, *, width: int = 40) -> Table:
         else:
             label = Text(f"+{format_duration_ms(row.start)}  {format_duration_ms(row.duration)}")
             if row.state != "SUCCESS":
-                label.append(f"  {row.state}", style=state_style(row.state))
-        table.add_row(Text(literal(row.task_id)), timeline_bar(row, timeline.span, width), label)
+                label.append(f"  {literal_line(row.state)}", style=state_style(row.state))
+        table.add_row(Text(literal_line(row.task_id)), timeline_bar(row, timeline.span, width), label)
     return table
 
 
@@ -827,7 +883,7 @@ def task_counts_text(counts: Mapping[str, int]) -> Text:
     for index, (state, count) in enumerate(sorted(counts.items(), key=lambda kv: _STATE_ORDER.get(kv[0], 99))):
         if index:
             text.append(" ")
-        text.append(f"{count} {state}", style=state_style(state))
+        text.append(f"{count} {literal_line(state)}", style=state_style(state))
     return text if counts else Text("-", style="kt.muted")
 
 
@@ -837,7 +893,9 @@ def execution_list_table(
     """ID, WORKFLOW, STATE, STARTED (UTC), DURATION, TASKS — newest first, as given."""
     # STARTED may wrap too: else an 80-column terminal squeezes TASKS to nothing
     table = _table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS", wrapping={**_WRAPPING, "STARTED": 10})
-    for execution in executions:
+    for stored in executions:
+        tasks = counts.get(stored.id, {})
+        execution = display_safe(stored)
         running = execution.state not in _TERMINAL
         duration = _duration_of(execution.started_at, execution.ended_at, now_ms, running)
         started = iso_ms(execution.started_at or execution.created_at) or "-"
@@ -847,7 +905,7 @@ def execution_list_table(
             state_text(execution.state, running_marker=False),
             Text(started.replace("T", " ").removesuffix("Z")),
             Text(format_duration_ms(duration) if duration is not None else "-"),
-            task_counts_text(counts.get(execution.id, {})),
+            task_counts_text(tasks),
         )
     table.columns[0].min_width = max((len(e.id) for e in executions), default=2)
     return table

@@ -378,6 +378,8 @@ def test_literal_line_keeps_a_message_on_one_line() -> None:
     assert F.literal_line("019c8c0a-plain id") == "019c8c0a-plain id"  # printable: unchanged
     assert F.literal_line("\x1b[31m1680\nab\tc\rd\x00\u2028\u202e") == "\\x1b[31m1680\\nab\\tc\\rd\\x00\\u2028\\u202e"
     assert F.literal("a\nb\tc") == "a\nb\tc"  # log text keeps its layout
+    # ...but not a Unicode line separator, which some terminals break on without a newline
+    assert F.literal("a\u2028[INFO] fake\u2029") == "a\\u2028[INFO] fake\\u2029"
 
 
 def test_list_on_an_80_column_terminal_keeps_every_column_and_whole_ids():

@@ -91,3 +91,22 @@ def test_json_columns_of_the_wrong_shape_are_shown_not_crashed_on(tampered: tupl
         result = kt("execution", *args, db=copy)
         assert "internal error" not in result.stderr and result.returncode == 0, (args, result.stderr)
     assert "just a string" in kt("execution", "inspect", execution_id, db=copy).stdout
+
+
+def test_stored_control_characters_never_reach_the_terminal(tampered: tuple[Path, str], tmp_path: Path) -> None:
+    db, execution_id = tampered
+    copy = tmp_path / "escapes.db"
+    hostile = "RUN\x1b[5m\nNING\u202e"
+    with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+        dst.execute("UPDATE executions SET state = ?, reason_code = ?, trigger_type = ?, cancelled_by = ? WHERE id = ?",
+                    (hostile, hostile, hostile, hostile, execution_id))
+        dst.execute("UPDATE task_runs SET state = ?, error = ? WHERE execution_id = ? AND task_id = 'echo'",
+                    (hostile, '{"type": "T\\u001b[2J", "signal": "S\\nIG", "message": "m"}', execution_id))
+        dst.execute("DROP TRIGGER audit_no_update")
+        dst.execute("UPDATE execution_audit_events SET event_type = ? WHERE execution_id = ?", (hostile, execution_id))
+    for args in (["list"], ["inspect", execution_id, "--audit", "--timeline"], ["inspect", execution_id, "--task", "echo"]):
+        result = kt("execution", *args, db=copy)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "\x1b" not in result.stdout and "\u202e" not in result.stdout, args
+        assert "RUN\\x1b[5m\\nNING" in result.stdout, args  # shown escaped, on one line
