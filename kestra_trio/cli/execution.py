@@ -491,8 +491,9 @@ async def list_(
         state = state.strip().upper()
         if state not in STATES:
             return _fail(f"Invalid state. Must be one of: {', '.join(STATES)}")
-    if not 1 <= limit <= 1_000_000:
-        return _fail("--limit must be between 1 and 1000000")
+    if not 1 <= limit <= 1_000_000:  # a bad argument, as `--limit abc`: exit 2
+        _say("--limit must be between 1 and 1000000")
+        return EXIT_USAGE
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = ExecutionStore(database)
         rows = await store.list(workflow_id=_stored(workflow), state=state, limit=limit)

@@ -14,7 +14,7 @@ __all__ = ["DURATION_EXAMPLES", "format_duration", "parse_duration"]
 DURATION_EXAMPLES = "500ms, 30s, 5m, 2h, 1d"
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_NUMBER = r"\d+(?:\.\d+)?"
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits: \d would also take other scripts' digits (٣)
 # the units must appear in decreasing order, each at most once: `1h30m`, not `30m1h`
 _COMPOUND = re.compile(
     rf"(?:(?P<d>{_NUMBER})d)?(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m(?!s))?"

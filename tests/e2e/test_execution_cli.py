@@ -716,5 +716,9 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(db: Path) -> None:
 def test_out_of_range_arguments_are_bad_arguments_or_say_the_bound(db: Path) -> None:
     wait = kt("cancel", "ex-stuck", "--wait", "-1", db=db)
     assert (wait.returncode, wait.stderr) == (2, "--wait must be between 0 and 3600 seconds\n")  # as `--wait abc`
+    limit = kt("list", "--limit", "0", db=db)
+    assert (limit.returncode, limit.stderr) == (2, "--limit must be between 1 and 1000000\n")  # as `--limit abc`
+    digits = kt("logs", "ex-success", "--since", "\u0661s", db=db)  # an Arabic-Indic 1: not a time as written
+    assert (digits.returncode, digits.stderr) == (1, "Invalid time format. Examples: 5m, 2h, 1d\n")
     since = kt("logs", "ex-success", "--since", "3651d", db=db)
     assert (since.returncode, since.stderr) == (1, "Invalid time format. Examples: 5m, 2h, 1d (at most 3650d)\n")
