@@ -451,6 +451,13 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
         ),
         soft_wrap=True,
     )
+    execution = snapshot.execution
+    if snapshot.running and _engine_gone(execution.engine_pid, execution.engine_host):
+        # what `logs --follow` says too: "RUNNING" alone would look like a live execution
+        _say(
+            f"note: the engine running this execution (pid {execution.engine_pid}) is gone; the execution will be "
+            "marked FAILED (ENGINE_LOST) when kestra-trio next runs"
+        )
 
 
 # --------------------------------------------------------------------------- list

@@ -593,7 +593,7 @@ def retry_lines(snapshot: ExecutionSnapshot) -> list[Text]:
     return lines
 
 
-def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = None) -> Group:
+def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = None, show_inputs: bool = False) -> Group:
     """For big executions: counts per state, failed and running tasks, and the --task hint."""
     counts = Counter(task.state for task in snapshot.tasks)
     parts: list[Any] = [_section(f"Tasks ({len(snapshot.tasks)}): summary")]
@@ -617,7 +617,10 @@ def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = Non
     parts.append(
         Text(
             f"{len(snapshot.tasks)} tasks: showing a summary. "
-            f"Use --task <task-id> to see one task in full.",
+            + (
+                "Inputs and outputs are shown one task at a time: add --task <task-id>."
+                if show_inputs else "Use --task <task-id> to see one task in full."
+            ),
             style="kt.hint",
         )
     )
@@ -651,7 +654,7 @@ def inspect_view(
         parts.append(task_detail(snapshot, task, show_inputs=show_inputs, truncate=truncate, table_width=table_width))
     elif len(snapshot.tasks) > SUMMARY_THRESHOLD:
         parts.append(Text(""))
-        parts.append(execution_summary(snapshot, table_width))
+        parts.append(execution_summary(snapshot, table_width, show_inputs))
     else:
         parts.append(Text(""))
         parts.append(_section(f"Tasks ({len(snapshot.tasks)})"))

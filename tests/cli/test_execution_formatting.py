@@ -320,6 +320,9 @@ async def test_big_execution_summary_and_task_detail(tmp_path: Path) -> None:
     assert "Failed tasks (1)\nTASK" in text and "\nt57   core/shell.run  FAILED" in text
     assert "Running tasks (1)\nTASK" in text and "t58   core/shell.run  ⏳ RUNNING  1/1       running for 1s" in text
     assert text.endswith("60 tasks: showing a summary. Use --task <task-id> to see one task in full.\n")
+    # --show-inputs is not silently dropped in summary mode: the hint says how to get them
+    with_inputs = render(F.inspect_view(snapshot, show_inputs=True))
+    assert with_inputs.endswith("Inputs and outputs are shown one task at a time: add --task <task-id>.\n")
     assert "t03" not in text
 
     async with open_database(tmp_path / "k.db") as db:

@@ -479,6 +479,8 @@ def test_follow_stops_when_a_real_engine_is_killed(tmp_path: Path) -> None:
                     stream.close()
     inspected = json.loads(kt("inspect", execution_id, "--json", db=path).stdout)["execution"]
     assert (inspected["state"], inspected["engine_pid"]) == ("RUNNING", engine.pid)
+    text_view = kt("inspect", execution_id, db=path)  # "RUNNING" alone would look alive
+    assert f"note: the engine running this execution (pid {engine.pid}) is gone" in text_view.stderr
     committed = kt("logs", execution_id, db=path).stdout.splitlines(keepends=True)
     assert any(line.endswith("] tick 5\n") for line in committed)
     assert sorted(lines) == sorted(committed)  # every committed line, once (follow prints in commit order)
