@@ -50,6 +50,9 @@ def _describe(path: Path, exc: BaseException) -> str:
         "not a database" in text or "malformed" in text or "file is encrypted" in text
     ):
         return f"{path}: not a kestra-trio database or the file is corrupt ({text})"
+    if "unable to open database file" in text and path.is_file():
+        # the file is there: what failed is usually the -wal/-shm files WAL mode creates beside it
+        text += f" (SQLite also creates {path.name}-wal and {path.name}-shm there: the folder must be writable)"
     return f"cannot open database {path}: {text}"
 
 

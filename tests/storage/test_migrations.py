@@ -254,3 +254,13 @@ async def test_open_waits_while_another_engine_holds_the_write_lock_of_a_new_fil
             assert await db.run(lambda raw: raw.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     assert not other.in_transaction
     other.close()
+
+
+def test_cannot_open_an_existing_file_hints_at_the_folder(tmp_path: Path) -> None:
+    from kestra_trio.storage.db import _describe
+
+    path = tmp_path / "a.db"
+    path.write_bytes(b"")
+    message = _describe(path, sqlite3.OperationalError("unable to open database file"))
+    assert message.endswith("(SQLite also creates a.db-wal and a.db-shm there: the folder must be writable)")
+    assert "folder" not in _describe(tmp_path / "missing.db", sqlite3.OperationalError("unable to open database file"))
