@@ -15,13 +15,14 @@ CANCELLED state (shielded) on the way out. ExceptionGroups are unwrapped here an
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets as _secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,10 +203,15 @@ class ExecutionRun:
                     StopRequest(Reason.EXECUTION_CANCELLED, first.requested_by, first.reason or "cancelled by request")
                 )
 
-    async def watch_signals(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def watch_signals(
+        self, signals: AsyncIterator[int], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """For the whole run (finishing included): Ctrl+C / SIGTERM / SIGHUP (terminal closed)
-        become a recorded stop. Another one while stopping skips the kill grace period."""
-        with self.signal_scope, trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        become a recorded stop. Another one while stopping skips the kill grace period.
+
+        `signals` is opened before the execution is created, so a signal that arrives while it
+        is being created waits here instead of killing the engine with the execution PENDING."""
+        with self.signal_scope:
             task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name
@@ -320,9 +326,18 @@ async def run_execution(
     options: EngineOptions | None = None,
 ) -> ExecutionResult:
     """Run one execution to its end and return what happened (it is all in the database too)."""
+    options = options or EngineOptions()
+    with contextlib.ExitStack() as stack:
+        signals = stack.enter_context(trio.open_signal_receiver(*STOP_SIGNALS)) if options.handle_signals else None
+        return await _run_execution(workflow, inputs, db, registry, options, signals)
+
+
+async def _run_execution(
+    workflow: Workflow, inputs: Mapping[str, Any], db: Database, registry: Any, options: EngineOptions,
+    signals: AsyncIterator[int] | None,
+) -> ExecutionResult:
     from kestra_trio.plugin_runtime.reaper import open_group_reaper
 
-    options = options or EngineOptions()
     secrets = resolve_secrets(options.environ)
     run = ExecutionRun(workflow, inputs, db=db, registry=registry, options=options, secrets=secrets)
     scheduler = Scheduler(run)
@@ -355,8 +370,8 @@ async def run_execution(
     run.progress(ProgressEvent.for_execution(run.execution_id, State.PENDING, "CREATED", None))
     async with trio.open_nursery() as root:
         await root.start(run.collector.run)
-        if options.handle_signals:
-            await root.start(run.watch_signals)
+        if signals is not None:
+            await root.start(run.watch_signals, signals)
         try:
             await run.log(
                 LogLevel.INFO,

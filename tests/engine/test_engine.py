@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -536,3 +537,36 @@ tasks:
         )
     ]
     assert started == ["flaky#1", "other#1", "flaky#2"]  # `other` ran during flaky's backoff
+
+
+def test_ctrl_c_while_the_execution_is_being_created_still_records_it_cancelled(tmp_path):
+    # The signal lands right after the execution row is committed, before the engine's tasks
+    # run: it must wait for the signal watcher, not kill the engine with the execution PENDING.
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text("id: early\ntasks:\n  - id: a\n    type: core/shell.run\n    inputs: {command: 'sleep 60'}\n")
+    script = f"""
+import os, signal, sqlite3, trio
+from kestra_trio.engine.runner import EngineOptions, run_execution
+from kestra_trio.model.loading import load_workflow
+from kestra_trio.plugin_runtime.registry import PluginRegistry
+from kestra_trio.storage.db import open_database
+
+def on_progress(event):
+    if event.reason == "CREATED":
+        os.kill(os.getpid(), signal.SIGINT)
+
+async def main():
+    registry = PluginRegistry.discover()
+    workflow = load_workflow({str(workflow)!r}, catalog=registry)
+    async with open_database({str(tmp_path / 'k.db')!r}) as db:
+        result = await run_execution(workflow, {{}}, db=db, registry=registry,
+                                     options=EngineOptions(on_progress=on_progress, kill_grace=1))
+    print(result.state.value, result.reason_code)
+
+trio.run(main)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["CANCELLED", "EXECUTION_CANCELLED"]
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("SELECT state, cancelled_by FROM executions").fetchall() == [("CANCELLED", "user")]
