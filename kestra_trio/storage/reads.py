@@ -10,7 +10,7 @@ prints up to a million of them and building a dataclass per row would be most of
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kestra_trio.storage.logs import LogFilter
 from kestra_trio.storage.logs import filter_clauses as _log_where
@@ -44,6 +44,10 @@ def log_page_by_time(
     `idx_logs_execution` (execution_id, timestamp[, rowid]), so every page costs the same
     however deep into a million-row log it is.
     """
+    if after is not None and f.since_ms is not None and after[0] >= f.since_ms:
+        # past the first page the cursor already implies `timestamp >= since`; left in, the
+        # since bound is the one SQLite seeks to, so every page rescanned from it (quadratic)
+        f = replace(f, since_ms=None)
     clauses, params = _log_where(f)
     if after is not None:
         clauses.append("(timestamp, id) > (?, ?)")

@@ -143,3 +143,31 @@ async def test_collector_stores_an_entry_with_a_lone_surrogate_replaced_instead_
     assert rows == [("line 1", '{"stream":"stdout"}'), ("half \ufffd a pair", '{"k\ufffd":"v\ufffd"}'), ("line 3", '{"stream":"stdout"}')]
     assert errors == []  # a data problem, not a database outage
     assert await db.run(log_counts) == {"ex-1": 3, "ex-2": 0}
+
+
+async def test_a_page_with_since_costs_the_same_deep_in_the_log(db: Database) -> None:
+    """`--since` must not make SQLite rescan from the since bound on every page (quadratic)."""
+    from kestra_trio.storage.reads import log_page_by_time
+
+    store = LogStore(db)
+    await store.insert_batch([entry(i, timestamp=1000 + i) for i in range(20_000)])
+    f = LogFilter("ex-1", since_ms=1000)
+
+    def steps_for_page(raw: sqlite3.Connection, after: tuple[int, int] | None) -> int:
+        counter = [0]
+
+        def tick() -> int:
+            counter[0] += 1
+            return 0
+
+        raw.set_progress_handler(tick, 100)  # called every 100 virtual-machine steps
+        try:
+            assert len(log_page_by_time(raw, f, after, 100)) == 100
+        finally:
+            raw.set_progress_handler(None, 0)
+        return counter[0]
+
+    first = await db.run(steps_for_page, None)
+    [(ts, row_id)] = await db.run(lambda raw: raw.execute("SELECT timestamp, id FROM execution_logs WHERE timestamp = 19000").fetchall())
+    deep = await db.run(steps_for_page, (ts, row_id))
+    assert deep <= first * 2  # was ~190x: every row from `since` to the cursor was visited again
