@@ -442,7 +442,7 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
         rows = snapshot.tasks if task is None else [t for t in snapshot.tasks if t.task_id == task]
         chart = build_timeline(snapshot.execution, rows, snapshot.attempts_by_task, snapshot.taken_at_ms)
         longest_id = max((len(t.task_id) for t in rows), default=4)
-        width = max(20, min(60, console.width - longest_id - 30))
+        width = formatting.timeline_bar_width(console.width, longest_id)
     # soft_wrap: long values and log lines are printed whole, never folded; tables still fit the width
     console.print(
         formatting.inspect_view(

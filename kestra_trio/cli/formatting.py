@@ -738,12 +738,24 @@ def timeline_bar(row: Any, span: int, width: int) -> Text:
     return text
 
 
+#: the task id column of the timeline; a longer id wraps
+TIMELINE_ID_WIDTH = 24
+#: room the timeline keeps beside its bars for the offset, duration and state
+TIMELINE_LABEL_WIDTH = 28
+
+
+def timeline_bar_width(terminal_width: int, longest_id: int) -> int:
+    """As many bar cells as the terminal leaves beside the task ids and labels (8 to 60)."""
+    return max(8, min(60, terminal_width - min(longest_id, TIMELINE_ID_WIDTH) - TIMELINE_LABEL_WIDTH))
+
+
 def timeline_table(timeline: Timeline, *, width: int = 40) -> Table:
     """A Gantt chart relative to the execution start; overlapping bars are tasks run in parallel."""
     table = Table.grid(padding=(0, 1))
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True)
+    # on a narrow terminal a long task id and the times wrap whole; only the bar is fixed
+    table.add_column(overflow="fold", max_width=TIMELINE_ID_WIDTH)
+    table.add_column(no_wrap=True, min_width=width)
+    table.add_column(overflow="fold")
     start_label, end_label = "0s", format_duration_ms(timeline.span) + (" (now)" if timeline.running else "")
     axis = start_label + " " * max(1, width - len(start_label) - len(end_label)) + end_label
     table.add_row(Text(""), Text(axis, style="kt.muted"), Text(""))

@@ -261,6 +261,25 @@ async def test_timeline_table(tmp_path: Path) -> None:
     )
 
 
+async def test_timeline_on_a_narrow_terminal_wraps_ids_and_times_whole(tmp_path: Path) -> None:
+    async def build(db) -> None:
+        ex = ExecutionFactory(db, "narrow")
+        await ex.create([task("a-very-long-task-identifier-" + "x" * 30), task("b")])
+        await ex.start(0)
+        await ex.run_task("a-very-long-task-identifier-" + "x" * 30, start=0, end=2000)
+        await ex.fail_task("b", start=100, end=1500, message="boom")
+        await ex.finish("FAILED", at=2000)
+
+    snapshot = await _snapshot(tmp_path, build, "narrow")
+    chart = build_timeline(snapshot.execution, snapshot.tasks, snapshot.attempts_by_task, 0)
+    bars = F.timeline_bar_width(40, max(len(t.task_id) for t in snapshot.tasks))
+    text = render(F.timeline_table(chart, width=bars), width=40)
+    assert all(len(line) <= 40 for line in text.splitlines())
+    assert "…" not in text  # nothing cut: ids and times wrap instead
+    flat = text.replace("\n", "")
+    assert "+100ms  1.4s" in flat and "FAILED" in flat
+
+
 async def test_parallel_bars_overlap(tmp_path: Path) -> None:
     async def build(db) -> None:
         ex = ExecutionFactory(db, "par")
