@@ -8,6 +8,7 @@ error and as a final log line.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -106,7 +107,7 @@ class TaskWorker:
             await run.log(
                 LogLevel.INFO, "worker",
                 f"Task {task_id} started: {spec.type} (attempt {attempt}/{max_attempts})",
-                task_id=task_id, attempt=attempt, type=spec.type, inputs=masked_inputs,
+                task_id=task_id, attempt=attempt, type=spec.type, inputs=_bounded(masked_inputs, run.execution_id, task_id),
             )
             run.progress(
                 ProgressEvent(run.execution_id, task_id, State.RUNNING, "STARTED", None, attempt, max_attempts, spec.type)
@@ -175,7 +176,8 @@ class TaskWorker:
         duration = ended - (st["started_at"] or ended)
         await run.log(
             LogLevel.INFO, "worker", f"Task {task_id} succeeded in {format_duration(duration / 1000)}",
-            task_id=task_id, attempt=st["attempt"], status=State.SUCCESS.value, duration_ms=duration, outputs=masked,
+            task_id=task_id, attempt=st["attempt"], status=State.SUCCESS.value, duration_ms=duration,
+            outputs=_bounded(masked, run.execution_id, task_id),
         )
         await run.collector.flush()
         await run.apply(
@@ -351,3 +353,19 @@ def _granted_secrets(inputs: Any, secrets: dict[str, str]) -> dict[str, str]:
     except TemplateError:
         return {}  # rendering reports the broken template and fails the task
     return {ref.name: secrets[ref.name] for ref in refs if ref.root == "secrets" and ref.name in secrets}
+
+
+#: a log line's copy of a task's inputs or outputs is at most this much JSON; the task run
+#: keeps the whole value (`inspect --task ID --show-inputs`), and a 16 MB output repeated in
+#: every attempt's log line would multiply the database and every `logs --jsonl` line
+LOG_VALUE_MAX_BYTES = 64 * 1024
+
+
+def _bounded(value: Any, execution_id: str, task_id: str) -> Any:
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+    if size <= LOG_VALUE_MAX_BYTES:
+        return value
+    return {
+        "_truncated": True, "bytes": size,
+        "see": f"kestra-trio execution inspect {execution_id} --task {task_id} --show-inputs --no-truncate",
+    }

@@ -570,3 +570,29 @@ trio.run(main)
     assert done.stdout.split() == ["CANCELLED", "EXECUTION_CANCELLED"]
     with sqlite3.connect(tmp_path / "k.db") as conn:
         assert conn.execute("SELECT state, cancelled_by FROM executions").fetchall() == [("CANCELLED", "user")]
+
+
+async def test_big_inputs_and_outputs_are_kept_whole_on_the_task_but_not_copied_into_log_lines(engine):
+    result = await engine.run(
+        """
+id: big
+tasks:
+  - id: produce
+    type: core/python.script
+    inputs: {script: 'outputs["blob"] = "x" * 300_000'}
+  - id: consume
+    type: core/python.script
+    needs: [produce]
+    inputs:
+      inputs: {blob: "{{ tasks.produce.outputs.blob }}"}
+      script: 'outputs["n"] = len(inputs["blob"])'
+"""
+    )
+    assert result.state == State.SUCCESS, engine.errors
+    outputs = dict(engine.rows("SELECT task_id, outputs FROM task_runs"))
+    assert len(json.loads(outputs["produce"])["blob"]) == 300_000 and json.loads(outputs["consume"]) == {"n": 300_000}
+    worker = engine.rows("SELECT message, metadata FROM execution_logs WHERE source = 'worker'")
+    assert max(len(meta) for _, meta in worker) < 70_000  # each line's copy is bounded
+    started = next(json.loads(meta) for message, meta in worker if message.startswith("Task consume started"))
+    assert started["inputs"]["_truncated"] is True and started["inputs"]["bytes"] > 300_000
+    assert f"--task consume --show-inputs" in started["inputs"]["see"]
