@@ -11,6 +11,7 @@ drain deadline (a setsid'd grandchild may hold a pipe open forever), sends by a 
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import math
 import os
@@ -527,6 +528,13 @@ async def _run_plan(
     try:
         process = await _spawn(plan)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.E2BIG:  # a value from the inputs, not the plugin
+            return Outcome.failure(
+                Reason.INVALID_INPUT,
+                f"cannot start {invocation.task_type}: an argument or environment variable is too large for the "
+                "operating system (Linux allows 128 KiB for each, 2 MiB in all): pass large data through a file",
+                type="InvalidInput",
+            )
         program = plan.argv[0] if plan.argv else "plugin"
         detail = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         filename = getattr(exc, "filename", None)

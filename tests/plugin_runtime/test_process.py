@@ -423,6 +423,8 @@ async def test_lone_surrogates_in_a_result_or_record_are_replaced(inv_for: InvFo
         # the OS would say "No such file or directory" about /bin/sh itself
         ({"command": "pwd", "cwd": "/nonexistent-dir"}, "the working directory /nonexistent-dir does not exist"),
         ({"command": "pwd", "cwd": "/etc/passwd"}, "the working directory /etc/passwd is not a directory"),
+        # the kernel's E2BIG, said as what it is rather than "cannot start /bin/sh: Argument list too long"
+        ({"command": "true", "env": {"BIG": "x" * 200_000}}, "an argument or environment variable is too large"),
     ],
 )
 async def test_what_the_os_cannot_exec_fails_the_task_not_the_engine(
