@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from kestra_trio.errors import ConfigError
@@ -42,7 +43,7 @@ def retention_days(environ: dict[str, str] | None = None) -> int:
     if raw is None or raw.strip() == "":
         return DEFAULT_RETENTION_DAYS
     try:
-        days = int(raw.strip())
+        days = ascii_int(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a whole number of days (e.g. 30), got {raw!r}") from None
     if days < 1:
@@ -50,6 +51,24 @@ def retention_days(environ: dict[str, str] | None = None) -> int:
     if days > 3650:
         raise ConfigError(f"{name} must be at most 3650 days (10 years), got {days}")
     return days
+
+
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def ascii_int(text: str) -> int:
+    """A whole number written in ASCII digits; int() alone also takes `1_000` and `٣`."""
+    if not _ASCII_INT.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def ascii_float(text: str) -> float:
+    """A number written in ASCII digits (no `inf`, `nan`, `1_0` or other scripts' digits)."""
+    if not _ASCII_FLOAT.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
 
 
 MAX_PARALLEL_ENV = "KESTRA_TRIO_MAX_PARALLEL"
@@ -64,7 +83,7 @@ def max_parallel(option: int | None, environ: dict[str, str] | None = None) -> i
         if not raw:
             return DEFAULT_MAX_PARALLEL
         try:
-            option = int(raw)
+            option = ascii_int(raw)
         except ValueError:
             raise ConfigError(f"{MAX_PARALLEL_ENV} must be a whole number (e.g. 8), got {raw!r}") from None
     if option < 1:
@@ -84,7 +103,7 @@ def kill_grace(option: float | None, environ: dict[str, str] | None = None) -> f
         if not raw:
             return DEFAULT_KILL_GRACE
         try:
-            option = float(raw)
+            option = ascii_float(raw)
         except ValueError:
             raise ConfigError(f"{KILL_GRACE_ENV} must be a number of seconds (e.g. 5), got {raw!r}") from None
     if not 0 <= option <= MAX_KILL_GRACE:

@@ -37,10 +37,13 @@ def test_max_parallel_and_kill_grace_from_option_env_default():
     assert max_parallel(2, {"KESTRA_TRIO_MAX_PARALLEL": "3"}) == 2
     assert kill_grace(None, {}) == 5.0
     assert kill_grace(None, {"KESTRA_TRIO_KILL_GRACE": "0.5"}) == 0.5
-    for bad in ({"KESTRA_TRIO_MAX_PARALLEL": "x"}, {"KESTRA_TRIO_MAX_PARALLEL": "0"}):
+    # ASCII digits as written: int()/float() alone also take "1_0", "２" (fullwidth) and "٣"
+    for bad in ({"KESTRA_TRIO_MAX_PARALLEL": "x"}, {"KESTRA_TRIO_MAX_PARALLEL": "0"},
+                {"KESTRA_TRIO_MAX_PARALLEL": "\uff12"}, {"KESTRA_TRIO_MAX_PARALLEL": "1_0"}):
         with pytest.raises(ConfigError):
             max_parallel(None, bad)
-    for bad in ({"KESTRA_TRIO_KILL_GRACE": "-1"}, {"KESTRA_TRIO_KILL_GRACE": "nan"}, {"KESTRA_TRIO_KILL_GRACE": "soon"}):
+    for bad in ({"KESTRA_TRIO_KILL_GRACE": "-1"}, {"KESTRA_TRIO_KILL_GRACE": "nan"}, {"KESTRA_TRIO_KILL_GRACE": "soon"},
+                {"KESTRA_TRIO_KILL_GRACE": "\u0661"}, {"KESTRA_TRIO_KILL_GRACE": "inf"}):
         with pytest.raises(ConfigError):
             kill_grace(None, bad)
     assert kill_grace(3600.0, {}) == 3600.0

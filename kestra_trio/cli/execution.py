@@ -20,7 +20,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from kestra_trio.cli.params import WholeNumber
+from kestra_trio.cli.params import Number, WholeNumber
 
 execution_app = App(
     name="execution",
@@ -529,7 +529,7 @@ async def cancel(
     /,
     *,
     reason: str | None = None,
-    wait: float = 5.0,
+    wait: Number = 5.0,
     db: DbPath = None,
 ) -> int:
     """Ask the engine running an execution to cancel it, and wait until it has.

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from cyclopts import Parameter
 
-_WHOLE = re.compile(r"[+-]?[0-9]+")
+from kestra_trio.config import ascii_float, ascii_int
 
 
 def _whole_number(type_: Any, tokens: Any) -> int:
     # cyclopts would round "1.5" to 2 and read "0x10" as 16: a count given as anything but
     # plain digits is a typo, and guessing what was meant would hide it
     text = tokens[0].value
-    if not _WHOLE.fullmatch(text.strip()):
-        raise ValueError(f"expected a whole number, got {text!r}")
-    return int(text)
+    try:
+        return ascii_int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(type_: Any, tokens: Any) -> float:
+    text = tokens[0].value  # float() would also take `inf`, `1_0` and other scripts' digits
+    try:
+        return ascii_float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
 
 
 WholeNumber = Annotated[int, Parameter(converter=_whole_number)]
 OptionalWholeNumber = Annotated[int | None, Parameter(converter=_whole_number)]
+Number = Annotated[float, Parameter(converter=_number)]
+OptionalNumber = Annotated[float | None, Parameter(converter=_number)]

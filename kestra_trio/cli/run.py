@@ -9,7 +9,7 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
-from kestra_trio.cli.params import OptionalWholeNumber
+from kestra_trio.cli.params import OptionalNumber, OptionalWholeNumber
 from kestra_trio.errors import ExitCode, UsageError, WorkflowInvalid
 
 
@@ -38,7 +38,7 @@ async def run(
     max_parallel: OptionalWholeNumber = None,
     db: Path | None = None,
     plugins: list[Path] | None = None,
-    kill_grace: float | None = None,
+    kill_grace: OptionalNumber = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
     """Run a workflow and wait for it to finish.

@@ -9,10 +9,10 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kestra_trio.config import ascii_float, ascii_int
 from kestra_trio.errors import InputError
 from kestra_trio.model.workflow import InputSpec, Workflow
 
@@ -83,28 +83,22 @@ def coerce_inputs(workflow: Workflow, raw: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
 def coerce_value(spec: InputSpec, text: str) -> Any:
     """Convert one `--input` text to the spec's type; ValueError says what was expected."""
     kind = spec.type
     if kind == "string":
         return text
-    stripped = text.strip()
+    stripped = text.strip(" \t\r\n")  # ASCII space only: a no-break space is not "as written"
     # ASCII digits as written: Python's int()/float() would also take `1_000` and other
     # scripts' digits (`٣`), which nobody means on a command line
     if kind == "integer":
         try:
-            if not _INTEGER.fullmatch(stripped):
-                raise ValueError
-            return int(stripped)
+            return ascii_int(stripped)
         except ValueError:
             raise ValueError(f"input {spec.name!r} must be an integer, got {text!r}") from None
     if kind == "number":
         try:
-            number = float(stripped) if _NUMBER.fullmatch(stripped) else math.nan
+            number = ascii_float(stripped)
         except ValueError:
             number = math.nan
         if not math.isfinite(number):

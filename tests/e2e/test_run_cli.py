@@ -87,6 +87,7 @@ def test_failed_workflow_exits_1_and_json_reports_every_task(tmp_path):
         (["--max-parallel", "0"], "--max-parallel"),
         (["--max-parallel", "1.9"], "expected a whole number, got '1.9'"),  # not rounded to 2
         (["--max-parallel", "0x8"], "expected a whole number, got '0x8'"),
+        (["--kill-grace", "\u0661"], "expected a number, got '\u0661'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_and_create_nothing(tmp_path, args, needle):

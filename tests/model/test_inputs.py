@@ -78,7 +78,7 @@ def test_every_problem_in_one_message() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["1.5", "x", "", "nan", "1_000", "\u0663", "0x10"])  # digits as written, ASCII
+@pytest.mark.parametrize("text", ["1.5", "x", "", "nan", "1_000", "\u0663", "0x10", "1\u00a0", "\u30001"])  # as written
 def test_bad_integer(text: str) -> None:
     with pytest.raises(InputError, match="input 'count' must be an integer"):
         coerce_inputs(WF, {"count": text})
