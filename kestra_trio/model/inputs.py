@@ -103,7 +103,9 @@ def coerce_value(spec: InputSpec, text: str) -> Any:
             number = math.nan
         if not math.isfinite(number):
             raise ValueError(f"input {spec.name!r} must be a number, got {text!r}")
-        return int(number) if number.is_integer() and "." not in stripped and "e" not in stripped.lower() else number
+        if number.is_integer() and "." not in stripped and "e" not in stripped.lower():
+            return ascii_int(stripped)  # exact: a float would turn 30 digits into other digits
+        return number
     if kind == "boolean":
         lowered = stripped.lower()
         if lowered in _TRUE:

@@ -115,3 +115,10 @@ def test_a_value_that_is_not_utf8_is_refused() -> None:
     undecodable = b"caf\xe9".decode("utf-8", "surrogateescape")
     with pytest.raises(InputError, match="--input name: the value is not valid UTF-8 text"):
         parse_input_args([f"name={undecodable}"])
+
+
+@pytest.mark.parametrize(("text", "value"), [("123456789012345678901234567890", 123456789012345678901234567890),
+                                             ("-7", -7), ("2.5", 2.5), ("1e3", 1000.0)])
+def test_number_keeps_a_whole_number_exact(text: str, value: float) -> None:
+    result = coerce_inputs(WF, {"count": "1", "ratio": text})["ratio"]
+    assert result == value and type(result) is type(value)  # not rounded through a float
