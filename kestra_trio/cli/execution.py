@@ -577,6 +577,8 @@ async def cancel(
             stream=sys.stdout,
         )
         state = execution.state
+        if _engine_gone(execution.engine_pid, execution.engine_host):  # nobody will act on it: say so now
+            wait = 0
         try:
             with trio.move_on_after(wait):
                 while True:

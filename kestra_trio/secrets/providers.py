@@ -17,12 +17,16 @@ def resolve_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
         if not key.startswith(SECRET_ENV_PREFIX) or len(key) == len(SECRET_ENV_PREFIX):
             continue
         name = key[len(SECRET_ENV_PREFIX):]
-        if name.endswith("_FILE"):
-            try:
-                with open(value, encoding="utf-8") as handle:
-                    found.setdefault(name[: -len("_FILE")], handle.read().rstrip("\r\n"))
-            except OSError as exc:
-                raise ConfigError(f"{key}: cannot read secret file {value!r}: {exc.strerror or exc}") from None
-        else:
+        base = name[: -len("_FILE")] if name.endswith("_FILE") else ""
+        if not base:
             found[name] = value
+            continue
+        if SECRET_ENV_PREFIX + base in env:
+            # which one is meant? silently preferring one would use a secret the user did not choose
+            raise ConfigError(f"both {SECRET_ENV_PREFIX}{base} and {key} are set; keep one of them")
+        try:
+            with open(value, encoding="utf-8") as handle:
+                found[base] = handle.read().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read secret file {value!r}: {exc.strerror or exc}") from None
     return found

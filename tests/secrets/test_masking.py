@@ -3,6 +3,7 @@ from urllib.parse import quote
 
 import pytest
 
+from kestra_trio.errors import ConfigError
 from kestra_trio.secrets.masking import MASK, Masker
 from kestra_trio.secrets.providers import resolve_secrets
 
@@ -45,6 +46,9 @@ def test_secrets_come_from_env_and_files(tmp_path):
     path.write_text("from-a-file\n")
     found = resolve_secrets({"KESTRA_TRIO_SECRET_API": "v1", "KESTRA_TRIO_SECRET_TOKEN_FILE": str(path), "OTHER": "x"})
     assert found == {"API": "v1", "TOKEN": "from-a-file"}
+    # both forms of one secret: which was meant is not guessed
+    with pytest.raises(ConfigError, match="both KESTRA_TRIO_SECRET_TOKEN and KESTRA_TRIO_SECRET_TOKEN_FILE are set"):
+        resolve_secrets({"KESTRA_TRIO_SECRET_TOKEN": "v", "KESTRA_TRIO_SECRET_TOKEN_FILE": str(path)})
 
 
 @pytest.mark.parametrize(
