@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kestra_trio.model.catalog import ActionCatalog
-from kestra_trio.model.dag import find_cycles, reachable
+from kestra_trio.model.dag import find_cycles
 from kestra_trio.model.durations import parse_duration
 from kestra_trio.model.templates import (
     Reference,
@@ -546,11 +546,12 @@ class _Checker:
         for cycle in find_cycles(graph):
             if len(cycle) > 2:  # a task needing itself is reported above
                 self.add(join_path(paths[cycle[0]], "needs"), "dependency cycle (each task needs the next): " + " -> ".join(cycle))
+        upstream = _Upstream(graph)
         for task in tasks:
             if task.inputs is not None:
-                self.check_templates(task, ids, graph, input_names)
+                self.check_templates(task, ids, upstream, input_names)
 
-    def check_templates(self, task: _Task, ids: set[str], graph: Mapping[str, list[str]], input_names: set[str]) -> None:
+    def check_templates(self, task: _Task, ids: set[str], upstream: _Upstream, input_names: set[str]) -> None:
         base = join_path(task.path, "inputs")
         for parts, text in walk_strings(task.inputs):
             if not has_template_syntax(text):
@@ -565,12 +566,12 @@ class _Checker:
                 if isinstance(item, TemplateError):
                     self.add(where, f"malformed template: {item}")
                     continue
-                problem = self.reference_problem(item, task, ids, graph, input_names)
+                problem = self.reference_problem(item, task, ids, upstream, input_names)
                 if problem:
                     self.add(where, problem)
 
     def reference_problem(
-        self, ref: Reference, task: _Task, ids: set[str], graph: Mapping[str, list[str]], input_names: set[str]
+        self, ref: Reference, task: _Task, ids: set[str], upstream: _Upstream, input_names: set[str]
     ) -> str | None:
         if ref.root == "inputs" and ref.name not in input_names:
             declared = f"{_suggest(ref.name, input_names)}" or " (declare it under inputs:)"
@@ -581,16 +582,46 @@ class _Checker:
             return f"{ref.raw}: unknown task {ref.name!r}{_suggest(ref.name, ids)}"
         if ref.name == task.id:
             return f"{ref.raw}: a task cannot use its own outputs"
-        if task.id is not None and task.id in graph and not _is_upstream(graph, task.id, ref.name):
+        if task.id is not None and task.id in upstream.graph and not upstream.has(task.id, ref.name):
             return f"{ref.raw}: task {ref.name!r} is not upstream of {task.id!r} (add it to needs)"
         return None
 
 
-def _is_upstream(graph: Mapping[str, list[str]], task_id: str, target: str) -> bool:
-    """Breadth-first with an early exit: usually the target is a direct need."""
-    if target in graph.get(task_id, ()):
-        return True
-    return target in reachable(graph, [task_id])
+class _Upstream:
+    """Which tasks each task (transitively) needs, as one bit per task, built once and shared:
+    a search per template reference made a 6,000-task templated chain quadratic (3 s)."""
+
+    def __init__(self, graph: Mapping[str, list[str]]) -> None:
+        self.graph = graph
+        self._bit = {task_id: 1 << index for index, task_id in enumerate(graph)}
+        self._above: dict[str, int] = {}
+
+    def has(self, task_id: str, target: str) -> bool:
+        if target in self.graph.get(task_id, ()):
+            return True  # the usual case: a direct need
+        return bool(self._ancestors(task_id) & self._bit.get(target, 0))
+
+    def _ancestors(self, task_id: str) -> int:
+        # iterative post-order (a 10,000-deep chain must not hit the recursion limit); a task
+        # met again while still open is part of a cycle, reported elsewhere: it adds nothing
+        stack = [task_id]
+        opened: set[str] = set()
+        while stack:
+            node = stack[-1]
+            if node in self._above:
+                stack.pop()
+                continue
+            needs = [n for n in self.graph.get(node, ()) if n in self._bit]
+            if node not in opened:
+                opened.add(node)
+                stack.extend(n for n in needs if n not in self._above and n not in opened)
+                continue
+            bits = 0
+            for need in needs:
+                bits |= self._bit[need] | self._above.get(need, 0)
+            self._above[node] = bits
+            stack.pop()
+        return self._above[task_id]
 
 
 def _cron_problem(schedule: str) -> str | None:

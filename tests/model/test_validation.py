@@ -334,3 +334,16 @@ tasks:
         raise AssertionError("invalid backoff accepted")
     assert any(m.startswith("tasks[0].retry.backoff.type: must be one of constant, exponential") for m in messages)
     assert any(m.startswith("tasks[0].retry.backoff.delay: delay must not be longer") for m in messages)
+
+
+def test_upstream_sets_are_right_on_diamonds_cycles_and_deep_chains() -> None:
+    from kestra_trio.model.validation import _Upstream
+
+    diamond = _Upstream({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": []})
+    assert diamond.has("d", "a") and diamond.has("d", "b") and diamond.has("b", "a")
+    assert not diamond.has("b", "c") and not diamond.has("d", "e") and not diamond.has("a", "d")
+    cycle = _Upstream({"x": ["y"], "y": ["x"], "z": ["y"]})  # reported elsewhere; must terminate
+    assert cycle.has("z", "x") and cycle.has("x", "y")
+    n = 10_000  # iterative: no recursion limit
+    chain = _Upstream({f"t{i}": [f"t{i - 1}"] if i else [] for i in range(n)})
+    assert chain.has(f"t{n - 1}", "t0") and not chain.has("t0", f"t{n - 1}")
