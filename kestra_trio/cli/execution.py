@@ -412,7 +412,9 @@ async def inspect(
 
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         try:
-            snapshot = await ExecutionInspector(database).snapshot(execution_id, task_id=_stored(task), log_tail=20)
+            snapshot = await ExecutionInspector(database).snapshot(
+                execution_id, task_id=_stored(task), log_tail=20, with_values=show_inputs or as_json
+            )
         except ExecutionNotFound as exc:
             return _not_found(exc, execution_id)
         except TaskNotFound as exc:

@@ -70,15 +70,18 @@ class ExecutionInspector:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def snapshot(self, execution_id: str, *, task_id: str | None = None, log_tail: int = 20) -> ExecutionSnapshot:
-        """Resolve `execution_id` (exact or unique prefix) and read the whole snapshot.
+    async def snapshot(
+        self, execution_id: str, *, task_id: str | None = None, log_tail: int = 20, with_values: bool = True
+    ) -> ExecutionSnapshot:
+        """Resolve `execution_id` (exact or unique prefix) and read the whole snapshot
+        (`with_values=False`: without the tasks' inputs and outputs).
 
         Raises:
             ExecutionNotFound: no such execution (or the prefix is ambiguous).
             TaskNotFound: `task_id` is not a task of this execution.
         """
         resolved = await ExecutionStore(self.db).resolve_id(execution_id)
-        rows = await self.db.read(snapshot_rows, resolved, task_id, log_tail, now_ms())
+        rows = await self.db.read(snapshot_rows, resolved, task_id, log_tail, now_ms(), with_values)
         if rows is None:  # deleted between the two reads (retention)
             raise ExecutionNotFound(execution_id)
         snapshot = ExecutionSnapshot(

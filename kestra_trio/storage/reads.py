@@ -20,6 +20,7 @@ from kestra_trio.storage.rows import (
     EXECUTION_SELECT,
     LOG_SELECT,
     TASK_RUN_SELECT,
+    TASK_RUN_SELECT_WITHOUT_VALUES,
     AttemptRow,
     AuditRow,
     ExecutionRow,
@@ -127,16 +128,20 @@ class SnapshotRows:
 
 
 def snapshot_rows(
-    raw: sqlite3.Connection, execution_id: str, log_task_id: str | None, log_tail: int, taken_at_ms: int
+    raw: sqlite3.Connection, execution_id: str, log_task_id: str | None, log_tail: int, taken_at_ms: int,
+    with_values: bool = True,
 ) -> SnapshotRows | None:
-    """At most five SELECTs, whatever the number of tasks: no per-task query."""
+    """At most five SELECTs, whatever the number of tasks: no per-task query. Without
+    `with_values` the task runs come without their inputs and outputs."""
     row = raw.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     if row is None:
         return None
     tasks = [
         TaskRunRow.from_row(r)
         for r in raw.execute(
-            f"SELECT {TASK_RUN_SELECT} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+            f"SELECT {TASK_RUN_SELECT if with_values else TASK_RUN_SELECT_WITHOUT_VALUES} FROM task_runs "
+            "WHERE execution_id = ? ORDER BY position",
+            (execution_id,),
         )
     ]
     attempts = [

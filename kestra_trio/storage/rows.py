@@ -95,6 +95,11 @@ TASK_RUN_COLUMNS = (
 )
 #: the SELECT list for TASK_RUN_COLUMNS, each column read as its expected type
 TASK_RUN_SELECT = typed(TASK_RUN_COLUMNS)
+#: the same without the inputs and outputs (read as NULL): a view that shows none of them
+#: need not load and decode what may be megabytes per task
+TASK_RUN_SELECT_WITHOUT_VALUES = TASK_RUN_SELECT.replace("CAST(inputs AS TEXT)", "NULL").replace(
+    "CAST(outputs AS TEXT)", "NULL"
+)
 
 
 @dataclass(frozen=True, slots=True)

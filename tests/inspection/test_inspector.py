@@ -75,3 +75,18 @@ async def test_unknown_execution_and_task(tmp_path: Path) -> None:
             await inspector.snapshot("nope")
         with pytest.raises(TaskNotFound):
             await inspector.snapshot("ex-success", task_id="zzz")
+
+
+async def test_a_snapshot_without_values_leaves_inputs_and_outputs_unread(tmp_path: Path) -> None:
+    async with open_database(tmp_path / "k.db") as db:
+        ex = ExecutionFactory(db, "ex-big")
+        await ex.create([task("a")])
+        await ex.start(0)
+        await ex.run_task("a", start=10, end=20, inputs={"blob": "x" * 100_000}, outputs={"n": 1})
+        await ex.finish("SUCCESS", at=30)
+        inspector = ExecutionInspector(db)
+        full = await inspector.snapshot("ex-big")
+        bare = await inspector.snapshot("ex-big", with_values=False)
+    assert full.tasks[0].inputs == {"blob": "x" * 100_000} and full.tasks[0].outputs == {"n": 1}
+    assert (bare.tasks[0].inputs, bare.tasks[0].outputs) == (None, None)
+    assert bare.tasks[0].state == "SUCCESS" and bare.tasks[0].duration_ms == full.tasks[0].duration_ms
