@@ -29,27 +29,20 @@ def parse_input_args(items: Sequence[str]) -> dict[str, str]:
         InputError: an item has no `=` or an empty name, or a name is given twice (which of
             two values was meant is a guess we do not make).
     """
+    from kestra_trio.sdk.protocol import has_surrogate
+
     result: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not name:
             raise InputError(f"--input {item!r} must be NAME=VALUE (e.g. --input name=world)")
-        if _not_utf8(item):
+        if has_surrogate(item):  # argv bytes that are not UTF-8 arrive as lone surrogates
             raise InputError(f"--input {name}: the value is not valid UTF-8 text")
         if name in result:
             raise InputError(f"--input {name} is given twice ({result[name]!r} and {value!r}); give it once")
         result[name] = value
     return result
-
-
-def _not_utf8(text: str) -> bool:
-    """argv bytes that are not UTF-8 arrive as lone surrogates, which cannot be stored."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def coerce_inputs(workflow: Workflow, raw: Mapping[str, str]) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def _finite_float(text: str) -> float:
 def _surrogate_free(value: Any) -> Any:
     """Lone surrogates (``"\\ud800"`` in JSON) cannot be stored or printed as UTF-8."""
     if isinstance(value, str):
-        if not _has_surrogate(value):
+        if not has_surrogate(value):
             return value
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     if isinstance(value, list):
@@ -120,7 +120,8 @@ def _surrogate_free(value: Any) -> Any:
     return value
 
 
-def _has_surrogate(text: str) -> bool:
+def has_surrogate(text: str) -> bool:
+    """True for text that cannot be UTF-8 (lone surrogates: undecodable argv bytes, `"\\ud800"`)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -137,7 +138,7 @@ def loads_untrusted(data: bytes | str) -> Any:
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     text = data if isinstance(data, str) else None
-    if text is not None and "\\u" not in text and not _has_surrogate(text):
+    if text is not None and "\\u" not in text and not has_surrogate(text):
         return value  # no escape that could make a surrogate: skip the walk
     if isinstance(data, bytes) and b"\\u" not in data:
         return value
