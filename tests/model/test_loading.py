@@ -139,12 +139,47 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     assert load_workflow(path).id == "bom"
 
 
-@pytest.mark.parametrize("text", ["[" * 200_000, "{a: " * 200_000, "a: " + "[" * 100_000 + "]" * 100_000, "- " * 100_000 + "x"])
-def test_deep_nesting_is_refused_quickly(text: str) -> None:
-    started = time.perf_counter()
-    with pytest.raises(WorkflowError, match=f"nesting is deeper than {MAX_DEPTH} levels"):
-        load_workflow_text(text)
-    assert time.perf_counter() - started < 1
+@pytest.fixture(params=["libyaml", "pure-python"])
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with libyaml's parser and with PyYAML's own: users have either."""
+    if request.param == "pure-python":
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML was built without libyaml")
+    return request.param
+
+
+DENSE = "[" * 2000
+TOO_DEEP = f"nesting is deeper than {MAX_DEPTH} levels; a workflow does not need that"
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [
+        ("[" * 200_000, 64),  # libyaml >= 6.0.4 stops by itself at 1,000 levels, libyaml < 6.0.4 never
+        ("{a: " * 200_000, 4 * 64),
+        ("a: " + "[" * 100_000 + "]" * 100_000, 3 + 63),  # the mapping is level 1
+        ("- " * 100_000 + "x", 2 * 64),
+        ("a: ['" + DENSE + "', " + DENSE, len("a: ['" + DENSE + "', ") + 62),  # brackets in quotes are text
+        ("x:\n  y: [ # c [[[\n " + DENSE, len("x:\n  y: [ # c [[[\n ") + 61),  # ... and in comments
+    ],
+    ids=["flow-lists", "flow-mappings", "under-a-key", "block-lists", "quoted-brackets", "commented-brackets"],
+)
+def test_deep_nesting_is_refused_at_the_level_past_the_limit(yaml_parser: str, text: str, offset: int) -> None:
+    """Whatever the parser's own limit, the first level past ours is named, in our words."""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    with pytest.raises(WorkflowError) as info:
+        load_workflow_text(text, "wf.yaml")
+    assert str(info.value) == f"wf.yaml:{line}:{column}: {TOO_DEEP}"
+
+
+def test_nesting_up_to_the_limit_loads(yaml_parser: str) -> None:
+    text = "id: deep\ntasks:\n  - {id: a, type: core/log.message, inputs: {v: " + "[" * (MAX_DEPTH - 4) + "]" * (MAX_DEPTH - 4) + "}}\n"
+    value = load_workflow_text(text, "wf.yaml").tasks[0].inputs["v"]
+    for _ in range(MAX_DEPTH - 5):
+        [value] = value
+    assert value == []
 
 
 def test_billion_laughs_is_refused_quickly() -> None:
