@@ -581,13 +581,16 @@ async def cancel(
         state = execution.state
         if _engine_gone(execution.engine_pid, execution.engine_host):  # nobody will act on it: say so now
             wait = 0
+
+        async def recorded_state() -> str:
+            return await database.run(reads.execution_state, resolved) or "CANCELLED"
+
         try:
             with trio.move_on_after(wait):
-                while True:
-                    state = await database.run(reads.execution_state, resolved) or "CANCELLED"
-                    if state in TERMINAL:
-                        break
+                while (state := await recorded_state()) not in TERMINAL:
                     await trio.sleep(POLL_SECONDS)
+            if state not in TERMINAL:  # the wait ran out (or was skipped): the answer is the state recorded now
+                state = await recorded_state()
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         if state == "CANCELLED":

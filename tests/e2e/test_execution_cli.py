@@ -593,9 +593,8 @@ def test_cancel_finished_changes_nothing(db: Path) -> None:
 
 
 def test_cancel_without_engine_reports_state_and_note(db: Path) -> None:
-    started = time.monotonic()
-    result = kt("cancel", "ex-stuck", "--reason", "too slow", "--wait", "30", db=db)
-    assert time.monotonic() - started < 20  # its engine is gone: nothing to wait for
+    # its engine is gone: nothing to wait for (kt's timeout fails the test if it waits the hour)
+    result = kt("cancel", "ex-stuck", "--reason", "too slow", "--wait", "3600", db=db, timeout=60)
     assert result.returncode == 0
     assert result.stdout == (
         "Cancel requested for execution ex-stuck\n"
@@ -609,41 +608,78 @@ def test_cancel_without_engine_reports_state_and_note(db: Path) -> None:
     assert [r["metadata"] for r in requests] == [{"requested_by": "user", "reason": "too slow"}]
 
 
-FAKE_ENGINE = textwrap.dedent(
+CANCELLABLE = textwrap.dedent(
     """
-    import sys, trio
-    from kestra_trio.state.states import State
-    from kestra_trio.storage.db import open_database
-    from kestra_trio.storage.executions import ExecutionStore, StateChange
-
-    async def main(path, execution_id):
-        async with open_database(path) as db:
-            store = ExecutionStore(db)
-            print("ready", flush=True)
-            while not await store.take_cancel_requests(execution_id):
-                await trio.sleep(0.05)
-            await store.apply(StateChange(execution_id, State.CANCELLED, "USER_CANCELLED", task_id="a"),
-                              StateChange(execution_id, State.CANCELLED, "USER_CANCELLED",
-                                          fields={"cancelled_by": "user"}))
-
-    trio.run(main, sys.argv[1], sys.argv[2])
+    id: cancellable
+    tasks:
+      - id: wait
+        type: core/shell.run
+        inputs:
+          command: echo started; sleep 60
+      - id: after
+        type: core/log.message
+        needs: [wait]
+        inputs:
+          message: never printed
     """
 )
 
 
-def test_cancel_running_execution(tmp_path: Path) -> None:
+def test_cancel_a_real_run_from_another_terminal(tmp_path: Path) -> None:
     path = tmp_path / "cancel.db"
-    trio.run(_running_execution, path, "ex-cancel", T0)
-    (tmp_path / "engine.py").write_text(FAKE_ENGINE)
-    with subprocess.Popen([sys.executable, str(tmp_path / "engine.py"), str(path), "ex-cancel"],
-                          stdout=subprocess.PIPE, text=True, env=ENV) as engine:
-        assert engine.stdout is not None and engine.stdout.readline() == "ready\n"
-        result = kt("cancel", "ex-canc", "--reason", "user asked", db=path)
-        assert engine.wait(timeout=10) == 0
+    (tmp_path / "cancellable.yaml").write_text(CANCELLABLE)
+    with subprocess.Popen([KT, "run", str(tmp_path / "cancellable.yaml"), "--db", str(path)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path) as engine:
+        assert engine.stdout is not None
+        execution_id = engine.stdout.readline().split()[1]  # "Execution <id> created: ..."
+        assert engine.stdout.readline().split()[1:] == ["RUNNING", "wait"]
+        result = kt("cancel", execution_id[:6], "--reason", "user asked", db=path)
+        out, err = engine.communicate(timeout=30)
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == "Cancel requested for execution ex-cancel\nExecution ex-cancel cancelled\n"
-    again = kt("cancel", "ex-cancel", db=path)
-    assert (again.returncode, again.stdout) == (0, "Execution ex-cancel already finished: CANCELLED\n")
+    assert result.stdout == f"Cancel requested for execution {execution_id}\nExecution {execution_id} cancelled\n"
+    assert engine.returncode == 1  # cancelled from another terminal
+    assert f"Execution {execution_id} CANCELLED in " in out and "Stopping (user asked)" in err
+
+    audit = json.loads(kt("inspect", execution_id, "--json", db=path).stdout)["audit_events"]
+    kinds = [e["event_type"] for e in audit]
+    assert kinds.index("CANCEL_REQUESTED") < kinds.index("CANCELLED") == len(kinds) - 1
+    by_kind = {e["event_type"]: e["metadata"] for e in audit}
+    assert by_kind["CANCEL_REQUESTED"] == {"requested_by": "user", "reason": "user asked"}
+    assert by_kind["CANCELLED"] == {"cancelled_by": "user", "reason": "user asked", "pending_task_count": 1}
+    last_change = [e["metadata"] for e in audit if e["event_type"] == "STATE_CHANGE"][-1]
+    assert (last_change["entity"], last_change["to_state"], last_change["reason"]) == (
+        "execution", "CANCELLED", "EXECUTION_CANCELLED",
+    )
+    again = kt("cancel", execution_id, db=path)
+    assert (again.returncode, again.stdout) == (0, f"Execution {execution_id} already finished: CANCELLED\n")
+
+
+async def _cancelled_as_soon_as_requested(path: Path, execution_id: str, engine_pid: int) -> None:
+    """RUNNING; a trigger stands in for an engine that commits CANCELLED just after the request lands."""
+    async with open_database(path) as db:
+        ex = ExecutionFactory(db, execution_id)
+        await ex.create([task("a")], engine_pid=engine_pid, engine_host=socket.gethostname())
+        await ex.start(0)
+        await ex.start_task("a", start=0)
+        await db.run(lambda raw: raw.execute(
+            "CREATE TRIGGER engine_stands_in AFTER INSERT ON cancel_requests BEGIN "
+            "UPDATE executions SET state = 'CANCELLED', reason_code = 'EXECUTION_CANCELLED' "
+            "WHERE id = NEW.execution_id; END"
+        ))
+
+
+@pytest.mark.parametrize(
+    ("engine_pid", "wait"),
+    [(os.getpid(), "0"), (DEAD_PID, "5")],  # the wait runs out before a poll / the engine is gone: no wait at all
+    ids=["wait-ran-out", "engine-gone"],
+)
+def test_cancel_answers_with_the_state_recorded_when_it_answers(tmp_path: Path, engine_pid: int, wait: str) -> None:
+    """It printed "state is still RUNNING" for an execution already CANCELLED (the last value it had read)."""
+    path = tmp_path / "race.db"
+    trio.run(_cancelled_as_soon_as_requested, path, "ex-race", engine_pid)
+    result = kt("cancel", "ex-race", "--wait", wait, db=path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "Cancel requested for execution ex-race\nExecution ex-race cancelled\n"
 
 
 # --------------------------------------------------------------------------- start-up cost and real runs
