@@ -6,6 +6,9 @@ instead of `yaml.safe_load`, because that lets us:
 * record where each value starts (`tasks[2].type` -> line 14, column 11);
 * report duplicate keys instead of silently keeping the last one;
 * refuse any tag the safe loader would not build (`!!python/object` ...) with one line;
+* read booleans as YAML 1.2's core schema does (as Kestra and most YAML-in-CI tools read
+  them): only true/false in any case form; `yes`, `no`, `on`, `off`, `y`, `n` stay text, so
+  `id: off` is an id and `command: n` a command;
 * stop early on hostile input: nesting deeper than MAX_DEPTH (libyaml's composer would
   crash the interpreter, and its flow scanner is quadratic in depth) or more than
   MAX_VALUES values once aliases are expanded (the "billion laughs").
@@ -20,6 +23,7 @@ past it — the same place the event check names when the parser gets that far.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -355,7 +359,7 @@ class _Builder:
         import yaml
 
         if self.resolver is None:
-            self.resolver = yaml.resolver.Resolver()
+            self.resolver = _core_schema_resolver()
             self.constructor = yaml.constructor.SafeConstructor()
         tag = event.tag
         if tag is None or tag == "!":
@@ -369,6 +373,24 @@ class _Builder:
             return self.constructor.construct_object(node)
         except Exception:  # `!!int abc`, `!!bool maybe`: the value does not fit its tag
             self.fail(event, f"{event.value!r} is not a valid {_tag_text(tag)} value")
+
+
+_CORE_BOOLEAN = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+@functools.cache
+def _core_schema_resolver() -> Any:
+    """PyYAML's resolver (YAML 1.1) with YAML 1.2 core-schema booleans: true/false only."""
+    import yaml
+
+    class CoreSchemaResolver(yaml.resolver.Resolver):
+        yaml_implicit_resolvers = {
+            first: [(tag, pattern) for tag, pattern in resolvers if tag != _CORE + "bool"]
+            for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+        }
+
+    CoreSchemaResolver.add_implicit_resolver(_CORE + "bool", _CORE_BOOLEAN, list("tTfF"))
+    return CoreSchemaResolver()
 
 
 def _mark(event: Any) -> tuple[int, int]:

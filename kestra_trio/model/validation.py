@@ -173,6 +173,16 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _kind_for_boolean(value: Any) -> str:
+    """`_kind`, saying why `yes` is not a boolean: workflows are read with YAML 1.2's booleans."""
+    if isinstance(value, str) and value.lower() in _YAML_1_1_BOOLEANS:
+        return f"the text {value!r} (only true and false are booleans)"
+    return _kind(value)
+
+
+_YAML_1_1_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
+
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -263,7 +273,7 @@ class _Checker:
 
     def boolean(self, value: dict[str, Any], key: str, path: str) -> None:
         if key in value and not isinstance(value[key], bool):
-            self.add(join_path(path, key), f"must be true or false, got {_kind(value[key])}")
+            self.add(join_path(path, key), f"must be true or false, got {_kind_for_boolean(value[key])}")
 
     def choice(self, value: dict[str, Any], key: str, path: str, choices: Sequence[str]) -> str | None:
         if key not in value:
@@ -395,7 +405,8 @@ class _Checker:
                 if not _TYPE_CHECKS[input_type](default):
                     self.add(
                         join_path(path, "default"),
-                        f"default must be {_TYPE_WORDS[input_type]} (the input's type is {input_type}), got {_kind(default)}",
+                        f"default must be {_TYPE_WORDS[input_type]} (the input's type is {input_type}), "
+                        f"got {_kind_for_boolean(default) if input_type == 'boolean' else _kind(default)}",
                     )
                 else:
                     self.finite_numbers(default, join_path(path, "default"))
@@ -709,7 +720,8 @@ def _schema_message(error: Any) -> str:
         return f"unknown input {name!r}{hint}"
     if validator == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        return f"must be {' or '.join(_JSON_TYPE_WORDS.get(k, k) for k in kinds)}, got {_kind(instance)}"
+        got = _kind_for_boolean(instance) if "boolean" in kinds else _kind(instance)
+        return f"must be {' or '.join(_JSON_TYPE_WORDS.get(k, k) for k in kinds)}, got {got}"
     if validator == "enum":
         return f"must be one of {', '.join(str(v) for v in expected)}, got {instance!r}"
     if validator in ("anyOf", "oneOf"):

@@ -77,7 +77,40 @@ def test_built_workflow_values() -> None:
 
 def test_scalars_stay_json_values() -> None:
     data, _, _ = load_document("a: 2024-01-01\nb: 0x10\nc: 'yes'\nd: yes\ne: ~\nf: !!str 12\ng: 1.5\n")
-    assert data == {"a": "2024-01-01", "b": 16, "c": "yes", "d": True, "e": None, "f": "12", "g": 1.5}
+    assert data == {"a": "2024-01-01", "b": 16, "c": "yes", "d": "yes", "e": None, "f": "12", "g": 1.5}
+
+
+YAML_1_1_BOOLEANS = ["yes", "no", "on", "off", "y", "n", "Yes", "NO", "On", "OFF", "Y", "N"]
+
+
+@pytest.mark.parametrize("word", YAML_1_1_BOOLEANS)
+def test_yaml_1_1_booleans_are_text_everywhere(yaml_parser: str, word: str) -> None:
+    """YAML 1.2's core schema, as Kestra reads a flow: only true and false are booleans."""
+    text = (
+        f"id: {word}\ninputs:\n  - {{name: flag, type: string, default: {word}}}\ntasks:\n"
+        f"  - id: {word}\n    type: core/shell.run\n    inputs: {{command: {word}, env: {{{word}: {word}}}}}\n"
+        f"  - {{id: b, type: core/log.message, needs: [{word}], inputs: {{message: [{word}]}}}}\n"
+    )
+    workflow = load_workflow_text(text, "wf.yaml")
+    assert workflow.id == workflow.tasks[0].id == workflow.inputs[0].default == word
+    assert workflow.tasks[0].inputs == {"command": word, "env": {word: word}}
+    assert workflow.tasks[1].needs == (word,) and workflow.tasks[1].inputs == {"message": [word]}
+
+
+def test_true_and_false_are_the_booleans(yaml_parser: str) -> None:
+    data, _, _ = load_document("a: [true, True, TRUE, false, False, FALSE, tRUE, 'true', !!str false]\n")
+    assert data == {"a": [True, True, True, False, False, False, "tRUE", "true", "false"]}
+
+
+def test_a_yaml_1_1_boolean_where_a_boolean_is_needed_says_why() -> None:
+    text = "id: a\nenabled: yes\ninputs:\n  - {name: f, type: boolean, default: off}\ntasks:\n  - {id: t, type: core/log.message}\n"
+    with pytest.raises(WorkflowInvalid) as info:
+        load_workflow_text(text, "wf.yaml")
+    assert [str(issue) for issue in info.value.issues] == [
+        "wf.yaml:2:10 enabled: must be true or false, got the text 'yes' (only true and false are booleans)",
+        "wf.yaml:4:39 inputs[0].default: default must be true or false (the input's type is boolean), "
+        "got the text 'off' (only true and false are booleans)",
+    ]
 
 
 def test_positions_are_recorded() -> None:
