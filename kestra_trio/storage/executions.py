@@ -1,7 +1,9 @@
 """ExecutionStore: executions, task runs, attempts and cancel requests.
 
 Every state change goes through `apply`: one transaction holds the guarded UPDATE, the
-attempt row and the audit events that describe it, so they commit together or not at all.
+attempt row and the audit events that describe it. If inserting the audit events fails, a
+savepoint undoes that insert alone and the change commits: `ChangeResult.audit_failed` says
+why, and the engine reports it on stderr (a database write failure never stops an execution).
 """
 
 from __future__ import annotations
