@@ -51,6 +51,9 @@ app.command(
     "kestra_trio.cli.db:db_app", name="db",
     help="Manage the SQLite database: migrations, retention cleanup, size statistics.",
 )
+app.register_install_completion_command(
+    help="Install tab completion of commands and options for bash, zsh or fish (--shell; default: your shell).",
+)
 
 
 def _error_line(message: str) -> None:
