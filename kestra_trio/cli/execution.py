@@ -132,6 +132,7 @@ async def logs(
     as_json: Annotated[bool, Parameter(name="--json")] = False,
     jsonl: bool = False,
     follow: bool = False,
+    raw: bool = False,
     db: DbPath = None,
 ) -> int:
     """Print the logs of an execution, oldest first.
@@ -154,6 +155,9 @@ async def logs(
         One JSON object per line; works with --follow.
     follow
         Keep printing new entries until the execution finishes (Ctrl+C stops).
+    raw
+        On a terminal too, show control characters as escapes (a program's colour codes as \x1b[32m,
+        carriage returns as \r), as in a pipe.
     db
         Database file.
     """
@@ -171,13 +175,29 @@ async def logs(
 
     _prepare_stdout()
     try:
-        return await _logs(execution_id, task, levels, since_seconds, source, as_json, jsonl, follow, db)
+        return await _logs(execution_id, task, levels, since_seconds, source, as_json, jsonl, follow, raw, db)
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_OK
     except KeyboardInterrupt:
         _flush_quietly()
         return EXIT_INTERRUPTED
+
+
+def _message_view(out, raw: bool):
+    """How a message holding control characters is shown: a program's colours on a terminal, escapes elsewhere."""
+    from functools import partial
+
+    from kestra_trio.cli import formatting, terminal_text
+    from kestra_trio.cli.console import color_enabled, is_terminal
+
+    if raw:
+        return formatting.literal
+    if color_enabled(out):  # a terminal, or FORCE_COLOR
+        return terminal_text.render
+    if is_terminal(out):  # NO_COLOR: the text without its colour codes
+        return partial(terminal_text.render, color=False)
+    return formatting.literal
 
 
 def _flush_quietly() -> None:
@@ -198,6 +218,7 @@ async def _logs(
     as_json: bool,
     jsonl: bool,
     follow: bool,
+    raw: bool,
     db_option: str | None,
 ) -> int:
     from kestra_trio.cli import formatting
@@ -236,7 +257,7 @@ async def _logs(
                     body = ",\n".join([encode(t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
                     return ("[\n" if first else ",\n") + body
         else:
-            fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)))
+            fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)), _message_view(out, raw))
 
             def render(page: list) -> str:
                 return "".join([fmt(ts, lv, src, msg) for (_i, _t, ts, lv, src, msg, _m) in page])

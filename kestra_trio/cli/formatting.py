@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -168,13 +168,16 @@ class LogLineFormatter:
 
     `[2026-11-21T10:15:30.123Z] [INFO] [plugin:core/shell.run] message`; the continuation
     lines of a multi-line message are indented to where the message starts. `tags` maps a
-    level to its (possibly ANSI-coloured) tag, from `console.level_tags`.
+    level to its (possibly ANSI-coloured) tag, from `console.level_tags`; `show` makes a
+    message that is not plain printable text safe to print (`literal`: every control
+    character escaped; `terminal_text.render`: a program's colours kept).
     """
 
-    __slots__ = ("_tags", "_second", "_prefix")
+    __slots__ = ("_tags", "_show", "_second", "_prefix")
 
-    def __init__(self, tags: Mapping[str, str] | None = None) -> None:
+    def __init__(self, tags: Mapping[str, str] | None = None, show: Callable[[str], str] | None = None) -> None:
         self._tags = dict(tags or _PLAIN_TAGS)
+        self._show = show or literal
         self._second = -1
         self._prefix = ""
 
@@ -189,7 +192,7 @@ class LogLineFormatter:
         if not source.isprintable():
             source = literal(source)
         if not message.isprintable():
-            message = message.translate(_ESCAPES)
+            message = self._show(message)
             if "\n" in message:
                 plain_tag = len(level) + 2 if level in self._tags else len(tag)
                 indent = " " * (31 + plain_tag + len(source))

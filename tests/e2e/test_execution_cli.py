@@ -123,6 +123,16 @@ async def _build_more(path: Path) -> None:
             await ex.start(0)
             await ex.start_task("a", start=10)
             await ex.logs([(20, "INFO", "a", "still working")])
+        ex = ExecutionFactory(db, "ex-colours")  # what pytest and pip print when told to use colour
+        await ex.create([task("a")])
+        await ex.start(0)
+        await ex.run_task("a", start=0, end=10)
+        await ex.logs([(1, "INFO", "a", PYTEST_DOTS), (2, "INFO", "a", PROGRESS)])
+        await ex.finish("SUCCESS", at=20)
+
+
+PYTEST_DOTS = "tests/test_x.py \x1b[32m.\x1b[0m\x1b[32m.\x1b[0m\x1b[31mF\x1b[0m \x1b[4m[100%]\x1b[0m"
+PROGRESS = "Downloading  10%\r\x1b[1mDownloading  55%\rDownloading 100%\x1b[0m\r"  # ends as CRLF output does
 
 
 @pytest.fixture(scope="module")
@@ -745,12 +755,31 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(db: Path) -> None:
     logs = [KT, "execution", "logs", "ex-failed", "--db", str(db)]
     coloured = _run_on_a_terminal(logs, ENV)
     assert "\x1b[31m[ERROR]\x1b[0m" in coloured and "\x1b[33m[WARN]\x1b[0m" in coloured
-    assert " [INFO] [plugin:core/shell.run] [/x] [bold]b[/bold] \\x1b[31mred" in coloured  # plugin text still literal
+    assert " [INFO] [plugin:core/shell.run] \x1b[31m\x1b[0mb nul\\x00 end\r\n" in coloured  # last state; NUL escaped
+    raw = _run_on_a_terminal([*logs, "--raw"], ENV)
+    assert f" [INFO] [plugin:core/shell.run] {HOSTILE_SHOWN}\r\n" in raw  # as before: every control escaped
     inspect = _run_on_a_terminal([KT, "execution", "inspect", "ex-failed", "--db", str(db)], ENV)
     assert "\x1b[31mFAILED\x1b[0m" in inspect and "\x1b[32mSUCCESS\x1b[0m" in inspect
     plain = _run_on_a_terminal(logs, {**ENV, "NO_COLOR": "1"})
     assert "\x1b[" not in plain.replace("\\x1b[", "")
-    assert "\x1b" not in kt("logs", "ex-failed", db=db).stdout  # a pipe is not a terminal
+    assert " [INFO] [plugin:core/shell.run] b nul\\x00 end\r\n" in plain
+    piped = kt("logs", "ex-failed", db=db).stdout  # a pipe is not a terminal: unchanged
+    assert "\x1b" not in piped and f" [INFO] [plugin:core/shell.run] {HOSTILE_SHOWN}\n" in piped
+
+
+def test_a_programs_colours_and_progress_lines_on_a_terminal(more_db: Path) -> None:
+    logs = [KT, "execution", "logs", "ex-colours", "--db", str(more_db)]
+    lines = [line.split("] ", 3)[3] for line in _run_on_a_terminal(logs, ENV).splitlines()]
+    assert lines == [
+        "tests/test_x.py \x1b[32m.\x1b[0m\x1b[32m.\x1b[0m\x1b[31mF\x1b[0m \\x1b[4m[100%]\x1b[0m",
+        "\x1b[1mDownloading 100%\x1b[0m",
+    ]
+    raw = [line.split("] ", 3)[3] for line in _run_on_a_terminal([*logs, "--raw"], ENV).splitlines()]
+    assert raw == [PYTEST_DOTS.replace("\x1b", "\\x1b"), PROGRESS.replace("\x1b", "\\x1b").replace("\r", "\\r")]
+    no_color = [line.split("] ", 3)[3] for line in _run_on_a_terminal(logs, {**ENV, "NO_COLOR": "1"}).splitlines()]
+    assert no_color == ["tests/test_x.py ..F \\x1b[4m[100%]", "Downloading 100%"]
+    jsonl = kt("logs", "ex-colours", "--jsonl", db=more_db).stdout.splitlines()
+    assert [json.loads(line)["message"] for line in jsonl] == [PYTEST_DOTS, PROGRESS]  # exact, as stored
 
 
 def test_out_of_range_arguments_are_bad_arguments_or_say_the_bound(db: Path) -> None:
