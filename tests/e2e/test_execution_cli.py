@@ -343,7 +343,7 @@ async def _running_execution(path: Path, execution_id: str, t0: int) -> None:
         await ex.start(0)
         await ex.start_task("a", start=0)
         await ex.start_task("b", start=0)
-        await ex.logs([(0, "INFO", "a", "before follow")])
+        await ex.logs([(0, "INFO", "a", "before follow"), (0, "ERROR", "b", "before follow (b)")])
 
 
 def test_follow_prints_every_line_once_in_commit_order(tmp_path: Path) -> None:
@@ -357,8 +357,10 @@ def test_follow_prints_every_line_once_in_commit_order(tmp_path: Path) -> None:
                           "--task", "b", "--db", str(path)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV),
     ]
-    time.sleep(0.4)  # the followers are polling before the writer starts
-    assert all(p.poll() is None for p in followers)
+    # each has printed what was there before: both are polling before the writer starts
+    assert followers[0].stdout is not None and followers[1].stdout is not None
+    first_text = [followers[0].stdout.readline(), followers[0].stdout.readline()]
+    first_json = followers[1].stdout.readline()
     writer = subprocess.run([sys.executable, str(tmp_path / "writer.py"), str(path), "ex-follow", str(T0)],
                             env=ENV, capture_output=True, text=True, timeout=30)
     assert writer.returncode == 0, writer.stderr
@@ -367,19 +369,18 @@ def test_follow_prints_every_line_once_in_commit_order(tmp_path: Path) -> None:
     assert (followers[0].returncode, text_err) == (0, "")
     assert (followers[1].returncode, json_err) == (0, "")
 
-    messages = [line.rsplit("] ", 1)[1] for line in text_out.splitlines()]
-    assert messages == ["before follow"] + [f"line {n:03d}" for n in range(200)]  # once each, commit order
-    errors_b = [json.loads(line) for line in json_out.splitlines()]
-    expected = [f"line {n:03d}" for n in range(200) if n % 7 == 0 and n % 2 == 0]
+    messages = [line.rsplit("] ", 1)[1] for line in "".join(first_text).splitlines() + text_out.splitlines()]
+    # once each, in commit order
+    assert messages == ["before follow", "before follow (b)"] + [f"line {n:03d}" for n in range(200)]
+    errors_b = [json.loads(line) for line in [first_json, *json_out.splitlines()]]
+    expected = ["before follow (b)"] + [f"line {n:03d}" for n in range(200) if n % 7 == 0 and n % 2 == 0]
     assert [e["message"] for e in errors_b] == expected
     assert {(e["level"], e["task_id"]) for e in errors_b} == {("ERROR", "b")}
 
 
 def test_follow_on_finished_execution_exits_at_once(db: Path) -> None:
-    started = time.monotonic()
-    result = kt("logs", "ex-success", "--follow", db=db)
+    result = kt("logs", "ex-success", "--follow", db=db)  # kt's timeout fails the test if it keeps polling
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
-    assert time.monotonic() - started < 5
     result = kt("logs", "ex-nologs", "--follow", "--jsonl", db=db)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "No logs found for execution ex-nologs\n")
 
@@ -392,22 +393,21 @@ def test_follow_with_an_unknown_task_fails_at_once(more_db: Path) -> None:
 
 
 def test_follow_stops_when_the_recorded_engine_is_gone(db: Path) -> None:
-    # ex-stuck: RUNNING, its engine (this host, a pid that does not exist) died without a word
-    started = time.monotonic()
-    result = kt("logs", "ex-stuck", "--follow", db=db, timeout=15)
+    # ex-stuck: RUNNING, its engine (this host, a pid that does not exist) died without a word;
+    # without the engine check this would follow until kt's timeout
+    result = kt("logs", "ex-stuck", "--follow", db=db, timeout=30)
     assert (result.returncode, result.stderr) == (1, LOST.format("ex-stuck", DEAD_PID))
     assert result.stdout.endswith("[INFO] [plugin:core/shell.run] still working\n")
-    assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize("execution_id", ["ex-live", "ex-remote"])
 def test_follow_ctrl_c_exits_130_without_traceback(more_db: Path, execution_id: str) -> None:
-    # ex-live: the engine is alive; ex-remote: it runs on another host, so we cannot know: keep following
+    # ex-live: the engine is alive; ex-remote: it runs on another host, so we cannot know: it keeps
+    # following (which engines count as gone: tests/cli/test_execution_reads.py)
     proc = subprocess.Popen([KT, "execution", "logs", execution_id, "--follow", "--db", str(more_db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout is not None
-    assert proc.stdout.readline().endswith("[INFO] [plugin:core/shell.run] still working\n")
-    time.sleep(1.0)  # inside the poll loop, past the first look at the engine
+    assert proc.stdout.readline().endswith("[INFO] [plugin:core/shell.run] still working\n")  # in the poll loop
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
@@ -541,7 +541,9 @@ def test_inspect_flags(db: Path) -> None:
     chart = timeline.split("Timeline\n", 1)[1].splitlines()
     assert chart[0].strip().startswith("0s") and chart[0].rstrip().endswith("3.5s")
     assert chart[1].startswith("fetch █") and "░" in chart[1] and chart[1].rstrip().endswith("+50ms  3s")
-    assert chart[2].startswith("parse  ")  # starts after fetch ended and chart[2].rstrip().endswith("+3.1s  300ms  FAILED")
+    assert chart[2].startswith("parse  ") and chart[2].rstrip().endswith("+3.1s  300ms  FAILED")
+    fetch_bar_end = max(chart[1].rfind("█"), chart[1].rfind("░"))
+    assert chart[2].index("█") >= fetch_bar_end  # parse starts after fetch ended
 
     audit = kt("inspect", "ex-failed", "--audit", db=db).stdout.split("Audit events (", 1)[1]
     assert "STATE_CHANGE  task fetch: RUNNING → WAITING  reason=BACKOFF  message=exit code 1" in audit
@@ -708,15 +710,12 @@ def test_help_does_not_import_the_engine() -> None:
 
 
 def test_against_a_real_run(tmp_path: Path) -> None:
-    """Once `kestra-trio run` exists: the readers agree with what the engine recorded."""
+    """The readers agree with what the engine recorded."""
     workflow = ROOT / "examples" / "hello.yaml"
-    if not workflow.exists():
-        pytest.skip("examples/hello.yaml is not there yet")
     path = tmp_path / "real.db"
     run = subprocess.run([KT, "run", str(workflow), "--db", str(path)], capture_output=True, text=True, env=ENV,
                          timeout=60, cwd=ROOT)
-    if run.returncode != 0 and not path.exists():
-        pytest.skip(f"`kestra-trio run` does not work yet: {run.stderr.strip()[:200]}")
+    assert run.returncode == 0, run.stderr
     listed = json.loads(kt("list", "--json", db=path).stdout)
     assert len(listed) == 1
     execution = listed[0]

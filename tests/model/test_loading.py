@@ -6,7 +6,6 @@ Each `corpus/broken/NAME.yaml` has a sibling `NAME.expected` holding the exact l
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -215,13 +214,13 @@ def test_nesting_up_to_the_limit_loads(yaml_parser: str) -> None:
     assert value == []
 
 
-def test_billion_laughs_is_refused_quickly() -> None:
+def test_billion_laughs_is_refused_where_the_count_goes_past_the_limit(yaml_parser: str) -> None:
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
-    started = time.perf_counter()
-    with pytest.raises(WorkflowError, match="after expanding aliases"):
-        load_workflow_text("\n".join(levels))
-    assert time.perf_counter() - started < 1
+    with pytest.raises(WorkflowError) as info:
+        load_workflow_text("\n".join(levels), "wf.yaml")
+    # refused at the alias of a5 that takes the count past 1,000,000, long before 10^10 values exist
+    assert str(info.value) == "wf.yaml:6:45: more than 1,000,000 values (after expanding aliases); a workflow does not need that"
 
 
 # -- fuzzing: anything in, only a Workflow / WorkflowError / WorkflowInvalid out -------------
@@ -271,16 +270,15 @@ def test_fuzz_documents(document: object) -> None:
     assert_loads_cleanly(yaml.safe_dump(document, allow_unicode=True))
 
 
-def test_ten_thousand_task_workflow_loads_in_linear_time() -> None:
+def test_ten_thousand_task_workflow_loads() -> None:
+    """The time it takes is scripts/bench_model.py's."""
     lines = ["id: big", "tasks:", "  - {id: t0, type: core/shell.run}"]
     lines += [
         f"  - {{id: t{i}, type: core/shell.run, needs: [t{i - 1}], inputs: {{command: 'echo {{{{ tasks.t{i - 1}.outputs.x }}}}'}}}}"
         for i in range(1, 10_000)
     ]
-    started = time.perf_counter()
     workflow = load_workflow_text("\n".join(lines))
-    assert len(workflow.tasks) == 10_000
-    assert time.perf_counter() - started < 10
+    assert len(workflow.tasks) == 10_000 and workflow.tasks[-1].needs == ("t9998",)
 
 
 @pytest.mark.parametrize("ending", ["---\n", "---\n...\n", "...\n---\n", "--- \n"])
