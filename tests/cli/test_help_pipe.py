@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 TESTS = Path(__file__).resolve().parents[1]
 KT = str(Path(sys.executable).with_name("kestra-trio"))
 ENV = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "KESTRA_TRIO_DB")}

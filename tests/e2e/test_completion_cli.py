@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 KT = str(Path(sys.executable).with_name("kestra-trio"))
 
 

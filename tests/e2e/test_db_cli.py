@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 KESTRA_TRIO = str(Path(sys.executable).with_name("kestra-trio"))
 DAY_MS = 86_400_000
 

@@ -25,6 +25,8 @@ from factories import T0, ExecutionFactory, simple_success, task  # tests/ is on
 from kestra_trio.observability.records import now_ms
 from kestra_trio.storage.db import open_database  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 KT = str(Path(sys.executable).with_name("kestra-trio"))
 ROOT = TESTS.parent
 ENV = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "KESTRA_TRIO_DB")}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
 
 REPO = Path(__file__).parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -75,7 +79,7 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     result = kestra_trio("validate", tmp_path / "nope.yaml", tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{tmp_path / 'nope.yaml'}: cannot read file: No such file or directory",
+        f"{tmp_path / 'nope.yaml'}: cannot read file: {os.strerror(errno.ENOENT)}",
         f"{tmp_path}: is a directory, not a workflow file",
     ]
 

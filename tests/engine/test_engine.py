@@ -14,6 +14,8 @@ import trio
 
 from kestra_trio.state.states import State
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 
 def marker_command(tmp, name, seconds=0.3):
     """Shell that records start/end times, to check order and parallelism from the outside."""

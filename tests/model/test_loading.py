@@ -1,11 +1,17 @@
 """Loading YAML into a Workflow: the broken/valid corpus, file-level errors, hostile input.
 
 Each `corpus/broken/NAME.yaml` has a sibling `NAME.expected` holding the exact lines that
-`kestra-trio validate` prints for it (validated without a plugin catalog).
+`kestra-trio validate` prints for it (validated without a plugin catalog). A line ending in
+`…` gives only the start: what follows is the YAML parser's own description of a syntax
+error, whose words differ between libyaml and PyYAML's pure-Python parser (and may change in
+any PyYAML release); the file, line, column and `not valid YAML:` are ours.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -39,10 +45,13 @@ def test_corpus_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
-def test_broken_corpus(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_corpus(path: Path, monkeypatch: pytest.MonkeyPatch, yaml_parser: str) -> None:
     monkeypatch.chdir(path.parent)  # diagnostics name the file as given: relative
     expected = (path.with_suffix(".expected")).read_text(encoding="utf-8").splitlines()
-    assert diagnostics(Path(path.name)) == expected
+    got = diagnostics(Path(path.name))
+    assert len(got) == len(expected), got
+    for line, want in zip(got, expected):
+        assert line.startswith(want[:-1]) and len(line) > len(want) - 1 if want.endswith("…") else line == want
 
 
 @pytest.mark.parametrize("path", VALID + EXAMPLES, ids=[p.stem for p in VALID + EXAMPLES])
@@ -134,8 +143,8 @@ def test_invalid_message_names_the_first_problem_and_the_count() -> None:
         ("", "wf.yaml: file is empty; a workflow needs at least id and tasks"),
         ("~\n", "wf.yaml: file is empty; a workflow needs at least id and tasks"),
         ("just text", "wf.yaml: top level must be a mapping (id: ..., tasks: ...), got a single value"),
-        ("a: [1, 2\n", "wf.yaml:2:1: not valid YAML: did not find expected ',' or ']'"),
-        ("a: \x01\n", "wf.yaml: not valid YAML: control characters are not allowed (at character 3)"),
+        ("a: [1, 2\n", "wf.yaml:2:1: not valid YAML: …"),
+        ("a: \x01\n", "wf.yaml: not valid YAML: … (at character 3)"),
         ("a: *nope\n", "wf.yaml:1:4: unknown alias *nope (define &nope before using it)"),
         ("a: &x [1, *x]\n", "wf.yaml:1:11: unknown alias *x (define &x before using it)"),
         ("? [a]\n: b\n", "wf.yaml:1:3: mapping keys must be plain text, not a list or mapping"),
@@ -147,15 +156,17 @@ def test_invalid_message_names_the_first_problem_and_the_count() -> None:
         ("a: \ud800\n", "wf.yaml: not valid text (contains unpaired surrogates)"),
     ],
 )
-def test_file_level_errors(text: str, message: str) -> None:
+def test_file_level_errors(text: str, message: str, yaml_parser: str) -> None:
+    """`…` stands for the YAML parser's own words (see the module docstring)."""
     with pytest.raises(WorkflowError) as info:
         load_workflow_text(text, "wf.yaml")
     assert not isinstance(info.value, WorkflowInvalid)
-    assert str(info.value) == message
+    before, _, after = message.partition("…")
+    assert re.fullmatch(re.escape(before) + (r"\S.*" + re.escape(after) if _ else ""), str(info.value)), str(info.value)
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(WorkflowError, match=r"missing.yaml: cannot read file: No such file or directory$"):
+    with pytest.raises(WorkflowError, match=re.escape(f"missing.yaml: cannot read file: {os.strerror(errno.ENOENT)}") + "$"):
         load_workflow(tmp_path / "missing.yaml")
     with pytest.raises(WorkflowError, match="is a directory, not a workflow file"):
         load_workflow(tmp_path)
