@@ -130,7 +130,7 @@ def load_document(text: str, filename: str = "<string>") -> tuple[dict[str, Any]
         offset = _too_deep_offset(text, builder.parsed_to, len(builder.stack), _error_offset(exc, len(text)))
         if offset is not None:
             line, column = _line_column(text, offset)
-            raise WorkflowError(f"{filename}:{line}:{column}: {_too_deep_message()}") from None
+            raise WorkflowError(f"{filename}:{line}:{column}: {_TOO_DEEP}") from None
         raise WorkflowError(_yaml_error_line(filename, exc)) from None
     if builder.empty:
         raise WorkflowError(f"{filename}: file is empty; a workflow needs at least id and tasks")
@@ -151,9 +151,7 @@ def _yaml_error_line(filename: str, exc: Exception) -> str:
     return f"{filename}: not valid YAML: {detail}"
 
 
-def _too_deep_message() -> str:
-    return f"nesting is deeper than {MAX_DEPTH} levels; a workflow does not need that"
-
+_TOO_DEEP = f"nesting is deeper than {MAX_DEPTH} levels; a workflow does not need that"
 
 # a flow bracket, or text whose brackets are not structure: a quoted scalar (possibly cut off
 # by the failure) or a comment
@@ -266,7 +264,7 @@ class _Builder:
         if self.stack and self.awaiting_key():
             self.fail(event, "mapping keys must be plain text, not a list or mapping")
         if len(self.stack) >= MAX_DEPTH:
-            self.fail(event, _too_deep_message())
+            self.fail(event, _TOO_DEEP)
         allowed = _MAPPING_TAGS if is_mapping else _SEQUENCE_TAGS
         if event.tag not in allowed:
             self.fail(event, f"unsupported YAML tag {_tag_text(event.tag)!r} (only plain values, lists and mappings are allowed)")
