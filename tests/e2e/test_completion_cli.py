@@ -48,14 +48,21 @@ def test_bash_completion_is_installed_and_completes_commands_and_options(tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("shell", "script", "startup"),
-    [("zsh", ".zsh/completions/_cyclopts_kestra-trio", ".zshrc"), ("fish", ".config/fish/completions/kestra-trio.fish", None)],
+    ("shell", "folder", "names", "startup"),
+    [
+        # cyclopts names zsh's file _cyclopts_<prog> (older releases: _<prog>, same folder)
+        ("zsh", ".zsh/completions", ("_cyclopts_kestra-trio", "_kestra-trio"), ".zshrc"),
+        ("fish", ".config/fish/completions", ("kestra-trio.fish",), None),
+    ],
 )
-def test_zsh_and_fish_scripts_go_where_those_shells_load_them(tmp_path: Path, shell: str, script: str,
-                                                              startup: str | None) -> None:
+def test_zsh_and_fish_scripts_go_where_those_shells_load_them(
+    tmp_path: Path, shell: str, folder: str, names: tuple[str, ...], startup: str | None
+) -> None:
     result = install(tmp_path, "--shell", shell)
     assert result.returncode == 0, result.stderr
-    text = (tmp_path / script).read_text()
+    script = Path(result.stdout.split("Completion script installed to ", 1)[1].split("\n", 1)[0])
+    assert script.parent == tmp_path / folder and script.name in names
+    text = script.read_text()
     assert "kestra-trio" in text and "execution" in text and "--max-parallel" in text
     if startup is not None:  # zsh: the folder is put on fpath; fish loads its folder by itself
-        assert f"fpath=({(tmp_path / script).parent} $fpath)" in (tmp_path / startup).read_text()
+        assert f"fpath=({script.parent} $fpath)" in (tmp_path / startup).read_text()

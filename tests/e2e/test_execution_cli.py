@@ -302,7 +302,7 @@ def test_broken_pipe_is_quiet(db: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline().endswith(b"line 0\n")
         proc.stdout.close()  # `| head -1`
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=60) == 0
         assert proc.stderr.read() == b""
 
 
@@ -359,15 +359,24 @@ def test_follow_prints_every_line_once_in_commit_order(tmp_path: Path) -> None:
                           "--task", "b", "--db", str(path)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV),
     ]
-    # each has printed what was there before: both are polling before the writer starts
-    assert followers[0].stdout is not None and followers[1].stdout is not None
-    first_text = [followers[0].stdout.readline(), followers[0].stdout.readline()]
-    first_json = followers[1].stdout.readline()
-    writer = subprocess.run([sys.executable, str(tmp_path / "writer.py"), str(path), "ex-follow", str(T0)],
-                            env=ENV, capture_output=True, text=True, timeout=30)
-    assert writer.returncode == 0, writer.stderr
-    text_out, text_err = followers[0].communicate(timeout=10)
-    json_out, json_err = followers[1].communicate(timeout=10)
+    try:
+        # each has printed what was there before: both are polling before the writer starts
+        assert followers[0].stdout is not None and followers[1].stdout is not None
+        first_text = [followers[0].stdout.readline(), followers[0].stdout.readline()]
+        first_json = followers[1].stdout.readline()
+        writer = subprocess.run([sys.executable, str(tmp_path / "writer.py"), str(path), "ex-follow", str(T0)],
+                                env=ENV, capture_output=True, text=True, timeout=120)
+        assert writer.returncode == 0, writer.stderr
+        text_out, text_err = followers[0].communicate(timeout=60)
+        json_out, json_err = followers[1].communicate(timeout=60)
+    finally:  # a failure above must not leave a follower running or its pipes open
+        for follower in followers:
+            if follower.poll() is None:
+                follower.kill()
+            follower.wait()
+            for stream in (follower.stdout, follower.stderr):
+                if stream is not None:
+                    stream.close()
     assert (followers[0].returncode, text_err) == (0, "")
     assert (followers[1].returncode, json_err) == (0, "")
 
@@ -388,9 +397,9 @@ def test_follow_on_finished_execution_exits_at_once(db: Path) -> None:
 
 
 def test_follow_with_an_unknown_task_fails_at_once(more_db: Path) -> None:
-    result = kt("logs", "ex-live", "--follow", "--task", "typo", db=more_db, timeout=10)  # used to wait forever
+    result = kt("logs", "ex-live", "--follow", "--task", "typo", db=more_db, timeout=60)  # used to wait forever
     assert (result.returncode, result.stdout, result.stderr) == (1, "", "Task not found: typo in execution ex-live\n")
-    jsonl = kt("logs", "ex-live", "--follow", "--jsonl", "--task", "typo", db=more_db, timeout=10)
+    jsonl = kt("logs", "ex-live", "--follow", "--jsonl", "--task", "typo", db=more_db, timeout=60)
     assert (jsonl.returncode, jsonl.stdout, jsonl.stderr) == (1, "", "Task not found: typo in execution ex-live\n")
 
 
@@ -406,13 +415,13 @@ def test_follow_stops_when_the_recorded_engine_is_gone(db: Path) -> None:
 def test_follow_ctrl_c_exits_130_without_traceback(more_db: Path, execution_id: str) -> None:
     # ex-live: the engine is alive; ex-remote: it runs on another host, so we cannot know: it keeps
     # following (which engines count as gone: tests/cli/test_execution_reads.py)
-    proc = subprocess.Popen([KT, "execution", "logs", execution_id, "--follow", "--db", str(more_db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().endswith("[INFO] [plugin:core/shell.run] still working\n")  # in the poll loop
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+    with subprocess.Popen([KT, "execution", "logs", execution_id, "--follow", "--db", str(more_db)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().endswith("[INFO] [plugin:core/shell.run] still working\n")  # in the poll loop
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err and err == ""
 
@@ -425,11 +434,11 @@ LONG_WORKFLOW = textwrap.dedent(
       - id: tick
         type: core/shell.run
         inputs:
-          command: i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo "tick $i"; sleep 0.05; done
+          command: i=0; while [ $i -lt 6000 ]; do i=$((i+1)); echo "tick $i"; sleep 0.05; done
       - id: quiet
         type: core/shell.run
         inputs:
-          command: echo "sleeping"; sleep 20
+          command: echo "sleeping"; sleep 600
     """
 )
 
@@ -473,9 +482,9 @@ def test_follow_stops_when_a_real_engine_is_killed(tmp_path: Path) -> None:
         reader = _read_lines(follower.stdout, lines)
         _wait_for(lambda: any(line.endswith("] tick 5\n") for line in lines), 30, "the follower to print tick 5")
         engine.send_signal(signal.SIGKILL)
-        assert engine.wait(timeout=10) == -signal.SIGKILL
-        assert follower.wait(timeout=15) == 1  # it used to wait forever
-        reader.join(timeout=5)
+        assert engine.wait(timeout=60) == -signal.SIGKILL
+        assert follower.wait(timeout=60) == 1  # it used to wait forever
+        reader.join(timeout=30)
         assert follower.stderr is not None
         assert follower.stderr.read() == LOST.format(execution_id, engine.pid)
     finally:
@@ -484,7 +493,7 @@ def test_follow_stops_when_a_real_engine_is_killed(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
         if reader is not None:
-            reader.join(timeout=5)
+            reader.join(timeout=30)
         if follower is not None:
             for stream in (follower.stdout, follower.stderr):
                 if stream is not None:

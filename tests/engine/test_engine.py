@@ -256,7 +256,7 @@ tasks:
             kill_grace=1.0,
         )
     finally:
-        canceller.wait(timeout=20)
+        canceller.wait(timeout=60)
     assert result.state == State.CANCELLED
     assert dict(engine.rows("SELECT task_id, state || ':' || reason_code FROM task_runs")) == {
         "long": "CANCELLED:EXECUTION_CANCELLED",
