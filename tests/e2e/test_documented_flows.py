@@ -21,7 +21,7 @@ KT = str(Path(sys.executable).with_name("kestra-trio"))
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("KESTRA_TRIO_") and k not in ("NO_COLOR", "FORCE_COLOR")}
 
 
-def kt(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def kt(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KT, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout)
 
 
@@ -135,8 +135,8 @@ def test_follow_a_run_inspect_it_while_it_runs_and_cancel_it_from_another_termin
                 assert followed[-1], "the follower ended before `long` started"
             running = kt("execution", "inspect", execution_id, "--timeline", *db, cwd=tmp_path)
             cancel = kt("execution", "cancel", execution_id, "--reason", "not needed today", *db, cwd=tmp_path)
-            rest, follow_err = follower.communicate(timeout=30)
-        engine_out, _ = engine.communicate(timeout=30)
+            rest, follow_err = follower.communicate(timeout=120)
+        engine_out, _ = engine.communicate(timeout=120)
 
     assert running.returncode == 0, running.stderr
     assert running.stdout.startswith("Execution in progress\n") and "State        ⏳ RUNNING" in running.stdout

@@ -41,7 +41,7 @@ HOSTILE = "[/x] [bold]b[/bold] \x1b[31mred\x1b[0m a\rb nul\x00 end"
 HOSTILE_SHOWN = "[/x] [bold]b[/bold] \\x1b[31mred\\x1b[0m a\\rb nul\\x00 end"
 
 
-def kt(*args: str, db: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def kt(*args: str, db: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     argv = [KT, "execution", *args]
     if db is not None:
         argv += ["--db", str(db)]
@@ -273,10 +273,10 @@ def test_cyclopts_errors_and_undecodable_arguments_are_one_line(db: Path) -> Non
     for argv in ([b"logs", b"\xff\xfe\xfd\xfc"], [b"logs", b"ex-success", b"--task", b"\xff"],
                  [b"inspect", b"ex-failed", b"--task", b"\xff"], [b"list", b"--workflow", b"\xff"]):
         result = subprocess.run([KT.encode(), b"execution", *argv, b"--db", str(db).encode()], capture_output=True,
-                                env=ENV, timeout=30, cwd=ROOT)
+                                env=ENV, timeout=120, cwd=ROOT)
         assert b"internal error" not in result.stderr and result.stderr.count(b"\n") == 1, result.stderr
     missing = subprocess.run([KT.encode(), b"execution", b"logs", b"\xff\xfe\xfd\xfc", b"--db", str(db).encode()],
-                             capture_output=True, env=ENV, timeout=30, cwd=ROOT)
+                             capture_output=True, env=ENV, timeout=120, cwd=ROOT)
     assert (missing.returncode, missing.stderr) == (1, b"Execution not found: \\udcff\\udcfe\\udcfd\\udcfc\n")
 
 
@@ -406,7 +406,7 @@ def test_follow_with_an_unknown_task_fails_at_once(more_db: Path) -> None:
 def test_follow_stops_when_the_recorded_engine_is_gone(db: Path) -> None:
     # ex-stuck: RUNNING, its engine (this host, a pid that does not exist) died without a word;
     # without the engine check this would follow until kt's timeout
-    result = kt("logs", "ex-stuck", "--follow", db=db, timeout=30)
+    result = kt("logs", "ex-stuck", "--follow", db=db, timeout=120)
     assert (result.returncode, result.stderr) == (1, LOST.format("ex-stuck", DEAD_PID))
     assert result.stdout.endswith("[INFO] [plugin:core/shell.run] still working\n")
 
@@ -484,7 +484,7 @@ def test_follow_stops_when_a_real_engine_is_killed(tmp_path: Path) -> None:
         engine.send_signal(signal.SIGKILL)
         assert engine.wait(timeout=60) == -signal.SIGKILL
         assert follower.wait(timeout=60) == 1  # it used to wait forever
-        reader.join(timeout=30)
+        reader.join(timeout=120)
         assert follower.stderr is not None
         assert follower.stderr.read() == LOST.format(execution_id, engine.pid)
     finally:
@@ -493,7 +493,7 @@ def test_follow_stops_when_a_real_engine_is_killed(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
         if reader is not None:
-            reader.join(timeout=30)
+            reader.join(timeout=120)
         if follower is not None:
             for stream in (follower.stdout, follower.stderr):
                 if stream is not None:
@@ -657,7 +657,7 @@ def test_cancel_a_real_run_from_another_terminal(tmp_path: Path) -> None:
         execution_id = engine.stdout.readline().split()[1]  # "Execution <id> created: ..."
         assert engine.stdout.readline().split()[1:] == ["RUNNING", "wait"]
         result = kt("cancel", execution_id[:6], "--reason", "user asked", db=path)
-        out, err = engine.communicate(timeout=30)
+        out, err = engine.communicate(timeout=120)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"Cancel requested for execution {execution_id}\nExecution {execution_id} cancelled\n"
     assert engine.returncode == 1  # cancelled from another terminal
@@ -714,9 +714,9 @@ def test_help_does_not_import_the_engine() -> None:
         "heavy = {'trio', 'rich.console', 'sqlite_anyio', 'kestra_trio.storage.db'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=30)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
     assert result.stdout == "[]\n", result.stderr
-    help_text = subprocess.run([KT, "execution", "logs", "--help"], capture_output=True, text=True, env=ENV, timeout=30)
+    help_text = subprocess.run([KT, "execution", "logs", "--help"], capture_output=True, text=True, env=ENV, timeout=120)
     assert help_text.returncode == 0 and "--follow" in help_text.stdout and "--jsonl" in help_text.stdout
 
 
@@ -744,7 +744,7 @@ def _run_on_a_terminal(argv: list[str], env: dict[str, str]) -> str:
 
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.run(argv, stdout=follower, stderr=subprocess.PIPE, env=env, timeout=30)
+        proc = subprocess.run(argv, stdout=follower, stderr=subprocess.PIPE, env=env, timeout=120)
     finally:
         os.close(follower)
     chunks = []
