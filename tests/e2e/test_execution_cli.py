@@ -415,8 +415,10 @@ def test_follow_stops_when_the_recorded_engine_is_gone(db: Path) -> None:
 def test_follow_ctrl_c_exits_130_without_traceback(more_db: Path, execution_id: str) -> None:
     # ex-live: the engine is alive; ex-remote: it runs on another host, so we cannot know: it keeps
     # following (which engines count as gone: tests/cli/test_execution_reads.py)
+    # as from a terminal: SIGINT at its default (a suite started in the background inherits it ignored)
     with subprocess.Popen([KT, "execution", "logs", execution_id, "--follow", "--db", str(more_db)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) as proc:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().endswith("[INFO] [plugin:core/shell.run] still working\n")  # in the poll loop
         assert proc.poll() is None
