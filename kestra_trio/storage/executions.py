@@ -33,6 +33,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+#: the queue every server worker serves (`kestra-trio run` uses a private one)
+DEFAULT_QUEUE = "default"
+
+
 @dataclass(frozen=True)
 class NewExecution:
     id: str
@@ -42,8 +46,10 @@ class NewExecution:
     inputs: dict[str, Any]  # masked
     workflow_path: str | None
     timeout_ms: int | None
-    engine_pid: int | None
+    engine_pid: int | None  # set at creation only for an execution pinned to its process
     engine_host: str | None
+    queue: str = DEFAULT_QUEUE
+    workflow_revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,10 @@ class ChangeResult:
     audit_failed: str | None = None
 
 
-_EXEC_FIELDS = {"started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count"}
+_EXEC_FIELDS = {
+    "started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count",
+    "engine_pid", "engine_host", "worker_id", "claimed_at", "heartbeat_at",
+}
 _TASK_FIELDS = {
     "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count",
 }
@@ -179,15 +188,18 @@ def _apply_many(raw: sqlite3.Connection, changes: Sequence[StateChange]) -> list
     return [_apply_one(raw, change) for change in changes]
 
 
-def _create(raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskRun], at: int) -> None:
+def create_sync(
+    raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskRun], at: int, state: State = State.PENDING
+) -> None:
+    """Insert the execution (in `state`), its task runs and the CREATED audit event."""
     raw.execute(
         "INSERT INTO executions (id, workflow_id, namespace, state, reason_code, trigger_type, inputs, "
-        "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host, queue, "
+        "workflow_revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
-            new.id, new.workflow_id, new.namespace, State.PENDING.value, "CREATED", new.trigger_type,
+            new.id, new.workflow_id, new.namespace, state.value, "CREATED", new.trigger_type,
             dumps(new.inputs), new.workflow_path, at, at, new.timeout_ms, len(tasks), new.engine_pid,
-            new.engine_host,
+            new.engine_host, new.queue, new.workflow_revision,
         ),
     )
     raw.executemany(
@@ -202,17 +214,10 @@ def _create(raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskR
             for t in tasks
         ],
     )
-    insert_audit_sync(
-        raw,
-        [
-            AuditEvent(
-                new.id,
-                AuditEventType.CREATED,
-                {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)},
-                at,
-            )
-        ],
-    )
+    created = {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)}
+    if new.workflow_revision is not None:
+        created["workflow_revision"] = new.workflow_revision
+    insert_audit_sync(raw, [AuditEvent(new.id, AuditEventType.CREATED, created, at)])
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,17 @@ def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
         ).fetchone()
         is not None
     )
+
+
+def _pending_cancels(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> list[str]:
+    marks = ",".join("?" * len(execution_ids))
+    return [
+        row[0]
+        for row in raw.execute(
+            f"SELECT DISTINCT execution_id FROM cancel_requests WHERE handled_at IS NULL AND execution_id IN ({marks})",
+            tuple(execution_ids),
+        )
+    ]
 
 
 def _get(raw: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
@@ -349,7 +365,8 @@ def _task_counts(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[
 
 def _unfinished_on_host(raw: sqlite3.Connection, host: str) -> list[tuple[str, int | None]]:
     return raw.execute(
-        "SELECT id, engine_pid FROM executions WHERE state IN ('PENDING', 'RUNNING', 'WAITING') AND engine_host = ?",
+        "SELECT id, engine_pid FROM executions WHERE state IN ('QUEUED', 'PENDING', 'RUNNING', 'WAITING') "
+        "AND engine_host = ?",
         (host,),
     ).fetchall()
 
@@ -382,8 +399,9 @@ class ExecutionStore:
         self.db = db
 
     async def create(self, new: NewExecution, tasks: Sequence[NewTaskRun], *, at: int | None = None) -> None:
-        """`at`: the creation time (Unix ms), now by default."""
-        await self.db.write(_create, new, tasks, now_ms() if at is None else at)
+        """A PENDING execution outside the queue (the engine enqueues: `SqliteQueue.enqueue`).
+        `at`: the creation time (Unix ms), now by default."""
+        await self.db.write(create_sync, new, tasks, now_ms() if at is None else at)
 
     async def apply(self, *changes: StateChange) -> list[ChangeResult]:
         """Apply guarded transitions in one transaction.
@@ -403,6 +421,12 @@ class ExecutionStore:
 
     async def has_cancel_request(self, execution_id: str) -> bool:
         return await self.db.run(_has_cancel_request, execution_id)
+
+    async def pending_cancels(self, execution_ids: Sequence[str]) -> list[str]:
+        """Which of `execution_ids` have an unhandled cancel request (one query for all)."""
+        if not execution_ids:
+            return []
+        return await self.db.run(_pending_cancels, list(execution_ids))
 
     async def take_cancel_requests(self, execution_id: str) -> list[CancelRequest]:
         return await self.db.write(_take_cancel_requests, execution_id)
