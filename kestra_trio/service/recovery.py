@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 
+from kestra_trio.query.liveness import process_alive
 from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
 from kestra_trio.state.states import AttemptState, Reason, State
 from kestra_trio.storage.executions import AttemptWrite, ExecutionStore, StateChange
@@ -22,7 +23,7 @@ async def recover_lost_executions(store: ExecutionStore, logs: LogStore | None =
     with a scheduler ERROR line saying so (the lost engine could not write its own)."""
     lost = []
     for execution_id, pid in await store.unfinished_on_host(socket.gethostname()):
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or process_alive(pid):
             continue
         runs = await store.task_runs(execution_id)
         open_attempts = {a.task_id: a for a in await store.attempts(execution_id) if a.state == "RUNNING"}
@@ -80,13 +81,3 @@ async def recover_lost_executions(store: ExecutionStore, logs: LogStore | None =
             except Exception:
                 pass
     return lost
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

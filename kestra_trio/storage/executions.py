@@ -333,8 +333,15 @@ def _find(raw: sqlite3.Connection, prefix: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _list(raw: sqlite3.Connection, workflow_id: str | None, state: str | None, limit: int) -> list[ExecutionRow]:
-    clauses, params = [], []
+def _list(
+    raw: sqlite3.Connection, workflow_id: str | None, state: str | None, limit: int,
+    before: tuple[int, str] | None = None,
+) -> list[ExecutionRow]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if before is not None:  # keyset: the rows after the last one of the previous page
+        clauses.append("(created_at, id) < (?, ?)")
+        params.extend(before)
     if workflow_id:
         clauses.append("workflow_id = ?")
         params.append(workflow_id)
@@ -449,8 +456,12 @@ class ExecutionStore:
             raise ExecutionNotFound(text)
         return matches[0]
 
-    async def list(self, *, workflow_id: str | None = None, state: str | None = None, limit: int = 20) -> list[ExecutionRow]:
-        return await self.db.run(_list, workflow_id, state, limit)
+    async def list(
+        self, *, workflow_id: str | None = None, state: str | None = None, limit: int = 20,
+        before: tuple[int, str] | None = None,
+    ) -> list[ExecutionRow]:
+        """Newest first; `before` (created_at, id) continues after a previous page's last row."""
+        return await self.db.run(_list, workflow_id, state, limit, before)
 
     async def task_counts(self, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self.db.run(_task_counts, list(execution_ids))
