@@ -277,7 +277,7 @@ def _kv_grid() -> Table:
 _WRAPPING = {"NEEDS": 12, "DETAILS": 20, "TASKS": 12}
 
 
-def _table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> Table:
+def borderless_table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> Table:
     """A borderless table; on a narrow terminal only the `wrapping` columns wrap (each down
     to its minimum width)."""
     table = Table(box=None, header_style="kt.table.header", pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
@@ -369,7 +369,7 @@ def task_table(
     ]
     columns = _fitting_columns(rows, width) if width else TASK_COLUMNS
     task_width = min(_TASK_ID_MIN, max([4, *(row["TASK"].cell_len for row in rows)]))
-    table = _table(*columns, wrapping={**_WRAPPING, "TASK": task_width})
+    table = borderless_table(*columns, wrapping={**_WRAPPING, "TASK": task_width})
     for row in rows:
         table.add_row(*(row[name] for name in columns))
     return table
@@ -711,7 +711,7 @@ def audit_details(event: AuditRow) -> str:
 
 
 def audit_table(events: Iterable[AuditRow]) -> Table:
-    table = _table("TIME", "EVENT", "DETAILS")
+    table = borderless_table("TIME", "EVENT", "DETAILS")
     for event in events:
         table.add_row(
             Text(iso_ms(event.timestamp) or "-"),
@@ -741,7 +741,7 @@ def execution_list_table(
 ) -> Table:
     """ID, WORKFLOW, STATE, STARTED (UTC), DURATION, TASKS — newest first, as given."""
     # STARTED may wrap too: else an 80-column terminal squeezes TASKS to nothing
-    table = _table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS", wrapping={**_WRAPPING, "STARTED": 10})
+    table = borderless_table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS", wrapping={**_WRAPPING, "STARTED": 10})
     for stored in executions:
         tasks = counts.get(stored.id, {})
         execution = display_safe(stored)

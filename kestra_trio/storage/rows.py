@@ -18,7 +18,7 @@ _INTEGER_COLUMNS = frozenset(
         "id", "timestamp", "created_at", "started_at", "ended_at", "updated_at", "timeout_ms",
         "log_entry_count", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
         "duration_ms", "number", "exit_code", "pid", "claimed_at", "heartbeat_at", "workflow_revision",
-        "revision", "applied_at",
+        "revision", "applied_at", "enabled",
     }
 )
 
@@ -30,7 +30,8 @@ def typed(columns: str, *, text: frozenset[str] = frozenset()) -> str:
     names = [c.strip() for c in columns.split(",")]
     return ", ".join(
         # no `AS name`: ORDER BY / WHERE must keep meaning the indexed table column
-        f"CAST({n} AS INTEGER)" if n in _INTEGER_COLUMNS and n not in text else f"CAST({n} AS TEXT)" for n in names
+        f"CAST({n} AS INTEGER)" if n.rsplit(".", 1)[-1] in _INTEGER_COLUMNS and n not in text else f"CAST({n} AS TEXT)"
+        for n in names
     )
 
 
