@@ -72,8 +72,8 @@ class Worker:
         self.prepare = prepare  # async (claimed row) -> PreparedRun
         self.max_executions = max_executions or engine.options.max_parallel
         self.poll_seconds = poll_seconds if self.shared_queues else math.inf
-        #: the cancel registry: execution id -> its running handle
-        self.running: dict[str, ExecutionRun] = {}
+        #: the cancel registry: execution id -> its running handle (None while it starts)
+        self.running: dict[str, ExecutionRun | None] = {}
         #: set when the service stops: shared queues are no longer claimed, new runs stop at once
         self.stop_request: StopRequest | None = None
         self._waiters: dict[str, _Waiter] = {}
@@ -88,11 +88,12 @@ class Worker:
         self._wake.set()
 
     def expect(self, execution_id: str) -> None:
-        """Someone will `wait` for this execution (call before it can finish)."""
+        """Someone will `wait` for this execution: keep its result (call before it can finish)."""
         self._waiters.setdefault(execution_id, _Waiter())
 
     async def wait(self, execution_id: str) -> ExecutionResult:
-        waiter = self._waiters.setdefault(execution_id, _Waiter())
+        """The result of an `expect`ed execution once this worker has run it."""
+        waiter = self._waiters[execution_id]
         await waiter.done.wait()
         self._waiters.pop(execution_id, None)
         assert waiter.result is not None
@@ -134,12 +135,12 @@ class Worker:
             return
         for row in claimed:
             self._idle = trio.Event() if self._idle.is_set() else self._idle
-            self.running[row.id] = None  # type: ignore[assignment]  # claimed, not yet started
+            self.running[row.id] = None  # claimed, not started yet
             nursery.start_soon(self._execute, row)
 
     async def _execute(self, row: ExecutionRow) -> None:
-        """Run one claimed execution; its waiter gets the result; the claim is released."""
-        waiter = self._waiters.setdefault(row.id, _Waiter())
+        """Run one claimed execution; its waiter (if any) gets the result; the claim is released."""
+        waiter = self._waiters.get(row.id) or _Waiter()
         try:
             try:
                 prepared: PreparedRun = await self.prepare(row)

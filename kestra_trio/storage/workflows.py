@@ -113,7 +113,7 @@ def _apply(raw: sqlite3.Connection, sources: Sequence[WorkflowSource], at: int) 
 
 
 _LIST = (
-    f"SELECT {typed(_WORKFLOW_COLUMNS)} FROM workflows w JOIN workflow_revisions r "
+    f"SELECT {typed(_WORKFLOW_COLUMNS, text=frozenset({'w.id'}))} FROM workflows w JOIN workflow_revisions r "
     "ON r.workflow_id = w.id AND r.revision = w.revision"
 )
 
