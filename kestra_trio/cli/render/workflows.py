@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table  # noqa: TC002 (the return type)
@@ -28,7 +29,7 @@ def applied_line(path: str, applied: Applied) -> str:
 
 
 def workflow_table(rows: Sequence[WorkflowRow]) -> Table:
-    table = borderless_table("ID", "NAMESPACE", "REVISION", "ENABLED", "TASKS", "UPDATED (UTC)", wrapping={"ID": 12})
+    table = borderless_table("ID", "NAMESPACE", "REVISION", "ENABLED", "TASKS", "UPDATED (UTC)", wrapping={"UPDATED (UTC)": 10})
     for row in rows:
         table.add_row(
             Text(literal_line(row.id), style="kt.id"),
@@ -54,15 +55,25 @@ def workflow_json(row: WorkflowRow) -> dict[str, Any]:
     }
 
 
+def shown_path(path: str | None) -> str:
+    """A stored (absolute) source path, relative to the current directory when it is inside it."""
+    if not path:
+        return "-"
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def history_table(rows: Sequence[RevisionRow], current: int) -> Table:
-    table = borderless_table("REVISION", "APPLIED (UTC)", "SHA256", "TASKS", "SOURCE", wrapping={"SOURCE": 12})
+    table = borderless_table("REVISION", "APPLIED (UTC)", "SHA256", "TASKS", "SOURCE", wrapping={"APPLIED (UTC)": 10, "SOURCE": 12})
     for row in rows:
         revision = Text(str(row.revision))
         if row.revision == current:
             revision.append(" (latest)", style="kt.muted")
         table.add_row(
             revision, Text(_when(row.applied_at)), Text(row.source_hash[:12]), Text(str(row.task_count)),
-            Text(literal(row.source_path or "-")),
+            Text(literal(shown_path(row.source_path))),
         )
     return table
 
