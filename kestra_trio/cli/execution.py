@@ -20,7 +20,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from kestra_trio.cli.params import Number, WholeNumber
+from kestra_trio.cli.params import DbPath, Number, WholeNumber
 
 execution_app = App(
     name="execution",
@@ -28,10 +28,6 @@ execution_app = App(
     default_parameter=Parameter(negative=()),
 )
 
-DbPath = Annotated[
-    str | None,
-    Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
-]
 
 POLL_SECONDS = 0.1
 #: --reason longer than this is refused (it is stored with the request and in the audit log)

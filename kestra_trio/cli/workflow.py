@@ -13,7 +13,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from kestra_trio.cli.params import WholeNumber
+from kestra_trio.cli.params import DbPath, WholeNumber
 from kestra_trio.errors import ExitCode, KestraTrioError, WorkflowInvalid
 
 workflow_app = App(
@@ -22,10 +22,6 @@ workflow_app = App(
     default_parameter=Parameter(negative=()),
 )
 
-DbPath = Annotated[
-    str | None,
-    Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
-]
 JsonFlag = Annotated[bool, Parameter(name="--json", help="Print JSON instead of a table.")]
 
 
@@ -36,6 +32,14 @@ class WorkflowNotFound(KestraTrioError):
         from kestra_trio.cli.formatting import literal_line
 
         super().__init__(f"Workflow not found: {literal_line(workflow_id)} (`kestra-trio workflow list` shows the registry)")
+
+
+async def _known(store, workflow_id: str):
+    """The registry row of `workflow_id`; WorkflowNotFound (exit 1) when there is none."""
+    current = await store.get(workflow_id)
+    if current is None:
+        raise WorkflowNotFound(workflow_id)
+    return current
 
 
 def _out(text: str) -> None:
@@ -161,9 +165,7 @@ async def show(
 
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = WorkflowStore(database)
-        current = await store.get(workflow_id)
-        if current is None:
-            raise WorkflowNotFound(workflow_id)
+        current = await _known(store, workflow_id)
         row = await store.revision(workflow_id, revision)
     if row is None:
         _err(
@@ -199,9 +201,7 @@ async def history(workflow_id: str, /, *, as_json: JsonFlag = False, db: DbPath 
 
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = WorkflowStore(database)
-        current = await store.get(workflow_id)
-        if current is None:
-            raise WorkflowNotFound(workflow_id)
+        current = await _known(store, workflow_id)
         rows = await store.history(workflow_id)
     if as_json:
         _json([revision_json(row) for row in rows])

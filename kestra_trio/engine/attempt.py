@@ -9,7 +9,7 @@ error and as a final log line.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import trio
@@ -17,6 +17,7 @@ import trio
 from kestra_trio.engine.context import RunContext, TaskResult
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.retry import decide
+from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.errors import IllegalTransition
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.templates import TemplateError, find_references, render
@@ -27,24 +28,25 @@ from kestra_trio.storage.executions import AttemptWrite, StateChange
 
 
 class TaskSlot:
-    """One task's hold on the process-wide limiter: taken to run, given back while it waits
-    out a retry backoff (--max-parallel counts running tasks), taken again to resume."""
+    """One task's hold on the process-wide slots: taken to run, given back while it waits
+    out a retry backoff (--max-parallel counts running tasks), taken again (ahead of tasks
+    that have not started) to resume."""
 
-    __slots__ = ("_limiter", "_borrower", "_held")
+    __slots__ = ("_slots", "_held", "_taken_before")
 
-    def __init__(self, limiter: trio.CapacityLimiter, borrower: Hashable) -> None:
-        self._limiter = limiter
-        self._borrower = borrower
+    def __init__(self, slots: TaskSlots) -> None:
+        self._slots = slots
         self._held = False
+        self._taken_before = False
 
     async def take(self) -> None:
-        await self._limiter.acquire_on_behalf_of(self._borrower)
-        self._held = True
+        await self._slots.acquire(resuming=self._taken_before)
+        self._held = self._taken_before = True
 
     def give_back(self) -> None:
         if self._held:
             self._held = False
-            self._limiter.release_on_behalf_of(self._borrower)
+            self._slots.release()
 
 
 class _HandleSlot:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import trio
 
 from kestra_trio.engine.progress import ProgressEvent
+from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.audit import AuditLogger
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
@@ -96,7 +97,7 @@ class EngineServices:
     collector: LogCollector
     registry: Any  # PluginRegistry: resolve(type) -> (manifest, action)
     runtime_for: RuntimeChooser
-    slots: trio.CapacityLimiter  # the global limit on running tasks
+    slots: TaskSlots  # the process-wide limit on running tasks
     force_kill: trio.Event  # set by a second stop signal: running plugins get SIGKILL now
     options: EngineOptions
 

@@ -5,7 +5,7 @@ task's descendants never start and are recorded CANCELLED / UPSTREAM_FAILED in o
 transaction; independent branches already running finish.
 
 Ready tasks are admitted one by one, in workflow order, by one admitter task that waits
-for a slot of the process-wide `CapacityLimiter` (FIFO): `--max-parallel` counts running
+for a slot of the process-wide `TaskSlots` (first come, first served): `--max-parallel` counts running
 tasks across every execution of the process, and the executions share it fairly.
 """
 
@@ -36,7 +36,7 @@ class Scheduler:
         }
         #: outputs of the tasks that succeeded, for the templates of the tasks below them
         self.outputs: dict[str, dict[str, Any]] = {}
-        self.limiter = run.services.slots
+        self.slots = run.services.slots
         self.started: set[str] = set()
         self.first_failure: TaskResult | None = None
         self.cancelled_before_start = 0
@@ -47,7 +47,7 @@ class Scheduler:
 
     async def run(self) -> None:
         done_send, done_receive = trio.open_memory_channel[tuple[str, bool]](math.inf)
-        # Ready tasks wait in this channel, not on the limiter: trio runs newly spawned tasks
+        # Ready tasks wait in this channel, not on the slots: trio runs newly spawned tasks
         # in a shuffled order, so only admitting them one by one keeps workflow order among
         # tasks that became ready together (file order with --max-parallel 1, as users expect).
         ready_send, ready_receive = trio.open_memory_channel[str](math.inf)
@@ -78,9 +78,8 @@ class Scheduler:
         done: trio.MemorySendChannel[tuple[str, bool]],
         nursery: trio.Nursery,
     ) -> None:
-        execution_id = self.run_ctx.execution_id
         async for task_id in ready:
-            slot = TaskSlot(self.limiter, (execution_id, task_id))
+            slot = TaskSlot(self.slots)
             await slot.take()
             self.started.add(task_id)
             nursery.start_soon(self._run_one, task_id, slot, done)

@@ -34,6 +34,7 @@ import trio
 from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, StopRequest
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import ms
+from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import LogEntry, LogLevel
@@ -92,7 +93,7 @@ class Service:
         self.audit_store = AuditStore(db)
         self.collector = LogCollector(LogStore(db), linger=config.options.collector_linger, on_error=config.options.on_error)
         self.force_kill = trio.Event()
-        self.slots = trio.CapacityLimiter(max(1, config.options.max_parallel))
+        self.slots = TaskSlots(max(1, config.options.max_parallel))
         #: runs the process was handed in memory (its own `enqueue`), by execution id
         self._prepared: dict[str, PreparedRun] = {}
         self._log_send = self.collector.sender()
