@@ -59,6 +59,10 @@ from kestra_trio.storage.workflows import WorkflowStore
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+#: parsed workflow revisions a service keeps for the executions of shared queues
+WORKFLOW_CACHE_SIZE = 64
+
+
 def new_execution_id() -> str:
     return _secrets.token_hex(8)
 
@@ -94,8 +98,10 @@ class Service:
         self.collector = LogCollector(LogStore(db), linger=config.options.collector_linger, on_error=config.options.on_error)
         self.force_kill = trio.Event()
         self.slots = TaskSlots(max(1, config.options.max_parallel))
-        #: runs the process was handed in memory (its own `enqueue`), by execution id
+        #: runs pinned to this process, handed over in memory by `enqueue`, by execution id
         self._prepared: dict[str, PreparedRun] = {}
+        #: parsed workflows by (id, revision), the most recently used last
+        self._workflows: dict[tuple[str, int], Workflow] = {}
         self._log_send = self.collector.sender()
         self._services: trio.Nursery | None = None
         self.worker: Worker | None = None
@@ -145,9 +151,12 @@ class Service:
             )
             for index, spec in enumerate(workflow.tasks)
         ]
-        self._prepared[execution_id] = PreparedRun(workflow, dict(inputs), secrets, on_progress)
         assert self.worker is not None, "enqueue inside `async with open_service(...)`"
-        self.worker.expect(execution_id)
+        if pinned:  # this process runs it: hand the parsed workflow and the inputs over in memory
+            self._prepared[execution_id] = PreparedRun(workflow, dict(inputs), secrets, on_progress)
+            self.worker.expect(execution_id)
+        elif workflow_revision is not None:
+            self._remember(workflow, workflow_revision)
         try:
             await self.queue.enqueue(new, tasks)
         except BaseException:
@@ -167,7 +176,7 @@ class Service:
         return execution_id
 
     async def wait(self, execution_id: str) -> ExecutionResult:
-        """The result of an execution this process runs, once it has ended."""
+        """The result of an execution enqueued pinned to this process (`queue=None`), once it has ended."""
         assert self.worker is not None
         return await self.worker.wait(execution_id)
 
@@ -198,35 +207,49 @@ class Service:
             return prepared
         return await self._prepare_from_registry(row)
 
+    def _remember(self, workflow: Workflow, revision: int) -> None:
+        key = (workflow.id, revision)
+        self._workflows.pop(key, None)
+        self._workflows[key] = workflow
+        while len(self._workflows) > WORKFLOW_CACHE_SIZE:
+            del self._workflows[next(iter(self._workflows))]
+
     async def _prepare_from_registry(self, row: ExecutionRow) -> PreparedRun:
-        """An execution enqueued by another process: its workflow revision from the registry."""
+        """An execution from a shared queue: the exact workflow revision it was enqueued with
+        (parsed once per revision), and its stored inputs."""
         from kestra_trio.model.loading import load_workflow_text
 
         if row.workflow_revision is None:
             raise LookupError(f"execution {row.id} names no workflow revision to run")
-        revision = await self.workflows.revision(row.workflow_id, row.workflow_revision)
-        if revision is None or revision.source is None:
-            raise LookupError(f"workflow {row.workflow_id} revision {row.workflow_revision} is not in the registry")
-        workflow = load_workflow_text(
-            revision.source, f"{row.workflow_id}@{row.workflow_revision}", catalog=self.registry,
-            source_path=revision.source_path,
-        )
+        workflow = self._workflows.get((row.workflow_id, row.workflow_revision))
+        if workflow is None:
+            revision = await self.workflows.revision(row.workflow_id, row.workflow_revision)
+            if revision is None or revision.source is None:
+                raise LookupError(f"workflow {row.workflow_id} revision {row.workflow_revision} is not in the registry")
+            workflow = load_workflow_text(
+                revision.source, f"{row.workflow_id}@{row.workflow_revision}", catalog=self.registry,
+                source_path=revision.source_path,
+            )
+        self._remember(workflow, row.workflow_revision)  # (the most recently used stays)
         return PreparedRun(workflow, dict(row.inputs or {}), resolve_secrets(self.options.environ))
 
     async def _watch_signals(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ctrl+C / SIGTERM / SIGHUP become a recorded stop; another one skips the kill grace."""
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
+            assert self.worker is not None
             async for signum in signals:
                 name = signal.Signals(signum).name
+                running = [run for run in self.worker.running.values() if run is not None]
+                # a signal to a process already stopping (a second signal, or the first one
+                # while an `execution cancel` or a timeout is being carried out) skips the grace
+                forcing = self.stopping.is_set() or any(run.stop_request is not None for run in running)
                 if not self.stopping.is_set():
                     await self.stop(StopRequest(Reason.EXECUTION_CANCELLED, "user", f"received {name}", signal=int(signum)))
-                elif not self.force_kill.is_set():
+                if forcing and not self.force_kill.is_set():
                     self.force_kill.set()
-                    assert self.worker is not None
-                    for run in list(self.worker.running.values()):
-                        if run is not None:
-                            await run.forcing(name)
+                    for run in running:
+                        await run.forcing(name)
 
     async def _watch_cancel_requests(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """One query per poll for every execution this process runs (not one per execution)."""

@@ -163,6 +163,7 @@ class Worker:
                     self.engine.options.on_error(f"cannot release execution {row.id} ({exc})")
             if not self.running:
                 self._idle.set()
+            self.poke()  # room for the next queued execution
 
     async def _heartbeat(self) -> None:
         while True:
