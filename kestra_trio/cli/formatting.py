@@ -547,7 +547,7 @@ def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = Non
     return Group(*parts)
 
 
-_STATE_ORDER = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "RUNNING": 3, "WAITING": 4, "PENDING": 5}
+_STATE_ORDER = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "RUNNING": 3, "WAITING": 4, "PENDING": 5, "QUEUED": 6}
 
 
 def inspect_view(

@@ -30,6 +30,7 @@ STATE_STYLE = {
     "FAILED": "kt.state.failed",
     "RUNNING": "kt.state.running",
     "PENDING": "kt.state.pending",
+    "QUEUED": "kt.state.queued",
     "WAITING": "kt.state.waiting",
     "CANCELLED": "kt.state.cancelled",
 }

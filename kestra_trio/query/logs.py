@@ -96,14 +96,11 @@ class LogFollow:
         self.end_state: str | None = None
         self.lost_engine_pid: int | None = None
 
-    async def _drain(self) -> AsyncIterator[list[LogTuple]]:
-        """Pages up to what this read can see; the cursor moves past rows the filter skipped."""
-        while True:
-            page, self.cursor = await self.db.read(reads.log_follow_page, self.where, self.cursor, self.page_size)
-            if page:
-                yield page
-            if len(page) < self.page_size:
-                return
+    async def _page(self) -> list[LogTuple]:
+        """The next page up to what this read can see; the cursor moves past rows the filter
+        skipped (a page shorter than `page_size` means this read saw everything)."""
+        page, self.cursor = await self.db.read(reads.log_follow_page, self.where, self.cursor, self.page_size)
+        return page
 
     async def batches(self, *, idle: bool = False) -> AsyncIterator[list[LogTuple]]:
         execution_id = self.where.execution_id
@@ -114,9 +111,13 @@ class LogFollow:
         while True:
             state = await self.db.run(reads.execution_state, execution_id)
             new = 0
-            async for page in self._drain():
-                new += len(page)
-                yield page
+            while True:  # (no inner generator: closing this one must close everything)
+                page = await self._page()
+                if page:
+                    new += len(page)
+                    yield page
+                if len(page) < self.page_size:
+                    break
             if state is None or state in TERMINAL_STATES:
                 self.end_state = state
                 return
@@ -127,8 +128,12 @@ class LogFollow:
                     # dead: nothing more will be written. The state first (it may have
                     # finished just before exiting), then the last entries.
                     state = await self.db.run(reads.execution_state, execution_id)
-                    async for page in self._drain():
-                        yield page
+                    while True:
+                        page = await self._page()
+                        if page:
+                            yield page
+                        if len(page) < self.page_size:
+                            break
                     self.end_state = state
                     if state is not None and state not in TERMINAL_STATES:
                         self.lost_engine_pid = row.engine_pid
