@@ -28,7 +28,6 @@ execution_app = App(
     default_parameter=Parameter(negative=()),
 )
 
-
 POLL_SECONDS = 0.1
 #: --reason longer than this is refused (it is stored with the request and in the audit log)
 MAX_REASON_CHARS = 1000
@@ -193,11 +192,11 @@ async def _logs(
     db_option: str | None,
 ) -> int:
     from kestra_trio.cli import formatting
+    from contextlib import aclosing
+
     from kestra_trio.cli.console import color_enabled, level_tags
     from kestra_trio.config import resolve_db_path
     from kestra_trio.errors import ExecutionNotFound
-    from contextlib import aclosing
-
     from kestra_trio.observability.records import now_ms
     from kestra_trio.query.logs import LogFollow, log_pages
     from kestra_trio.storage import reads

@@ -36,10 +36,8 @@ class EngineOptions:
     kill_grace: float = 5.0
     cancel_poll_interval: float = 0.2
     handle_signals: bool = True
-    trigger_type: str = "manual"
-    workflow_path: str | None = None
-    execution_id: str | None = None
-    environ: Mapping[str, str] | None = None
+    environ: Mapping[str, str] | None = None  # where secrets are read from (default: os.environ)
+    #: who watches executions that `enqueue` is not given a watcher for
     on_progress: Callable[[ProgressEvent], None] | None = None
     on_error: Callable[[str], None] = report_to_stderr
     collector_linger: float | None = 0.02

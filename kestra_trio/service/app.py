@@ -127,7 +127,8 @@ class Service:
         the process dies first, recovery marks it ENGINE_LOST. A shared queue (DEFAULT_QUEUE)
         leaves it to any worker serving that queue; it survives a kill -9 of everyone.
         """
-        execution_id = execution_id or self.options.execution_id or new_execution_id()
+        execution_id = execution_id or new_execution_id()
+        on_progress = on_progress or self.options.on_progress
         pinned = queue is None
         secrets = resolve_secrets(self.options.environ)
         masker = Masker(secrets.values())
@@ -346,8 +347,7 @@ async def run_execution(
     options = options or EngineOptions()
     async with open_service(ServiceConfig(db_path=None, registry=registry, options=options), db=db) as service:
         return await service.run(
-            workflow, inputs, trigger_type=options.trigger_type, workflow_path=options.workflow_path,
-            workflow_revision=workflow_revision, on_progress=options.on_progress,
+            workflow, inputs, workflow_path=workflow.source_path, workflow_revision=workflow_revision
         )
 
 

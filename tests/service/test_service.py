@@ -109,11 +109,11 @@ async def test_a_claimed_execution_whose_revision_is_missing_fails_clearly(tmp_p
 
 async def test_closing_the_service_stops_what_still_runs_with_a_reason(tmp_path: Path) -> None:
     errors: list[str] = []
-    long = workflow("id: long\ntasks:\n  - id: a\n    type: core/shell.run\n    inputs: {command: 'sleep 30'}\n")
+    long = workflow("id: long\ntasks:\n  - id: a\n    type: core/shell.run\n    inputs: {command: 'echo up; sleep 30'}\n")
     async with open_service(config(tmp_path, errors, options={"kill_grace": 0.5})) as service:
         await service.enqueue(long, {})
-        with trio.fail_after(20):
-            while rows(tmp_path, "SELECT state FROM task_runs") != [("RUNNING",)]:
+        with trio.fail_after(20):  # the plugin process runs once its first line is committed
+            while not rows(tmp_path, "SELECT 1 FROM execution_logs WHERE message = 'up'"):
                 await trio.sleep(0.05)
     assert rows(tmp_path, "SELECT state, reason_code, message, cancelled_by FROM executions") == [
         ("CANCELLED", "EXECUTION_CANCELLED", "cancelled by system: the service is shutting down", "system")
