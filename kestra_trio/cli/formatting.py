@@ -564,7 +564,10 @@ def inspect_view(
     bars; `table_width`: the terminal's, which the task table fits in)."""
     snapshot = display_safe_snapshot(snapshot)
     parts: list[Any] = []
-    if snapshot.running:
+    if snapshot.execution.state == "QUEUED":
+        queue = literal_line(snapshot.execution.queue)
+        parts.append(Text(f"Execution queued: waiting for a worker of queue {queue}", style="kt.note"))
+    elif snapshot.running:
         parts.append(Text("Execution in progress", style="kt.note"))
     parts.append(execution_overview(snapshot))
     if snapshot.focus_task is not None:

@@ -70,6 +70,10 @@ def test_a_queued_execution_survives_kill_9_and_run_leaves_it_alone(tmp_path: Pa
     listing = subprocess.run([CLI, "execution", "list", "--state", "queued", "--json", "--db", str(db)],
                              capture_output=True, text=True, env=ENV, timeout=60)
     assert [e["id"] for e in json.loads(listing.stdout)] == [queued]
+    inspect = subprocess.run([CLI, "execution", "inspect", queued, "--db", str(db)], capture_output=True, text=True,
+                             env=ENV, timeout=60)
+    assert inspect.stdout.splitlines()[0] == "Execution queued: waiting for a worker of queue default"
+    assert "State        QUEUED" in inspect.stdout and "Revision     1 " in inspect.stdout
 
 
 def test_cancel_ends_a_queued_execution_nobody_holds(tmp_path: Path) -> None:
