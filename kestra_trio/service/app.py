@@ -292,7 +292,31 @@ def _runtime_chooser(runtime: Runtime) -> Callable[[Workflow, TaskSpec], Runtime
 @contextlib.asynccontextmanager
 async def open_service(config: ServiceConfig, *, db: Database | None = None) -> AsyncIterator[Service]:
     """Open the database (or use `db`, which the caller keeps open) and start every service
-    part; yields once the worker is ready."""
+    part; yields once the worker is ready.
+
+    An error raised in the `async with` body (a disabled workflow, Ctrl+C without signal
+    handling) comes out as itself, not wrapped in the nurseries' ExceptionGroups."""
+    try:
+        async with _open_service(config, db) as service:
+            yield service
+    except BaseExceptionGroup as group:
+        leaf = _only_leaf(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+
+
+def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
+
+
+@contextlib.asynccontextmanager
+async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIterator[Service]:
     async with contextlib.AsyncExitStack() as stack:
         if db is None:
             db = await stack.enter_async_context(open_database(config.db_path))

@@ -138,3 +138,11 @@ async def test_recovery_fails_a_pinned_execution_of_a_dead_process_and_leaves_sh
         "ex-pinned": "FAILED:ENGINE_LOST", "ex-shared": "QUEUED:CREATED",
     }
     assert rows(tmp_path, "SELECT state FROM task_runs WHERE execution_id = 'ex-pinned'") == [("FAILED",)]
+
+
+async def test_an_error_in_the_body_comes_out_as_itself(tmp_path: Path) -> None:
+    from kestra_trio.errors import UsageError
+
+    with pytest.raises(UsageError, match="^refused$"):
+        async with open_service(config(tmp_path, [])):
+            raise UsageError("refused")
