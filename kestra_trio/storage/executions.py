@@ -184,7 +184,8 @@ def _upsert_attempt(raw: sqlite3.Connection, execution_id: str, task_id: str, at
     )
 
 
-def _apply_many(raw: sqlite3.Connection, changes: Sequence[StateChange]) -> list[ChangeResult]:
+def apply_sync(raw: sqlite3.Connection, changes: Sequence[StateChange]) -> list[ChangeResult]:
+    """Guarded transitions in the caller's transaction (the queue's claim and cancel use it too)."""
     return [_apply_one(raw, change) for change in changes]
 
 
@@ -417,11 +418,11 @@ class ExecutionStore:
             IllegalTransition: a change the state machine forbids (nothing is written).
         """
         try:
-            return await self.db.write(_apply_many, changes)
+            return await self.db.write(apply_sync, changes)
         except UnicodeEncodeError:  # a lone surrogate in some text: store it replaced, once
             from kestra_trio.storage.text import encodable
 
-            return await self.db.write(_apply_many, tuple(encodable(c) for c in changes))
+            return await self.db.write(apply_sync, tuple(encodable(c) for c in changes))
 
     async def request_cancel(self, execution_id: str, requested_by: str, reason: str | None) -> tuple[ExecutionRow, bool]:
         return await self.db.write(_request_cancel, execution_id, requested_by, reason)

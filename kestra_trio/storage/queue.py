@@ -19,7 +19,7 @@ from kestra_trio.storage.executions import (
     NewExecution,
     NewTaskRun,
     StateChange,
-    _apply_many,
+    apply_sync,
     create_sync,
 )
 from kestra_trio.storage.logs import insert_logs_sync
@@ -56,7 +56,7 @@ def _claim(raw: sqlite3.Connection, worker: WorkerIdentity, queues: Sequence[str
         )
         for execution_id in ids
     ]
-    _apply_many(raw, changes)
+    apply_sync(raw, changes)
     return [
         ExecutionRow.from_row(raw.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE id = ?", (eid,)).fetchone())
         for eid in ids
@@ -100,7 +100,7 @@ def _cancel_queued(raw: sqlite3.Connection, execution_id: str, by: str, reason: 
             at=at,
         )
     )
-    _apply_many(raw, changes)
+    apply_sync(raw, changes)
     raw.execute(
         "UPDATE cancel_requests SET handled_at = ? WHERE execution_id = ? AND handled_at IS NULL", (at, execution_id)
     )
