@@ -44,6 +44,10 @@ app.command(
     help="Read the logs, state and history of executions, and cancel running ones.",
 )
 app.command(
+    "kestra_trio.cli.workflow:workflow_app", name="workflow",
+    help="The workflow registry: apply files as revisions, list, show, history, enable or disable.",
+)
+app.command(
     "kestra_trio.cli.plugin:plugin_app", name="plugin",
     help="List, inspect and validate plugins (bundled, $KESTRA_TRIO_PLUGIN_PATH, --plugins DIR).",
 )

@@ -7,13 +7,10 @@ this is for events that are not a transition. A failed audit write is reported, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from kestra_trio.observability.records import AuditEvent, AuditEventType
-
-
-class AuditSink(Protocol):
-    async def append(self, *events: AuditEvent) -> None: ...
+from kestra_trio.storage.ports import AuditSink
 
 
 class AuditLogger:

@@ -16,19 +16,15 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import trio
 
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.secrets.masking import Masker
+from kestra_trio.storage.ports import LogSink
 from kestra_trio.storage.text import encodable
 
 OVERFLOW_MESSAGE = "log buffer overflow: flushing early"
-
-
-class LogSink(Protocol):
-    async def insert_batch(self, entries: Sequence[LogEntry]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -115,6 +111,10 @@ class LogCollector:
         """Every entry of `execution_id` is masked with this before it is written."""
         if masker.active:
             self._maskers[execution_id] = masker
+
+    def forget_masker(self, execution_id: str) -> None:
+        """The execution has ended and its lines are flushed: a long-lived collector lets go."""
+        self._maskers.pop(execution_id, None)
 
     async def flush(self) -> None:
         """Return once every entry sent before this call is committed (or reported lost).

@@ -8,6 +8,7 @@ import enum
 class State(enum.StrEnum):
     """One state set for executions and task runs (Kestra's names)."""
 
+    QUEUED = "QUEUED"  # an execution waiting in the queue for a worker to claim it
     PENDING = "PENDING"  # created, not started
     RUNNING = "RUNNING"  # an attempt is running (or the execution is)
     WAITING = "WAITING"  # blocked: see the reason (DEPENDENCY, BACKOFF)

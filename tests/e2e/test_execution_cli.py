@@ -216,7 +216,7 @@ def test_logs_json_and_jsonl(db: Path) -> None:
         (["logs", "ex-success", "--json", "--follow"], 1, "", "--json cannot be used with --follow\n"),
         (["inspect", "nope"], 1, "", NOT_FOUND.format("nope")),
         (["cancel", "nope"], 1, "", NOT_FOUND.format("nope")),
-        (["list", "--state", "DONE"], 1, "", "Invalid state. Must be one of: PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED\n"),
+        (["list", "--state", "DONE"], 1, "", "Invalid state. Must be one of: QUEUED, PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED\n"),
         (["list", "--workflow", "nothing", "--json"], 0, "[]\n", "No executions found\n"),
         (["cancel", "ex-stuck", "--reason", "x" * 1001], 1, "", "--reason must be at most 1000 characters (got 1001)\n"),
         (["cancel", "ex-success", "--reason", "x" * 1000], 0, "Execution ex-success already finished: SUCCESS\n", ""),

@@ -596,7 +596,8 @@ def test_ctrl_c_while_the_execution_is_being_created_still_records_it_cancelled(
     workflow.write_text("id: early\ntasks:\n  - id: a\n    type: core/shell.run\n    inputs: {command: 'sleep 60'}\n")
     script = f"""
 import os, signal, sqlite3, trio
-from kestra_trio.engine.runner import EngineOptions, run_execution
+from kestra_trio.engine.context import EngineOptions
+from kestra_trio.service.app import run_execution
 from kestra_trio.model.loading import load_workflow
 from kestra_trio.plugin_runtime.registry import PluginRegistry
 from kestra_trio.storage.db import open_database

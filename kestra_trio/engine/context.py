@@ -1,0 +1,149 @@
+"""The engine's shared values: options, stop requests, results, and what one execution shares.
+
+Every other engine module imports this one and nothing imports them back, so the runner,
+the scheduler and the attempts form a line, not a circle:
+
+    runner → scheduler → attempt → context
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from kestra_trio.engine.progress import ProgressEvent
+from kestra_trio.engine.slots import TaskSlots
+from kestra_trio.model.workflow import TaskSpec, Workflow
+from kestra_trio.observability.audit import AuditLogger
+from kestra_trio.observability.collector import LogCollector, report_to_stderr
+from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
+from kestra_trio.plugin_runtime.runtime import Runtime
+from kestra_trio.secrets.masking import Masker
+from kestra_trio.state.states import Reason, State
+from kestra_trio.storage.executions import StateChange
+from kestra_trio.storage.ports import ExecutionRepo
+
+
+@dataclass
+class EngineOptions:
+    """Settings of the engine in one process (`kestra-trio run` flags, a server's config)."""
+
+    max_parallel: int = 8  # running tasks, across every execution of the process
+    kill_grace: float = 5.0
+    cancel_poll_interval: float = 0.2
+    handle_signals: bool = True
+    environ: Mapping[str, str] | None = None  # where secrets are read from (default: os.environ)
+    #: who watches executions that `enqueue` is not given a watcher for
+    on_progress: Callable[[ProgressEvent], None] | None = None
+    on_error: Callable[[str], None] = report_to_stderr
+    collector_linger: float | None = 0.02
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Why the execution is being stopped before it finished on its own."""
+
+    reason: Reason  # EXECUTION_CANCELLED or TIMEOUT
+    by: str  # user | system
+    message: str
+    signal: int | None = None
+
+
+@dataclass
+class TaskResult:
+    """One task's record: the scheduler creates it, the task's attempts fill it in."""
+
+    task_id: str
+    state: State
+    reason_code: str | None = None
+    attempts: int = 0
+    duration_ms: int | None = None
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    workflow_id: str
+    state: State
+    reason_code: str
+    message: str | None
+    duration_ms: int
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    failed_task_id: str | None = None
+    error: dict[str, Any] | None = None
+    stop: StopRequest | None = None
+    workflow_revision: int | None = None
+
+
+class RuntimeChooser(Protocol):
+    """The seam where a runtime is picked per task (trusted process today; sandboxes next)."""
+
+    def __call__(self, workflow: Workflow, task: TaskSpec) -> Runtime: ...
+
+
+@dataclass
+class EngineServices:
+    """What a process opens once and every execution it runs shares (see `service.app`)."""
+
+    store: ExecutionRepo
+    collector: LogCollector
+    registry: Any  # PluginRegistry: resolve(type) -> (manifest, action)
+    runtime_for: RuntimeChooser
+    slots: TaskSlots  # the process-wide limit on running tasks
+    force_kill: trio.Event  # set by a second stop signal: running plugins get SIGKILL now
+    options: EngineOptions
+
+
+class RunContext:
+    """What one execution's scheduler and attempts share: ids, inputs, the log channel, stop state."""
+
+    def __init__(
+        self,
+        services: EngineServices,
+        execution_id: str,
+        workflow: Workflow,
+        inputs: Mapping[str, Any],
+        *,
+        secrets: Mapping[str, str],
+        audit: AuditLogger,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+        started_at: int | None = None,
+    ) -> None:
+        self.services = services
+        self.execution_id = execution_id
+        self.workflow = workflow
+        self.inputs = dict(inputs)
+        self.secrets = dict(secrets)
+        self.masker = Masker(self.secrets.values())
+        self.store = services.store
+        self.audit = audit
+        self.collector = services.collector
+        self.registry = services.registry
+        self.options = services.options
+        self.log_send = services.collector.sender()
+        self.on_progress = on_progress
+        #: set before the execution scope is cancelled, so everything cancelled can say why
+        self.stop_request: StopRequest | None = None
+        self.workdir = Path(workflow.source_path).resolve().parent if workflow.source_path else None
+        self.started_at = now_ms() if started_at is None else started_at
+
+    async def log(
+        self, level: LogLevel, source: str, message: str, *, task_id: str | None = None, **metadata: Any
+    ) -> None:
+        await self.log_send.send(LogEntry(self.execution_id, task_id, level, source, message, metadata))
+
+    def progress(self, event: ProgressEvent) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    async def apply(self, *changes: StateChange) -> None:
+        results = await self.store.apply(*changes)
+        for result in results:
+            if result.audit_failed:
+                self.options.on_error(f"audit write failed (the state change was kept): {result.audit_failed}")
