@@ -89,6 +89,7 @@ class _Plan:
     cwd: Path | None
     stdin: bytes | None  # None: /dev/null
     result_path: Path | None  # None: builtin, the exit code is the result
+    pass_fds: tuple[int, ...] = ()  # descriptors the child keeps (a sandbox's control pipes)
 
 
 def _base_env(invocation: Invocation) -> dict[str, str]:
@@ -121,13 +122,13 @@ def _has_command(inputs: dict[str, Any]) -> bool:
     return isinstance(inputs.get("command"), str) or (isinstance(argv, list) and bool(argv))
 
 
-def _process_plan(invocation: Invocation) -> _Plan:
+def _process_plan(invocation: Invocation, result_dir: Path | None = None) -> _Plan:
     argv = list(invocation.manifest.argv)
     env = _base_env(invocation)
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the pipe as printed, even if killed
     if argv and argv[0] == sys.executable:  # so `-S` plugins still import kestra_trio.sdk
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SDK_ROOT, env.get("PYTHONPATH")]))
-    fd, name = tempfile.mkstemp(prefix="kt-result-", suffix=".json")
+    fd, name = tempfile.mkstemp(prefix="kt-result-", suffix=".json", dir=result_dir)
     os.close(fd)
     env[protocol.RESULT_FILE_ENV] = name
     message = protocol.InputMessage(
@@ -168,6 +169,7 @@ def _unspawnable(plan: _Plan) -> str | None:
 async def _spawn(plan: _Plan) -> trio.Process:
     return await trio.lowlevel.open_process(
         plan.argv,
+        pass_fds=plan.pass_fds,
         stdin=subprocess.PIPE if plan.stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -301,12 +303,51 @@ def _read_ready(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:
 
 
 def _signal_group(handle: ProcessHandle, sig: int) -> bool:
-    """Signal the whole group (0: only check it exists); False when no process of it is left."""
+    """Signal the whole group (0: only check it exists); False when no process of it is left.
+
+    SIGTERM spares ``handle.spare`` (a sandbox's own supervisors, which would kill the plugin
+    at once instead of letting it use its grace period)."""
+    if sig == signal.SIGTERM and handle.spare:
+        return _signal_members(handle.pgid, sig, handle.spare)
     try:
         os.killpg(handle.pgid, sig)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of group ``pgid``, from /proc (Linux; elsewhere none)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    members = []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            members.append(int(name))
+    return members
+
+
+def _signal_members(pgid: int, sig: int, spare: tuple[int, ...]) -> bool:
+    found = False
+    for pid in _group_members(pgid):
+        if pid in spare:
+            found = True
+            continue
+        try:
+            os.kill(pid, sig)
+            found = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    return found
 
 
 def _group_running(pgid: int) -> bool:
@@ -379,10 +420,18 @@ async def _wait_exit_or_event(process: trio.Process, event: trio.Event) -> None:
 
 
 def _read_result(path: Path) -> protocol.Result | str:
-    """The decoded result, or a message saying why there is none (small file, read once)."""
+    """The decoded result, or a message saying why there is none (small file, read once).
+
+    Never follows a symlink: a sandboxed plugin owns the folder the file is in, and must not
+    make the engine read a file it cannot see itself."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size > protocol.MAX_RESULT_BYTES:
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "the result file is not a regular file"
+            if info.st_size > protocol.MAX_RESULT_BYTES:
                 return f"the result file is larger than {protocol.MAX_RESULT_BYTES} bytes"
             data = fh.read()
     except OSError as exc:
@@ -487,6 +536,24 @@ async def run_action(
       trio.Cancelled: when the caller's scope was cancelled, after the group is dead and
         every line it wrote has been sent.
     """
+    plan = make_plan(invocation)
+    if isinstance(plan, Outcome):
+        return plan
+    try:
+        return await run_plan(
+            invocation, plan, log_send=log_send, reaper=reaper, kill_grace=kill_grace, force_kill=force_kill,
+            output_limit=output_limit, task_status=task_status,
+        )
+    finally:
+        if plan.result_path is not None:
+            try:
+                plan.result_path.unlink()
+            except OSError:
+                pass
+
+
+def make_plan(invocation: Invocation, result_dir: Path | None = None) -> _Plan | Outcome:
+    """The child to start (argv, env, stdin, result file), or why the inputs cannot start one."""
     problems = schema_problems(invocation.action, "input", invocation.inputs)
     if problems:
         return Outcome.failure(
@@ -501,27 +568,40 @@ async def run_action(
             f"{invocation.task_type} needs `command` (a string) or `argv` (a non-empty list)",
             type="InvalidInput",
         )
-    plan = _builtin_shell_plan(invocation) if builtin else _process_plan(invocation)
-    try:
-        return await _run_plan(invocation, plan, log_send, reaper, kill_grace, force_kill, output_limit, task_status)
-    finally:
-        if plan.result_path is not None:
-            try:
-                plan.result_path.unlink()
-            except OSError:
-                pass
+    return _builtin_shell_plan(invocation) if builtin else _process_plan(invocation, result_dir)
 
 
-async def _run_plan(
+class Confinement:
+    """What a sandbox adds around one child process (the trusted runtime uses none).
+
+    ``started`` runs right after spawn, before the plugin's own code (bubblewrap waits on a
+    pipe for it); ``watch`` runs while the child runs and may kill it; ``judge`` may replace
+    the outcome (a limit that was hit is the reason, not the exit code)."""
+
+    async def started(self, process: trio.Process, handle: ProcessHandle) -> str | None:
+        """None when the sandbox is ready, else why it could not be set up."""
+        return None
+
+    async def watch(self, kill: Any) -> None:
+        await trio.sleep_forever()
+
+    def judge(self, outcome: Outcome, handle: ProcessHandle) -> Outcome:
+        return outcome
+
+
+async def run_plan(
     invocation: Invocation,
     plan: _Plan,
+    *,
     log_send: trio.MemorySendChannel[LogEntry],
     reaper: GroupReaper | None,
     kill_grace: float,
     force_kill: trio.Event | None,
     output_limit: int,
     task_status: trio.TaskStatus[ProcessHandle],
+    confinement: Confinement | None = None,
 ) -> Outcome:
+    """Start ``plan`` and supervise it to its end (see :func:`run_action`)."""
     problem = _unspawnable(plan)
     if problem:
         return Outcome.failure(Reason.INVALID_INPUT, f"cannot start {invocation.task_type}: {problem}", type="InvalidInput")
@@ -548,11 +628,17 @@ async def _run_plan(
     handle = ProcessHandle(pid=process.pid, pgid=process.pid)
     emitter = _LogEmitter(invocation, log_send, output_limit)
     interrupted: BaseException | None = None
+    confinement = confinement or Confinement()
     try:
         if reaper is not None:
             await reaper.register(handle.pgid)
+        problem = await confinement.started(process, handle)
+        if problem is not None:
+            _signal_group(handle, signal.SIGKILL)
+            handle.exit_code = await process.wait()
+            return Outcome.failure(Reason.SANDBOX_FAILED, problem, type="SandboxFailed")
         task_status.started(handle)
-        interrupted = await _supervise(process, plan, handle, emitter, kill_grace, force_kill)
+        interrupted = await _supervise(process, plan, handle, emitter, kill_grace, force_kill, confinement)
     finally:
         with trio.CancelScope(shield=True):
             if handle.exit_code is None:  # only if something above failed before supervising
@@ -567,7 +653,7 @@ async def _run_plan(
         await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
     if interrupted is not None:
         raise interrupted
-    return _outcome(invocation, plan, handle, list(emitter.stderr_tail))
+    return confinement.judge(_outcome(invocation, plan, handle, list(emitter.stderr_tail)), handle)
 
 
 async def _supervise(
@@ -577,21 +663,26 @@ async def _supervise(
     emitter: _LogEmitter,
     kill_grace: float,
     force_kill: trio.Event | None = None,
+    confinement: Confinement | None = None,
 ) -> BaseException | None:
     """Pump, wait, kill if interrupted; returns the interruption (Cancelled...) to re-raise."""
     drain = _Drain()
     pump_scope = trio.CancelScope(shield=True)
+    watch_scope = trio.CancelScope()
     interrupted: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_pumps, pump_scope, drain, process, emitter)
         if plan.stdin is not None and process.stdin is not None:
             nursery.start_soon(_feed, process.stdin, plan.stdin)
+        if confinement is not None:
+            nursery.start_soon(_watch, watch_scope, confinement, handle)
         try:
             await process.wait()
         except BaseException as exc:  # noqa: BLE001 - Cancelled or KeyboardInterrupt: kill, drain, re-raise
             interrupted = exc
             with trio.CancelScope(shield=True):
                 await _terminate(process, handle, kill_grace, force_kill)
+        watch_scope.cancel()
         handle.exit_code = process.returncode
         # the command ended on its own but left live processes (`cmd &`, nohup): they die with
         # the task, and the log says so (signal 0 first: the common path never scans /proc)
@@ -617,6 +708,11 @@ async def _supervise(
             )
         await emitter.finish()
     return interrupted
+
+
+async def _watch(scope: trio.CancelScope, confinement: Confinement, handle: ProcessHandle) -> None:
+    with scope:
+        await confinement.watch(lambda: _signal_group(handle, signal.SIGKILL))
 
 
 async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, emitter: _LogEmitter) -> None:

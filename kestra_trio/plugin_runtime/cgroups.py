@@ -1,0 +1,256 @@
+"""Per-task control groups: memory, process and CPU limits for the whole sandbox, and the
+counters that tell which limit a task went over.
+
+cgroup v2 is used where the engine may create child groups with the controllers enabled
+(a delegated subtree); otherwise the v1 hierarchies memory, pids and cpuacct where they are
+writable (root on a hybrid host). Where neither works, the sandbox falls back to rlimits
+(see bwrap.py). Files are read and written synchronously: each is a few bytes in a pseudo
+file system that never blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: v1 hierarchies used, by controller
+V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+
+
+@dataclass(frozen=True)
+class CgroupSupport:
+    """Where this engine may create per-task groups."""
+
+    version: int  # 1 or 2
+    #: v2: {"": parent}; v1: {controller: parent} for each usable controller
+    parents: dict[str, Path]
+
+    def mechanism(self, controller: str) -> str | None:
+        """How a limit is enforced, for docs and inspect: `cgroup v2 memory.max`…; None: not here."""
+        files = {
+            1: {"memory": "memory.limit_in_bytes", "pids": "pids.max", "cpuacct": "cpuacct.usage"},
+            2: {"memory": "memory.max", "pids": "pids.max", "cpu": "cpu.stat"},
+        }[self.version]
+        key = {"cpu": "cpuacct" if self.version == 1 else "cpu"}.get(controller, controller)
+        if self.version == 1 and key not in self.parents:
+            return None
+        if self.version == 2 and key not in self.v2_controllers:
+            return None
+        return f"cgroup v{self.version} {files[key]}"
+
+    @property
+    def v2_controllers(self) -> frozenset[str]:
+        if self.version != 2:
+            return frozenset()
+        try:
+            text = (self.parents[""] / "cgroup.subtree_control").read_text()
+        except OSError:
+            return frozenset()
+        return frozenset(text.split())
+
+
+def _mounts(mountinfo: str) -> list[tuple[str, str, set[str]]]:
+    """(mount point, fstype, super options) for each cgroup mount."""
+    found = []
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+            continue
+        point = fields[4].replace("\\040", " ")
+        found.append((point, tail[0], set(tail[2].split(","))))
+    return found
+
+
+def detect(proc: Path = Path("/proc/self"), *, probe: bool = True) -> CgroupSupport | None:
+    """The usable cgroup setup of this process, or None (then rlimits are used).
+
+    `proc` is replaceable so that tests can describe a host in a temporary folder.
+    """
+    try:
+        mountinfo = (proc / "mountinfo").read_text()
+        membership = (proc / "cgroup").read_text()
+    except OSError:
+        return None
+    paths: dict[str, str] = {}
+    for line in membership.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for name in parts[1].split(",") if parts[1] else [""]:
+                paths[name] = parts[2]
+    mounts = _mounts(mountinfo)
+    root = proc.parent.parent if proc.name == "self" and proc.parent.name == "proc" else None
+    for point, fstype, _ in mounts:
+        if fstype == "cgroup2" and "" in paths:
+            parent = _under(point, paths[""], root)
+            support = _v2(parent, probe)
+            if support is not None:
+                return support
+    parents: dict[str, Path] = {}
+    for point, fstype, options in mounts:
+        if fstype != "cgroup":
+            continue
+        for controller in V1_CONTROLLERS:
+            if controller in options and controller in paths and controller not in parents:
+                parent = _under(point, paths[controller], root)
+                if not probe or _can_create(parent):
+                    parents[controller] = parent
+    return CgroupSupport(1, parents) if parents else None
+
+
+def _under(point: str, path: str, root: Path | None) -> Path:
+    base = Path(point) if root is None else root / point.lstrip("/")
+    return base / path.lstrip("/")
+
+
+def _v2(parent: Path, probe: bool) -> CgroupSupport | None:
+    try:
+        available = set((parent / "cgroup.controllers").read_text().split())
+        enabled = set((parent / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        return None
+    wanted = [c for c in V2_CONTROLLERS if c in available]
+    if "memory" not in wanted or "pids" not in wanted:
+        return None
+    missing = [c for c in wanted if c not in enabled]
+    if missing:
+        try:  # fails (EBUSY) when the parent holds processes and is not the root: not delegated
+            (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in missing))
+        except OSError:
+            return None
+    if probe and not _can_create(parent):
+        return None
+    return CgroupSupport(2, {"": parent})
+
+
+def _can_create(parent: Path) -> bool:
+    probe = parent / f"kestra-trio-probe-{secrets.token_hex(4)}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    try:
+        probe.rmdir()
+    except OSError:
+        pass
+    return True
+
+
+@dataclass
+class Usage:
+    oom_kills: int = 0
+    pids_refused: int = 0
+    cpu_seconds: float = 0.0
+
+
+@dataclass
+class TaskCgroup:
+    """One task's group (one folder per v1 hierarchy). Create, attach the sandbox's first
+    process before it runs anything, read counters, remove."""
+
+    support: CgroupSupport
+    name: str
+    dirs: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, support: CgroupSupport, label: str, *, memory: int | None, processes: int | None) -> TaskCgroup:
+        """Raises OSError when a folder or limit cannot be written (the caller fails the task)."""
+        group = cls(support, f"kestra-trio-{label}-{secrets.token_hex(4)}")
+        try:
+            for key, parent in support.parents.items():
+                path = parent / group.name
+                path.mkdir()
+                group.dirs[key] = path
+            group._limit(memory, processes)
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def _limit(self, memory: int | None, processes: int | None) -> None:
+        if self.support.version == 2:
+            path = self.dirs[""]
+            if memory is not None:
+                _write(path / "memory.max", memory)
+                _write(path / "memory.swap.max", 0, optional=True)
+            if processes is not None:
+                _write(path / "pids.max", processes)
+            return
+        if memory is not None and "memory" in self.dirs:
+            _write(self.dirs["memory"] / "memory.limit_in_bytes", memory)
+            _write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", memory, optional=True)
+        if processes is not None and "pids" in self.dirs:
+            _write(self.dirs["pids"] / "pids.max", processes)
+
+    def attach(self, pid: int) -> None:
+        for path in self.dirs.values():
+            _write(path / "cgroup.procs", pid)
+
+    def usage(self) -> Usage:
+        usage = Usage()
+        if self.support.version == 2:
+            path = self.dirs.get("")
+            if path is not None:
+                usage.oom_kills = _keyed(path / "memory.events", "oom_kill")
+                usage.pids_refused = _keyed(path / "pids.events", "max")
+                usage.cpu_seconds = _keyed(path / "cpu.stat", "usage_usec") / 1e6
+            return usage
+        if "memory" in self.dirs:
+            usage.oom_kills = _keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill")
+        if "pids" in self.dirs:
+            usage.pids_refused = _keyed(self.dirs["pids"] / "pids.events", "max")
+        if "cpuacct" in self.dirs:
+            try:
+                usage.cpu_seconds = int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+            except (OSError, ValueError):
+                pass
+        return usage
+
+    def remove(self) -> bool:
+        """Remove every folder; False if one still holds processes (EBUSY)."""
+        done = True
+        for key, path in list(self.dirs.items()):
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                done = False
+                continue
+            del self.dirs[key]
+        return done
+
+
+def _write(path: Path, value: int, *, optional: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        if optional:
+            return
+        raise
+    try:
+        os.write(fd, str(value).encode())
+    except OSError:
+        if not optional:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _keyed(path: Path, key: str) -> int:
+    """The number after `key` in a flat keyed file (`oom_kill 1`), 0 when absent."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            try:
+                return int(value.strip())
+            except ValueError:
+                return 0
+    return 0
