@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,10 +93,11 @@ class _Plan:
     pass_fds: tuple[int, ...] = ()  # descriptors the child keeps (a sandbox's control pipes)
 
 
-def _base_env(invocation: Invocation) -> dict[str, str]:
+def _base_env(invocation: Invocation, inherited: Mapping[str, str] | None) -> dict[str, str]:
     # secrets reach a task only through its inputs (`{{ secrets.NAME }}`) and the protocol's
     # `secrets`: inherited, `env` or a crash dump would print them where no mask applies
-    env = {key: value for key, value in os.environ.items() if not key.startswith(SECRET_ENV_PREFIX)}
+    source = os.environ if inherited is None else inherited
+    env = {key: value for key, value in source.items() if not key.startswith(SECRET_ENV_PREFIX)}
     env[protocol.EXECUTION_ID_ENV] = invocation.execution_id
     env[protocol.TASK_ID_ENV] = invocation.task_id
     env[protocol.ATTEMPT_ENV] = str(invocation.attempt)
@@ -103,12 +105,12 @@ def _base_env(invocation: Invocation) -> dict[str, str]:
     return env
 
 
-def _builtin_shell_plan(invocation: Invocation) -> _Plan:
+def _builtin_shell_plan(invocation: Invocation, inherited: Mapping[str, str] | None) -> _Plan:
     """core/shell.run without a Python start: the engine execs ``sh -c`` itself."""
     inputs = invocation.inputs
     command = inputs.get("command")
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in inputs["argv"]]
-    env = _base_env(invocation)
+    env = _base_env(invocation, inherited)
     # numbers and booleans as JSON writes them: `true`, not Python's `True`
     env.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (inputs.get("env") or {}).items()})
     cwd = invocation.workdir
@@ -122,9 +124,9 @@ def _has_command(inputs: dict[str, Any]) -> bool:
     return isinstance(inputs.get("command"), str) or (isinstance(argv, list) and bool(argv))
 
 
-def _process_plan(invocation: Invocation, result_dir: Path | None = None) -> _Plan:
+def _process_plan(invocation: Invocation, result_dir: Path | None, inherited: Mapping[str, str] | None) -> _Plan:
     argv = list(invocation.manifest.argv)
-    env = _base_env(invocation)
+    env = _base_env(invocation, inherited)
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the pipe as printed, even if killed
     if argv and argv[0] == sys.executable:  # so `-S` plugins still import kestra_trio.sdk
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SDK_ROOT, env.get("PYTHONPATH")]))
@@ -552,8 +554,13 @@ async def run_action(
                 pass
 
 
-def make_plan(invocation: Invocation, result_dir: Path | None = None) -> _Plan | Outcome:
-    """The child to start (argv, env, stdin, result file), or why the inputs cannot start one."""
+def make_plan(
+    invocation: Invocation, result_dir: Path | None = None, inherited: Mapping[str, str] | None = None
+) -> _Plan | Outcome:
+    """The child to start (argv, env, stdin, result file), or why the inputs cannot start one.
+
+    ``inherited``: the environment the child starts from (default: the engine's, less secrets);
+    ``result_dir``: where the result file is created (default: the system's temp folder)."""
     problems = schema_problems(invocation.action, "input", invocation.inputs)
     if problems:
         return Outcome.failure(
@@ -568,7 +575,7 @@ def make_plan(invocation: Invocation, result_dir: Path | None = None) -> _Plan |
             f"{invocation.task_type} needs `command` (a string) or `argv` (a non-empty list)",
             type="InvalidInput",
         )
-    return _builtin_shell_plan(invocation) if builtin else _process_plan(invocation, result_dir)
+    return _builtin_shell_plan(invocation, inherited) if builtin else _process_plan(invocation, result_dir, inherited)
 
 
 class Confinement:

@@ -27,6 +27,8 @@ class Invocation:
     inputs: dict[str, Any]
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     workdir: Path | None = None
+    #: restricted mode: the task's SandboxPolicy (plugin_runtime.sandbox); None: trusted
+    policy: Any = None
 
 
 @dataclass(frozen=True, slots=True)

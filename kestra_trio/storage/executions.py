@@ -95,9 +95,9 @@ class ChangeResult:
 
 _EXEC_FIELDS = {"started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count"}
 _TASK_FIELDS = {
-    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count",
+    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count", "sandbox",
 }
-_JSON_FIELDS = {"inputs", "outputs", "error"}
+_JSON_FIELDS = {"inputs", "outputs", "error", "sandbox"}
 
 
 def _apply_one(raw: sqlite3.Connection, change: StateChange) -> ChangeResult:

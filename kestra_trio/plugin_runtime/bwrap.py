@@ -1,0 +1,428 @@
+"""Restricted mode with bubblewrap: the process runtime's child, inside namespaces.
+
+Each attempt gets its own user, pid, network, ipc, uts and cgroup namespaces (uid/gid 65534
+inside, no capabilities, no nested user namespaces), a root file system with only the
+system's read-only folders, a minimal /etc, the Python that runs plugins and the plugin's
+own folder, a private /tmp, a fresh work folder (read-write, removed afterwards) and exactly
+the granted paths. bubblewrap waits on a pipe (`--block-fd`) until the engine has put its
+first process into the task's cgroup and set its rlimits, so no plugin code runs unlimited.
+
+No orphans: bubblewrap is the leader of the task's process group (the engine's watchdog
+knows it); `--die-with-parent` and the pid namespace take every process of the sandbox with
+it, setsid'd or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import stat
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import kestra_trio
+from kestra_trio.config import DEFAULT_KILL_GRACE
+from kestra_trio.observability.records import LogEntry, LogLevel
+from kestra_trio.plugin_runtime import process
+from kestra_trio.plugin_runtime.cgroups import TaskCgroup
+from kestra_trio.plugin_runtime.process import Confinement
+from kestra_trio.plugin_runtime.proxy import FORWARDER_CODE, PROXY_PORT, AllowListProxy, open_unix_listener, parse_rules
+from kestra_trio.plugin_runtime.reaper import GroupReaper
+from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
+from kestra_trio.plugin_runtime.sandbox import SANDBOX_UID, SandboxPolicy, _cgroups, bwrap_path, enforcement, format_limit
+from kestra_trio.plugin_runtime.streams import DEFAULT_OUTPUT_LIMIT
+from kestra_trio.sdk import protocol
+from kestra_trio.state.states import Reason
+
+#: inside the sandbox: the engine's control folder (result file, proxy socket) and the SDK
+CONTROL_DIR = "/run/kestra-trio"
+SDK_DIR = "/opt/kestra-trio/lib"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: the few /etc entries programs need to start (dynamic linker, time zone, TLS roots, alternatives)
+ETC_ENTRIES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "ssl", "ca-certificates",
+    "ca-certificates.conf", "nsswitch.conf", "mime.types",
+)
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+INFO_TIMEOUT = 10.0
+WATCH_INTERVAL = 0.1
+#: the exit status bubblewrap reports for a child killed by a signal
+SIGNAL_BASE = 128
+_SDK_PACKAGE = Path(kestra_trio.__file__).resolve().parent
+
+RefusalRecorder = Callable[[Invocation, str, str, str], Awaitable[None]]  # (invocation, kind, target, detail)
+
+
+def _sandbox_base() -> Path:
+    """A private folder per user for the attempts' work folders (0700, ours, not a symlink)."""
+    base = Path(os.environ.get("KESTRA_TRIO_SANDBOX_DIR") or Path(tempfile.gettempdir()) / f"kestra-trio-{os.getuid()}")
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(base)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise OSError(f"{base} is not a folder owned by this user; set KESTRA_TRIO_SANDBOX_DIR")
+    os.chmod(base, 0o700)
+    return base
+
+
+def _etc_files(base: Path) -> Path:
+    """passwd/group/hosts naming only what exists inside (written once per base folder)."""
+    etc = base / "etc"
+    etc.mkdir(exist_ok=True)
+    files = {
+        "passwd": f"root:x:0:0:root:/root:/bin/sh\nnobody:x:{SANDBOX_UID}:{SANDBOX_UID}:nobody:/tmp:/bin/sh\n",
+        "group": f"root:x:0:\nnogroup:x:{SANDBOX_UID}:\n",
+        "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    }
+    for name, text in files.items():
+        path = etc / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    return etc
+
+
+def _python_roots() -> list[str]:
+    """The folders the plugins' Python needs (interpreter, stdlib, venv), outside /usr."""
+    roots = []
+    for raw in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        path = os.path.realpath(raw)
+        if not any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS) and path not in roots:
+            roots.append(path)
+    # a folder inside another is bound with it
+    return [p for p in roots if not any(p != q and p.startswith(q + "/") for q in roots)]
+
+
+def bwrap_argv(
+    policy: SandboxPolicy,
+    *,
+    bwrap: str,
+    etc: Path,
+    work: Path,
+    control: Path,
+    plugin_dir: Path,
+    cwd: Path | None,
+    info_fd: int,
+    block_fd: int,
+) -> list[str]:
+    """bubblewrap's options for one attempt (the command follows `--`)."""
+    args = [
+        bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--disable-userns", "--die-with-parent", "--hostname", "kestra-trio", "--cap-drop", "ALL",
+    ]
+    for folder in SYSTEM_DIRS:
+        if os.path.islink(folder):
+            args += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            args += ["--ro-bind", folder, folder]
+    args += ["--dir", "/etc"]
+    for name in ETC_ENTRIES:
+        if os.path.exists(f"/etc/{name}"):
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for name in ("passwd", "group", "hosts"):
+        args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(policy.memory), "--tmpfs", "/tmp"]
+    for root in _python_roots():
+        args += ["--ro-bind", root, root]
+    args += ["--ro-bind", str(_SDK_PACKAGE), f"{SDK_DIR}/kestra_trio"]
+    args += ["--ro-bind", str(plugin_dir), str(plugin_dir)]
+    for path in policy.read:
+        args += ["--ro-bind", path, path]
+    for path in policy.write:
+        args += ["--bind", path, path]
+    args += ["--bind", str(work), str(work), "--bind", str(control), CONTROL_DIR]
+    args += ["--chdir", str(cwd or work), "--info-fd", str(info_fd), "--block-fd", str(block_fd), "--"]
+    return args
+
+
+def sandbox_env(policy: SandboxPolicy, work: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """What a sandboxed plugin inherits before the protocol variables: fixed defaults and the
+    names in permissions.env (when the engine has them)."""
+    env = {"PATH": SANDBOX_PATH, "HOME": str(work), "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+    env.update({name: environ[name] for name in policy.env if name in environ})
+    return env
+
+
+@dataclass
+class _Limits(Confinement):
+    """Sets up one sandbox right after spawn; watches its cgroup; names the limit it hit."""
+
+    policy: SandboxPolicy
+    info_read: int
+    block_write: int
+    label: str
+    child_fds: list[int] = field(default_factory=list)  # the ends bubblewrap inherits
+    cgroup: TaskCgroup | None = None
+    hit: str | None = None
+    how: dict[str, str] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close our ends of the control pipes (once: a closed number may be reused at once)."""
+        for name in ("info_read", "block_write"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                setattr(self, name, -1)
+                os.close(fd)
+        self.close_child_ends()
+
+    def close_child_ends(self) -> None:
+        while self.child_fds:
+            os.close(self.child_fds.pop())
+
+    async def started(self, proc: trio.Process, handle: ProcessHandle) -> str | None:
+        self.close_child_ends()  # else a bubblewrap that fails early never gives EOF
+        info = await self._read_info(proc)
+        if isinstance(info, str):
+            return info
+        child = int(info["child-pid"])
+        handle.spare = (proc.pid, child)  # SIGTERM goes to the plugin, not to bubblewrap
+        self.how = enforcement("bubblewrap")
+        support = _cgroups()
+        try:
+            if support is not None:
+                self.cgroup = TaskCgroup.create(
+                    support, self.label, memory=self.policy.memory, processes=self.policy.processes
+                )
+                self.cgroup.attach(child)
+            self._rlimits(child)
+            os.write(self.block_write, b"1")
+        except OSError as exc:
+            return f"cannot set the sandbox's limits: {exc.strerror or exc}"
+        finally:
+            self.close()
+        return None
+
+    async def _read_info(self, proc: trio.Process) -> dict[str, Any] | str:
+        fd, self.info_read = self.info_read, -1
+        stream = trio.lowlevel.FdStream(fd)  # owns and closes fd
+        data = b""
+        with trio.move_on_after(INFO_TIMEOUT):
+            async with stream:
+                while True:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                    try:
+                        return json.loads(data)  # type: ignore[no-any-return]
+                    except ValueError:
+                        continue
+        detail = ""
+        if proc.stderr is not None:
+            with trio.move_on_after(1.0):
+                detail = (await proc.stderr.receive_some(4096)).decode(errors="replace").strip()
+        return "bubblewrap could not set up the sandbox" + (f": {detail.splitlines()[-1]}" if detail else "")
+
+    def _rlimits(self, pid: int) -> None:
+        policy = self.policy
+        limits = [(resource.RLIMIT_FSIZE, policy.file_size), (resource.RLIMIT_CORE, 0)]
+        if policy.cpu_seconds is not None:
+            seconds = max(1, int(-(-policy.cpu_seconds // 1)))
+            limits.append((resource.RLIMIT_CPU, (seconds, seconds + 1)))  # type: ignore[arg-type]
+        if not self.how["memory"].startswith("cgroup"):
+            limits.append((resource.RLIMIT_AS, policy.memory))
+        if not self.how["processes"].startswith("cgroup"):
+            limits.append((resource.RLIMIT_NPROC, policy.processes))
+        for kind, value in limits:
+            soft, hard = value if isinstance(value, tuple) else (value, value)
+            resource.prlimit(pid, kind, (soft, hard))
+
+    async def watch(self, kill: Any) -> None:
+        if self.cgroup is None:
+            await trio.sleep_forever()
+        while True:
+            await trio.sleep(WATCH_INTERVAL)
+            self.hit = self._over()
+            if self.hit is not None:
+                kill()
+                return
+
+    def _over(self) -> str | None:
+        if self.cgroup is None:
+            return None
+        usage = self.cgroup.usage()
+        if usage.oom_kills:
+            return "memory"
+        if usage.pids_refused:
+            return "processes"
+        if self.policy.cpu_seconds is not None and usage.cpu_seconds >= self.policy.cpu_seconds and self.how["cpu_seconds"].startswith("cgroup"):
+            return "cpu_seconds"
+        return None
+
+    def judge(self, outcome: Outcome, handle: ProcessHandle) -> Outcome:
+        hit = self.hit or self._over() or _limit_from_exit(outcome, self.how)
+        if outcome.ok or hit is None:
+            return outcome
+        value = self.policy.limits()[hit]
+        error = outcome.error or {}
+        return Outcome.failure(
+            Reason.RESOURCE_LIMIT,
+            f"the task went over its {hit} limit ({format_limit(hit, value)}, enforced by {self.how[hit]}) and was stopped",
+            type="ResourceLimit",
+            exit_code=outcome.exit_code,
+            signal=error.get("signal"),
+            stderr_tail=error.get("stderr_tail"),
+            limit=hit,
+        )
+
+
+def _limit_from_exit(outcome: Outcome, how: dict[str, str]) -> str | None:
+    """Without a cgroup counter: SIGXCPU / SIGXFSZ say it; an allocation failure under
+    RLIMIT_AS is read from the plugin's last stderr lines."""
+    code = outcome.exit_code
+    if code in (SIGNAL_BASE + signal.SIGXCPU, -signal.SIGXCPU):
+        return "cpu_seconds"
+    if code in (SIGNAL_BASE + signal.SIGXFSZ, -signal.SIGXFSZ):
+        return "file_size"
+    tail = " ".join((outcome.error or {}).get("stderr_tail") or [])
+    if how.get("memory") == "RLIMIT_AS" and ("MemoryError" in tail or "Cannot allocate memory" in tail):
+        return "memory"
+    if how.get("processes") == "RLIMIT_NPROC" and ("Resource temporarily unavailable" in tail or "fork" in tail.lower() and "retry" in tail.lower()):
+        return "processes"
+    return None
+
+
+@dataclass
+class BwrapRuntime:
+    """The default restricted runtime. ``refused`` records what the sandbox refused."""
+
+    reaper: GroupReaper | None = None
+    kill_grace: float = DEFAULT_KILL_GRACE
+    force_kill: trio.Event | None = None
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    refused: RefusalRecorder | None = None
+    environ: Any = None  # the engine's environment, for permissions.env (default os.environ)
+
+    async def run_action(
+        self,
+        invocation: Invocation,
+        *,
+        log_send: trio.MemorySendChannel[LogEntry],
+        task_status: trio.TaskStatus[ProcessHandle] = trio.TASK_STATUS_IGNORED,
+    ) -> Outcome:
+        policy = invocation.policy
+        assert isinstance(policy, SandboxPolicy)
+        bwrap = bwrap_path()
+        if bwrap is None:  # checked at start; removed while running
+            return Outcome.failure(Reason.SANDBOX_FAILED, "restricted mode needs bubblewrap (apt-get install bubblewrap)", type="SandboxFailed")
+        async with _attempt_folders(invocation) as (work, control, etc):
+            invocation = replace(invocation, workdir=work)
+            environ = os.environ if self.environ is None else self.environ
+            plan = process.make_plan(invocation, result_dir=control, inherited=sandbox_env(policy, work, environ))
+            if isinstance(plan, Outcome):
+                return plan
+            if plan.result_path is not None:
+                plan.env[protocol.RESULT_FILE_ENV] = f"{CONTROL_DIR}/{plan.result_path.name}"
+            if plan.argv and plan.argv[0] == sys.executable:
+                plan.env["PYTHONPATH"] = SDK_DIR
+            async with trio.open_nursery() as nursery:
+                if policy.network:
+                    plan = await self._with_proxy(nursery, invocation, plan, policy, control, log_send)
+                outcome = await self._run(invocation, plan, policy, bwrap, etc, work, control, log_send, task_status)
+                nursery.cancel_scope.cancel()
+            if outcome.reason_code == Reason.RESOURCE_LIMIT and self.refused is not None:
+                error = outcome.error or {}
+                await self.refused(invocation, "resource", str(error.get("limit")), str(error.get("message")))
+            return outcome
+
+    async def _run(
+        self, invocation: Invocation, plan: Any, policy: SandboxPolicy, bwrap: str, etc: Path, work: Path,
+        control: Path, log_send: trio.MemorySendChannel[LogEntry], task_status: Any,
+    ) -> Outcome:
+        info_read, info_write = os.pipe()
+        block_read, block_write = os.pipe()
+        os.set_inheritable(info_write, True)
+        os.set_inheritable(block_read, True)
+        limits = _Limits(
+            policy, info_read, block_write, f"{invocation.task_id[:40]}-{invocation.attempt}", [info_write, block_read]
+        )
+        argv = bwrap_argv(
+            policy, bwrap=bwrap, etc=etc, work=work, control=control, plugin_dir=invocation.manifest.folder,
+            cwd=plan.cwd, info_fd=info_write, block_fd=block_read,
+        )
+        sandboxed = replace(plan, argv=argv + plan.argv, cwd=Path("/"), pass_fds=(info_write, block_read))
+        try:
+            return await process.run_plan(
+                invocation, sandboxed, log_send=log_send, reaper=self.reaper, kill_grace=self.kill_grace,
+                force_kill=self.force_kill, output_limit=self.output_limit, task_status=task_status, confinement=limits,
+            )
+        finally:
+            limits.close()
+            if limits.cgroup is not None:
+                with trio.CancelScope(shield=True):
+                    await _remove_cgroup(limits.cgroup)
+
+    async def _with_proxy(
+        self, nursery: trio.Nursery, invocation: Invocation, plan: Any, policy: SandboxPolicy, control: Path,
+        log_send: trio.MemorySendChannel[LogEntry],
+    ) -> Any:
+        """Serve the allow-list proxy on a socket in the control folder; the plugin starts
+        behind the in-sandbox forwarder."""
+        listener = await open_unix_listener(str(control / "proxy.sock"))
+        proxy = AllowListProxy(parse_rules(policy.network), refusal_reporter(invocation, log_send, self.refused))
+        await nursery.start(proxy.serve, listener)
+        url = f"http://127.0.0.1:{PROXY_PORT}"
+        env = {**plan.env, **proxy_env(url)}
+        argv = [sys.executable, "-S", "-c", FORWARDER_CODE, f"{CONTROL_DIR}/proxy.sock", str(PROXY_PORT), *plan.argv]
+        return replace(plan, argv=argv, env=env)
+
+
+def proxy_env(url: str) -> dict[str, str]:
+    return {
+        "HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url,
+        "NO_PROXY": "", "no_proxy": "",
+    }
+
+
+def refusal_reporter(
+    invocation: Invocation, log_send: trio.MemorySendChannel[LogEntry], refused: RefusalRecorder | None
+) -> Callable[[str, str], Awaitable[None]]:
+    """A refused host becomes a WARN line naming it, and a recorded refusal."""
+
+    async def report(target: str, detail: str) -> None:
+        await log_send.send(
+            LogEntry(
+                invocation.execution_id, invocation.task_id, LogLevel.WARN, "sandbox",
+                f"network access refused: {detail}",
+                {"refusal": "network", "target": target, "attempt": invocation.attempt},
+            )
+        )
+        if refused is not None:
+            await refused(invocation, "network", target, detail)
+
+    return report
+
+
+async def _remove_cgroup(group: TaskCgroup) -> None:
+    """The pid namespace is torn down asynchronously: wait (bounded) until the group is empty."""
+    with trio.move_on_after(2.0):
+        while not group.remove():
+            await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def _attempt_folders(invocation: Invocation) -> AsyncIterator[tuple[Path, Path, Path]]:
+    """A fresh work folder and control folder for one attempt, removed afterwards whatever
+    the plugin left in them (rmtree never follows a planted symlink)."""
+    base = _sandbox_base()
+    etc = _etc_files(base)
+    safe_task = "".join(c if c.isalnum() or c in "-_" else "_" for c in invocation.task_id)[:60]
+    root = Path(tempfile.mkdtemp(prefix=f"{invocation.execution_id}-{safe_task}-{invocation.attempt}-", dir=base))
+    work, control = root / "work", root / "control"
+    work.mkdir(mode=0o700)
+    control.mkdir(mode=0o700)
+    try:
+        yield work, control, etc
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+__all__ = ["BwrapRuntime", "bwrap_argv", "proxy_env", "refusal_reporter", "sandbox_env"]
