@@ -88,12 +88,7 @@ async def run(
         raise WorkflowInvalid(
             exc.issues, f"{workflow}: the workflow is invalid ({count} problem{'s' if count != 1 else ''} above); nothing was run"
         ) from None
-    if spec.security == "restricted":
-        raise UsageError(
-            f"{workflow}: security: restricted is not available yet (no sandbox runtime is installed); "
-            "use security: trusted to run plugins as plain child processes"
-        )
-    if spec.permissions != type(spec.permissions)():
+    if spec.security != "restricted" and spec.permissions != type(spec.permissions)():
         _print_err(
             f"kestra-trio: warning: {workflow}: `permissions` are enforced only with security: restricted; "
             "this workflow runs trusted, so its plugins are not limited"
@@ -112,6 +107,10 @@ async def run(
         workflow_path=str(Path(workflow).resolve()),
         on_progress=view.on_progress,
     )
+    from kestra_trio.plugin_runtime.sandbox import check_ready
+
+    # restricted mode that cannot be sandboxed here fails now, before anything is created
+    await check_ready(spec, protected=_database_files(db_path))
     async with open_database(db_path) as database:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_retention, database, keep_days)
@@ -128,6 +127,11 @@ async def run(
         by_signal = {signal.SIGTERM: ExitCode.TERMINATED, signal.SIGHUP: ExitCode.HANGUP}
         return int(by_signal.get(result.stop.signal, ExitCode.INTERRUPTED))
     return int(ExitCode.FAILURE)
+
+
+def _database_files(db_path: Path) -> list[Path]:
+    """The database and its WAL companions: no grant may expose them to a sandboxed plugin."""
+    return [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
 
 
 async def _retention(database, keep_days: int) -> None:

@@ -19,7 +19,9 @@ from kestra_trio.engine.retry import decide
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.templates import TemplateError, find_references, render
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
+from kestra_trio.engine.runtimes import runtime_for
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
+from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
 from kestra_trio.state.states import AttemptState, Reason, State
 from kestra_trio.storage.executions import AttemptWrite, StateChange
 
@@ -73,6 +75,8 @@ class TaskWorker:
             return await self._fail(task_id, st, Outcome.failure(Reason.UNKNOWN_PLUGIN, str(exc), type="UnknownPlugin"))
         max_attempts = spec.retry.max_attempts
         granted = _granted_secrets(spec.inputs, run.secrets)
+        policy = SandboxPolicy.for_task(run.workflow, spec)
+        runtime = runtime_for(run, policy)
         while True:
             st["attempt"] += 1
             attempt = st["attempt"]
@@ -97,6 +101,8 @@ class TaskWorker:
             if st["started_at"] is None:
                 st["started_at"] = started
                 fields["started_at"] = started
+                if policy is not None:
+                    fields["sandbox"] = policy.describe()
             await run.apply(
                 StateChange(
                     run.execution_id, State.RUNNING, Reason.STARTED.value, task_id=task_id, fields=fields,
@@ -115,18 +121,14 @@ class TaskWorker:
             invocation = Invocation(
                 execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
                 manifest=manifest, action=action, inputs=resolved, secrets=granted,
-                workdir=run.workdir,
+                workdir=run.workdir, policy=policy,
             )
             slot = _HandleSlot()
             outcome: Outcome | None = None
-            from kestra_trio.plugin_runtime.process import run_action
-
             with trio.move_on_after(spec.timeout) as attempt_scope:
                 try:
-                    outcome = await run_action(
-                        invocation, log_send=run.log_send, reaper=run.reaper,
-                        kill_grace=run.options.kill_grace, force_kill=run.force_kill,
-                        task_status=slot,  # type: ignore[arg-type]
+                    outcome = await runtime.run_action(
+                        invocation, log_send=run.log_send, task_status=slot,  # type: ignore[arg-type]
                     )
                 finally:
                     st["handle"] = slot.handle

@@ -18,7 +18,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import stat
 import sys
 import tempfile
@@ -39,7 +38,15 @@ from kestra_trio.plugin_runtime.process import Confinement
 from kestra_trio.plugin_runtime.proxy import FORWARDER_CODE, PROXY_PORT, AllowListProxy, open_unix_listener, parse_rules
 from kestra_trio.plugin_runtime.reaper import GroupReaper
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
-from kestra_trio.plugin_runtime.sandbox import SANDBOX_UID, SandboxPolicy, _cgroups, bwrap_path, enforcement, format_limit
+from kestra_trio.plugin_runtime.sandbox import (
+    SANDBOX_UID,
+    SandboxPolicy,
+    _cgroups,
+    bwrap_path,
+    enforcement,
+    limit_from_exit,
+    limit_outcome,
+)
 from kestra_trio.plugin_runtime.streams import DEFAULT_OUTPUT_LIMIT
 from kestra_trio.sdk import protocol
 from kestra_trio.state.states import Reason
@@ -56,8 +63,6 @@ ETC_ENTRIES = (
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 INFO_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.1
-#: the exit status bubblewrap reports for a child killed by a signal
-SIGNAL_BASE = 128
 _SDK_PACKAGE = Path(kestra_trio.__file__).resolve().parent
 
 RefusalRecorder = Callable[[Invocation, str, str, str], Awaitable[None]]  # (invocation, kind, target, detail)
@@ -258,36 +263,8 @@ class _Limits(Confinement):
         return None
 
     def judge(self, outcome: Outcome, handle: ProcessHandle) -> Outcome:
-        hit = self.hit or self._over() or _limit_from_exit(outcome, self.how)
-        if outcome.ok or hit is None:
-            return outcome
-        value = self.policy.limits()[hit]
-        error = outcome.error or {}
-        return Outcome.failure(
-            Reason.RESOURCE_LIMIT,
-            f"the task went over its {hit} limit ({format_limit(hit, value)}, enforced by {self.how[hit]}) and was stopped",
-            type="ResourceLimit",
-            exit_code=outcome.exit_code,
-            signal=error.get("signal"),
-            stderr_tail=error.get("stderr_tail"),
-            limit=hit,
-        )
-
-
-def _limit_from_exit(outcome: Outcome, how: dict[str, str]) -> str | None:
-    """Without a cgroup counter: SIGXCPU / SIGXFSZ say it; an allocation failure under
-    RLIMIT_AS is read from the plugin's last stderr lines."""
-    code = outcome.exit_code
-    if code in (SIGNAL_BASE + signal.SIGXCPU, -signal.SIGXCPU):
-        return "cpu_seconds"
-    if code in (SIGNAL_BASE + signal.SIGXFSZ, -signal.SIGXFSZ):
-        return "file_size"
-    tail = " ".join((outcome.error or {}).get("stderr_tail") or [])
-    if how.get("memory") == "RLIMIT_AS" and ("MemoryError" in tail or "Cannot allocate memory" in tail):
-        return "memory"
-    if how.get("processes") == "RLIMIT_NPROC" and ("Resource temporarily unavailable" in tail or "fork" in tail.lower() and "retry" in tail.lower()):
-        return "processes"
-    return None
+        hit = self.hit or self._over() or limit_from_exit(outcome, self.how)
+        return limit_outcome(outcome, hit, self.policy, self.how)
 
 
 @dataclass

@@ -188,7 +188,7 @@ async def _spawn(plan: _Plan) -> trio.Process:
 SEND_CHUNK = 256
 
 
-class _LogEmitter:
+class LogEmitter:
     """Turns lines from both pipes into LogEntries, under the per-task output budget."""
 
     def __init__(self, invocation: Invocation, log_send: trio.MemorySendChannel[LogEntry], limit: int) -> None:
@@ -444,7 +444,7 @@ def _read_result(path: Path) -> protocol.Result | str:
         return str(exc)
 
 
-def _outcome(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str]) -> Outcome:
+def outcome_of(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str]) -> Outcome:
     code = handle.exit_code
     assert code is not None
     if code < 0:
@@ -633,7 +633,7 @@ async def run_plan(
             Reason.PLUGIN_NOT_STARTED, f"cannot start {program}: {detail}", type=type(exc).__name__
         )
     handle = ProcessHandle(pid=process.pid, pgid=process.pid)
-    emitter = _LogEmitter(invocation, log_send, output_limit)
+    emitter = LogEmitter(invocation, log_send, output_limit)
     interrupted: BaseException | None = None
     confinement = confinement or Confinement()
     try:
@@ -660,14 +660,14 @@ async def run_plan(
         await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
     if interrupted is not None:
         raise interrupted
-    return confinement.judge(_outcome(invocation, plan, handle, list(emitter.stderr_tail)), handle)
+    return confinement.judge(outcome_of(invocation, plan, handle, list(emitter.stderr_tail)), handle)
 
 
 async def _supervise(
     process: trio.Process,
     plan: _Plan,
     handle: ProcessHandle,
-    emitter: _LogEmitter,
+    emitter: LogEmitter,
     kill_grace: float,
     force_kill: trio.Event | None = None,
     confinement: Confinement | None = None,
@@ -722,7 +722,7 @@ async def _watch(scope: trio.CancelScope, confinement: Confinement, handle: Proc
         await confinement.watch(lambda: _signal_group(handle, signal.SIGKILL))
 
 
-async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, emitter: _LogEmitter) -> None:
+async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, emitter: LogEmitter) -> None:
     """Both pipe readers, shielded so they drain even after the caller is cancelled."""
     with scope:
         async with trio.open_nursery() as nursery:
@@ -731,7 +731,7 @@ async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, 
                     nursery.start_soon(_pump, drain.reader(stream, name), name, emitter)
 
 
-async def _pump(receive_some: Any, stream: Stream, emitter: _LogEmitter) -> None:
+async def _pump(receive_some: Any, stream: Stream, emitter: LogEmitter) -> None:
     async def on_lines(lines: list[str]) -> None:
         await emitter.lines(stream, lines)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 from kestra_trio.errors import SandboxUnavailable
 from kestra_trio.model.sizes import format_size
 from kestra_trio.model.workflow import TaskSpec, Workflow
+from kestra_trio.plugin_runtime.runtime import Outcome
+from kestra_trio.state.states import Reason
 
 DEFAULT_MEMORY = 1024**3
 DEFAULT_PROCESSES = 256
@@ -82,6 +85,44 @@ class SandboxPolicy:
             "resources": self.limits(),
             "enforcement": enforcement(self.kind),
         }
+
+
+#: the exit status bubblewrap and docker report for a child killed by a signal
+SIGNAL_BASE = 128
+
+
+def limit_from_exit(outcome: Outcome, how: dict[str, str]) -> str | None:
+    """The limit an ended task went over, when no counter says it: SIGXCPU / SIGXFSZ (the
+    rlimits' signals), or an allocation failure under RLIMIT_AS / a refused fork under
+    RLIMIT_NPROC read from the plugin's last stderr lines."""
+    code = outcome.exit_code
+    if code in (SIGNAL_BASE + signal.SIGXCPU, -signal.SIGXCPU):
+        return "cpu_seconds"
+    if code in (SIGNAL_BASE + signal.SIGXFSZ, -signal.SIGXFSZ):
+        return "file_size"
+    tail = " ".join((outcome.error or {}).get("stderr_tail") or [])
+    if how.get("memory") == "RLIMIT_AS" and ("MemoryError" in tail or "Cannot allocate memory" in tail):
+        return "memory"
+    if how.get("processes") == "RLIMIT_NPROC" and "Resource temporarily unavailable" in tail:
+        return "processes"
+    return None
+
+
+def limit_outcome(outcome: Outcome, hit: str | None, policy: SandboxPolicy, how: dict[str, str]) -> Outcome:
+    """A failed outcome becomes RESOURCE_LIMIT naming the limit it went over."""
+    if outcome.ok or hit is None:
+        return outcome
+    error = outcome.error or {}
+    value = policy.limits()[hit]
+    return Outcome.failure(
+        Reason.RESOURCE_LIMIT,
+        f"the task went over its {hit} limit ({format_limit(hit, value)}, enforced by {how[hit]}) and was stopped",
+        type="ResourceLimit",
+        exit_code=outcome.exit_code,
+        signal=error.get("signal"),
+        stderr_tail=error.get("stderr_tail"),
+        limit=hit,
+    )
 
 
 def format_limit(name: str, value: Any) -> str:
