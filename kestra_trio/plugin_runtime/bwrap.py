@@ -33,7 +33,7 @@ import kestra_trio
 from kestra_trio.config import DEFAULT_KILL_GRACE
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime import process
-from kestra_trio.plugin_runtime.cgroups import TaskCgroup
+from kestra_trio.plugin_runtime.cgroups import TaskCgroup, over_limit
 from kestra_trio.plugin_runtime.process import Confinement
 from kestra_trio.plugin_runtime.proxy import FORWARDER_CODE, PROXY_PORT, AllowListProxy, open_unix_listener, parse_rules
 from kestra_trio.plugin_runtime.reaper import GroupReaper
@@ -253,14 +253,7 @@ class _Limits(Confinement):
     def _over(self) -> str | None:
         if self.cgroup is None:
             return None
-        usage = self.cgroup.usage()
-        if usage.oom_kills:
-            return "memory"
-        if usage.pids_refused:
-            return "processes"
-        if self.policy.cpu_seconds is not None and usage.cpu_seconds >= self.policy.cpu_seconds and self.how["cpu_seconds"].startswith("cgroup"):
-            return "cpu_seconds"
-        return None
+        return over_limit(self.cgroup.usage(), self.policy.cpu_seconds, self.how["cpu_seconds"].startswith("cgroup"))
 
     def judge(self, outcome: Outcome, handle: ProcessHandle) -> Outcome:
         hit = self.hit or self._over() or limit_from_exit(outcome, self.how)

@@ -65,14 +65,16 @@ def _mounts(mountinfo: str) -> list[tuple[str, str, set[str]]]:
     return found
 
 
-def detect(proc: Path = Path("/proc/self"), *, probe: bool = True) -> CgroupSupport | None:
+def detect(proc: Path = Path("/proc/self"), *, probe: bool = True, member: Path | None = None) -> CgroupSupport | None:
     """The usable cgroup setup of this process, or None (then rlimits are used).
 
-    `proc` is replaceable so that tests can describe a host in a temporary folder.
+    `proc` is replaceable so that tests can describe a host in a temporary folder; `member`
+    (a /proc/PID folder) reads the groups of another process (a container) with this
+    process's mounts: then `parents` are that process's own groups.
     """
     try:
         mountinfo = (proc / "mountinfo").read_text()
-        membership = (proc / "cgroup").read_text()
+        membership = ((member or proc) / "cgroup").read_text()
     except OSError:
         return None
     paths: dict[str, str] = {}
@@ -82,7 +84,7 @@ def detect(proc: Path = Path("/proc/self"), *, probe: bool = True) -> CgroupSupp
             for name in parts[1].split(",") if parts[1] else [""]:
                 paths[name] = parts[2]
     mounts = _mounts(mountinfo)
-    root = proc.parent.parent if proc.name == "self" and proc.parent.name == "proc" else None
+    root = None if proc == Path("/proc/self") else proc.parent.parent
     for point, fstype, _ in mounts:
         if fstype == "cgroup2" and "" in paths:
             parent = _under(point, paths[""], root)
@@ -144,6 +146,26 @@ class Usage:
     oom_kills: int = 0
     pids_refused: int = 0
     cpu_seconds: float = 0.0
+
+
+def over_limit(usage: Usage, cpu_limit: float | None, cpu_counted: bool) -> str | None:
+    """The limit a group's counters say it went over: a process killed by the OOM killer,
+    a fork refused at pids.max, or CPU time used past the task's cpu_seconds."""
+    if usage.oom_kills:
+        return "memory"
+    if usage.pids_refused:
+        return "processes"
+    if cpu_counted and cpu_limit is not None and usage.cpu_seconds >= cpu_limit:
+        return "cpu_seconds"
+    return None
+
+
+def existing_group(pid: int) -> TaskCgroup | None:
+    """The groups process ``pid`` is in (a container's), for reading its counters."""
+    support = detect(member=Path(f"/proc/{pid}"), probe=False)
+    if support is None:
+        return None
+    return TaskCgroup(support, "", dict(support.parents))
 
 
 @dataclass

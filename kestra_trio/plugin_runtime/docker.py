@@ -36,6 +36,7 @@ from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime import process
 from kestra_trio.plugin_runtime.bwrap import (
     CONTROL_DIR,
+    WATCH_INTERVAL,
     SDK_DIR,
     _SDK_PACKAGE,
     RefusalRecorder,
@@ -44,6 +45,7 @@ from kestra_trio.plugin_runtime.bwrap import (
     refusal_reporter,
     sandbox_env,
 )
+from kestra_trio.plugin_runtime.cgroups import existing_group, over_limit
 from kestra_trio.plugin_runtime.proxy import PROXY_PORT, AllowListProxy, parse_rules
 from kestra_trio.plugin_runtime.reaper import GroupReaper
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
@@ -347,6 +349,8 @@ class DockerRuntime:
             except (DockerError, OSError) as exc:
                 return Outcome.failure(Reason.SANDBOX_FAILED, f"docker could not start the container: {exc}", type="SandboxFailed")
             task_status.started(handle)
+            watch = _ContainerWatch(client, container, policy, handle.pid)
+            nursery.start_soon(watch.run)
             pump_done = trio.Event()
             nursery.start_soon(_demux, stream, early, emitter, pump_done)
             nursery.start_soon(_feed, stream, plan.stdin or b"")
@@ -374,7 +378,7 @@ class DockerRuntime:
             raise interrupted
         outcome = process.outcome_of(invocation, plan, handle, list(emitter.stderr_tail))
         how = enforcement("docker")
-        hit = "memory" if oom else limit_from_exit(outcome, how)
+        hit = watch.hit or ("memory" if oom else None) or watch.final() or limit_from_exit(outcome, how)
         return limit_outcome(outcome, hit, policy, how)
 
     async def _stop(self, client: DockerClient, container: str, handle: ProcessHandle) -> None:
@@ -413,6 +417,33 @@ class DockerRuntime:
         await nursery.start(proxy.serve, listener)
         ready = control / Path(PROXY_READY).name
         ready.touch()
+
+
+class _ContainerWatch:
+    """Reads the container's cgroup counters from the host (when this engine can see them)
+    and kills the container once it goes over a limit: a fork bomb held at PidsLimit would
+    otherwise spin until the timeout."""
+
+    def __init__(self, client: DockerClient, container: str, policy: SandboxPolicy, pid: int) -> None:
+        self.client, self.container, self.policy = client, container, policy
+        self.group = existing_group(pid) if pid else None
+        self.hit: str | None = None
+
+    def final(self) -> str | None:
+        if self.group is None:
+            return None
+        return over_limit(self.group.usage(), None, False)
+
+    async def run(self) -> None:
+        if self.group is None:
+            return
+        while self.hit is None:
+            await trio.sleep(WATCH_INTERVAL)
+            self.hit = over_limit(self.group.usage(), None, False)
+        try:
+            await self.client.request("POST", f"{API}/containers/{self.container}/kill", ok=(204, 404, 409))
+        except DockerError:
+            pass
 
 
 async def _demux(stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter, done: trio.Event) -> None:

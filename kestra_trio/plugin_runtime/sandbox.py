@@ -93,14 +93,16 @@ SIGNAL_BASE = 128
 
 def limit_from_exit(outcome: Outcome, how: dict[str, str]) -> str | None:
     """The limit an ended task went over, when no counter says it: SIGXCPU / SIGXFSZ (the
-    rlimits' signals), or an allocation failure under RLIMIT_AS / a refused fork under
-    RLIMIT_NPROC read from the plugin's last stderr lines."""
+    rlimits' signals), EFBIG, or an allocation failure under RLIMIT_AS / a refused fork
+    under RLIMIT_NPROC, read from the plugin's last stderr lines (strerror's words)."""
     code = outcome.exit_code
     if code in (SIGNAL_BASE + signal.SIGXCPU, -signal.SIGXCPU):
         return "cpu_seconds"
     if code in (SIGNAL_BASE + signal.SIGXFSZ, -signal.SIGXFSZ):
         return "file_size"
     tail = " ".join((outcome.error or {}).get("stderr_tail") or [])
+    if "File too large" in tail:  # EFBIG: SIGXFSZ is ignored where the plugin was started
+        return "file_size"
     if how.get("memory") == "RLIMIT_AS" and ("MemoryError" in tail or "Cannot allocate memory" in tail):
         return "memory"
     if how.get("processes") == "RLIMIT_NPROC" and "Resource temporarily unavailable" in tail:
