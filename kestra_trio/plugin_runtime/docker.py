@@ -352,7 +352,10 @@ class DockerRuntime:
             watch = _ContainerWatch(client, container, policy, handle.pid)
             nursery.start_soon(watch.run)
             pump_done = trio.Event()
-            nursery.start_soon(_demux, stream, early, emitter, pump_done)
+            # shielded like the process runtime's pumps: a cancelled task still delivers
+            # every line it wrote while it was being stopped
+            pump_scope = trio.CancelScope(shield=True)
+            nursery.start_soon(_demux, pump_scope, stream, early, emitter, pump_done)
             nursery.start_soon(_feed, stream, plan.stdin or b"")
             try:
                 answer = await client.request("POST", f"{API}/containers/{container}/wait", timeout=float("inf"))
@@ -361,7 +364,8 @@ class DockerRuntime:
                 interrupted = exc
                 with trio.CancelScope(shield=True):
                     await self._stop(client, container, handle)
-            with trio.CancelScope(shield=True), trio.move_on_after(process.DRAIN_READ_DEADLINE):
+            pump_scope.deadline = trio.current_time() + process.DRAIN_READ_DEADLINE
+            with trio.CancelScope(shield=True):
                 await pump_done.wait()
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
@@ -446,36 +450,51 @@ class _ContainerWatch:
             pass
 
 
-async def _demux(stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter, done: trio.Event) -> None:
-    """Docker's multiplexed frames (8-byte header: stream, 0, 0, 0, big-endian size) → lines."""
+async def _demux(
+    scope: trio.CancelScope, stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter, done: trio.Event
+) -> None:
+    try:
+        with scope:
+            await _demux_frames(stream, early, emitter)
+    finally:
+        done.set()
+
+
+async def _demux_frames(stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter) -> None:
+    """Docker's multiplexed frames (8-byte header: stream, 0, 0, 0, big-endian size) → lines.
+
+    A frame's payload goes to its stream's splitter as it arrives, so memory stays bounded
+    whatever size a header announces."""
     splitters = {1: LineSplitter(MAX_LINE_BYTES), 2: LineSplitter(MAX_LINE_BYTES)}
     names = {1: "stdout", 2: "stderr"}
     buffer = bytearray(early)
-    try:
-        while True:
-            while len(buffer) >= 8:
-                kind, size = buffer[0], int.from_bytes(buffer[4:8], "big")
-                if len(buffer) < 8 + size:
+    kind, remaining = 0, 0
+    while True:
+        while buffer:
+            if remaining == 0:
+                if len(buffer) < 8:
                     break
-                payload = bytes(buffer[8 : 8 + size])
-                del buffer[: 8 + size]
-                if kind in splitters:
-                    lines = splitters[kind].feed(payload)
-                    if lines:
-                        await emitter.lines(names[kind], lines)  # type: ignore[arg-type]
-            try:
-                chunk = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                chunk = b""
-            if not chunk:
-                break
-            buffer += chunk
-        for kind, splitter in splitters.items():
-            last = splitter.close()
-            if last:
-                await emitter.lines(names[kind], last)  # type: ignore[arg-type]
-    finally:
-        done.set()
+                kind, remaining = buffer[0], int.from_bytes(buffer[4:8], "big")
+                del buffer[:8]
+                continue
+            payload = bytes(buffer[:remaining])
+            del buffer[: len(payload)]
+            remaining -= len(payload)
+            if kind in splitters:
+                lines = splitters[kind].feed(payload)
+                if lines:
+                    await emitter.lines(names[kind], lines)  # type: ignore[arg-type]
+        try:
+            chunk = await stream.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            chunk = b""
+        if not chunk:
+            break
+        buffer += chunk
+    for kind, splitter in splitters.items():
+        last = splitter.close()
+        if last:
+            await emitter.lines(names[kind], last)  # type: ignore[arg-type]
 
 
 async def _feed(stream: trio.SocketStream, payload: bytes) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import all_stored_text, kt, needs_bwrap, refusals, rows, run_json, task_logs, write
+from sandbox_support import all_stored_text, kt, needs_bwrap, refusals, rows, run_json, task_logs, write
 
 pytestmark = [needs_bwrap, pytest.mark.slow]
 
