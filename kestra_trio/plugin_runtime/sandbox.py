@@ -105,8 +105,8 @@ def limit_from_exit(outcome: Outcome, how: dict[str, str]) -> str | None:
         return "file_size"
     if how.get("memory") == "RLIMIT_AS" and ("MemoryError" in tail or "Cannot allocate memory" in tail):
         return "memory"
-    if how.get("processes") == "RLIMIT_NPROC" and "Resource temporarily unavailable" in tail:
-        return "processes"
+    if "Resource temporarily unavailable" in tail and (how.get("processes") == "RLIMIT_NPROC" or "fork" in tail):
+        return "processes"  # EAGAIN from fork: the process limit (a container's group may be gone already)
     return None
 
 
