@@ -148,7 +148,7 @@ def enforcement(kind: str) -> dict[str, str]:
     """Which mechanism enforces each limit for this runtime on this host."""
     if kind == "docker":
         return {
-            "memory": "docker cgroup (HostConfig.Memory)", "processes": "docker cgroup (HostConfig.PidsLimit)",
+            "memory": "docker HostConfig.Memory", "processes": "docker HostConfig.PidsLimit",
             "cpu_seconds": "RLIMIT_CPU (container ulimit)", "file_size": "RLIMIT_FSIZE (container ulimit)",
             "network": "no network (NetworkMode none) + the engine's allow-list proxy",
         }
@@ -178,8 +178,13 @@ def explain(workflow: Workflow) -> list[str]:
         lines.append(f"sandbox: {where} for {', '.join(tasks)}")
     policy = SandboxPolicy.for_task(workflow, workflow.tasks[0])
     assert policy is not None
+    kinds = {kind for kind, _ in groups}
+    base = " / ".join(
+        ["system folders read-only (bubblewrap)"] * ("bubblewrap" in kinds) + ["the image read-only (docker)"] * ("docker" in kinds)
+    )
+    lines.append("process: uid 65534 without capabilities, in its own pid namespace: nothing it starts outlives the task")
     lines.append(
-        "filesystem: system folders read-only, a private /tmp, the task's own work folder"
+        f"filesystem: {base}, a private /tmp, the task's own work folder"
         + (f"; read: {', '.join(policy.read)}" if policy.read else "")
         + (f"; read and write: {', '.join(policy.write)}" if policy.write else "")
         + "; nothing else (not $HOME, not the database)"
@@ -193,7 +198,6 @@ def explain(workflow: Workflow) -> list[str]:
         + (f", {', '.join(policy.env)}" if policy.env else "")
         + " and the secrets each task's inputs name"
     )
-    kinds = {kind for kind, _ in groups}
     for name, value in policy.limits().items():
         how = " / ".join(dict.fromkeys(enforcement(kind)[name] for kind in sorted(kinds)))
         lines.append(f"{name}: {format_limit(name, value)}" + (f" ({how})" if value is not None else ""))
@@ -257,7 +261,6 @@ async def check_ready(workflow: Workflow, *, protected: Iterable[Path] = ()) -> 
         kinds.setdefault(kind, set()).add(image or "")
     policy = SandboxPolicy.for_task(workflow, workflow.tasks[0])
     assert policy is not None
-    check_paths(policy, protected)
     if "bubblewrap" in kinds:
         path = bwrap_path()
         if path is None:
@@ -265,6 +268,7 @@ async def check_ready(workflow: Workflow, *, protected: Iterable[Path] = ()) -> 
         problem = _bwrap_works(path)
         if problem:
             raise SandboxUnavailable(f"restricted mode needs bubblewrap: {problem}")
+    check_paths(policy, protected)
     if "docker" in kinds:
         from kestra_trio.plugin_runtime.docker import DockerError, DockerClient
 
