@@ -167,6 +167,7 @@ class _Limits(Confinement):
     child_fds: list[int] = field(default_factory=list)  # the ends bubblewrap inherits
     cgroup: TaskCgroup | None = None
     hit: str | None = None
+    reaps_leftovers = True  # the pid namespace dies with bubblewrap
     how: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:

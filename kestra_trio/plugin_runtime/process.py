@@ -585,6 +585,10 @@ class Confinement:
     pipe for it); ``watch`` runs while the child runs and may kill it; ``judge`` may replace
     the outcome (a limit that was hit is the reason, not the exit code)."""
 
+    #: True when the sandbox itself ends every process it holds (a pid namespace): the
+    #: group's last members are then its teardown, not background jobs worth a warning
+    reaps_leftovers = False
+
     async def started(self, process: trio.Process, handle: ProcessHandle) -> str | None:
         """None when the sandbox is ready, else why it could not be set up."""
         return None
@@ -693,7 +697,10 @@ async def _supervise(
         handle.exit_code = process.returncode
         # the command ended on its own but left live processes (`cmd &`, nohup): they die with
         # the task, and the log says so (signal 0 first: the common path never scans /proc)
-        left_behind = interrupted is None and _signal_group(handle, 0) and _group_running(handle.pgid)
+        left_behind = (
+            interrupted is None and not (confinement and confinement.reaps_leftovers)
+            and _signal_group(handle, 0) and _group_running(handle.pgid)
+        )
         if _signal_group(handle, signal.SIGKILL):  # grandchildren were still in the group
             with trio.CancelScope(shield=True):
                 await _wait_group_gone(handle.pgid)
