@@ -32,6 +32,10 @@ async def run_workflow(
     raw = {k: v for k, v in (inputs or {}).items() if isinstance(v, str)}
     values = coerce_inputs(workflow, raw)
     values.update({k: v for k, v in (inputs or {}).items() if not isinstance(v, str)})
+    from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
+
     options = EngineOptions(max_parallel=max_parallel, handle_signals=handle_signals, workflow_path=str(path))
-    async with open_database(resolve_db_path(db)) as database:
+    db_path = resolve_db_path(db)
+    await check_ready(workflow, protected=database_files(db_path))  # SandboxUnavailable: nothing runs
+    async with open_database(db_path) as database:
         return await run_execution(workflow, values, db=database, registry=registry, options=options)

@@ -107,10 +107,10 @@ async def run(
         workflow_path=str(Path(workflow).resolve()),
         on_progress=view.on_progress,
     )
-    from kestra_trio.plugin_runtime.sandbox import check_ready
+    from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
 
     # restricted mode that cannot be sandboxed here fails now, before anything is created
-    await check_ready(spec, protected=_database_files(db_path))
+    await check_ready(spec, protected=database_files(db_path))
     async with open_database(db_path) as database:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_retention, database, keep_days)
@@ -127,11 +127,6 @@ async def run(
         by_signal = {signal.SIGTERM: ExitCode.TERMINATED, signal.SIGHUP: ExitCode.HANGUP}
         return int(by_signal.get(result.stop.signal, ExitCode.INTERRUPTED))
     return int(ExitCode.FAILURE)
-
-
-def _database_files(db_path: Path) -> list[Path]:
-    """The database and its WAL companions: no grant may expose them to a sandboxed plugin."""
-    return [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
 
 
 async def _retention(database, keep_days: int) -> None:

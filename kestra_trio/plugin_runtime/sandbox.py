@@ -12,7 +12,6 @@ import functools
 import os
 import shutil
 import signal
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,20 +210,34 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-@functools.cache
-def _bwrap_works(path: str) -> str | None:
-    """None when bubblewrap can create its namespaces here, else why not (one line)."""
+_BWRAP_CHECKED: dict[str, str | None] = {}
+
+
+async def _bwrap_works(path: str) -> str | None:
+    """None when bubblewrap can create its namespaces here, else why not (one line; once per process)."""
+    if path in _BWRAP_CHECKED:
+        return _BWRAP_CHECKED[path]
+    import trio
+
     try:
-        done = subprocess.run(
-            [path, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "/bin/true"],
-            capture_output=True, timeout=10, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        with trio.fail_after(10):
+            done = await trio.run_process(
+                [path, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "/bin/true"],
+                capture_stdout=True, capture_stderr=True, check=False,
+            )
+    except (OSError, trio.TooSlowError) as exc:
         return f"bubblewrap cannot run: {exc}"
+    problem = None
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip().splitlines()
-        return "bubblewrap cannot create its namespaces here" + (f": {detail[-1]}" if detail else "")
-    return None
+        problem = "bubblewrap cannot create its namespaces here" + (f": {detail[-1]}" if detail else "")
+    _BWRAP_CHECKED[path] = problem
+    return problem
+
+
+def database_files(db_path: Path) -> list[Path]:
+    """The database and its WAL companions: no grant may expose them to a sandboxed plugin."""
+    return [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -265,7 +278,7 @@ async def check_ready(workflow: Workflow, *, protected: Iterable[Path] = ()) -> 
         path = bwrap_path()
         if path is None:
             raise SandboxUnavailable(BWRAP_MISSING)
-        problem = _bwrap_works(path)
+        problem = await _bwrap_works(path)
         if problem:
             raise SandboxUnavailable(f"restricted mode needs bubblewrap: {problem}")
     check_paths(policy, protected)
