@@ -120,9 +120,12 @@ class DockerClient:
         except DockerError:
             pass
         name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
-        answer = await self.request(
-            "POST", f"{API}/images/create?{urlencode({'fromImage': name, 'tag': tag})}", timeout=PULL_TIMEOUT
-        )
+        try:
+            answer = await self.request(
+                "POST", f"{API}/images/create?{urlencode({'fromImage': name, 'tag': tag})}", timeout=PULL_TIMEOUT
+            )
+        except DockerError as exc:
+            raise DockerError(f"image {image!r} is not on this Docker engine and cannot be pulled: {exc}") from None
         text = answer if isinstance(answer, str) else json.dumps(answer)
         for line in text.splitlines():
             try:
