@@ -284,24 +284,26 @@ class BwrapRuntime:
         bwrap = bwrap_path()
         if bwrap is None:  # checked at start; removed while running
             return Outcome.failure(Reason.SANDBOX_FAILED, "restricted mode needs bubblewrap (apt-get install bubblewrap)", type="SandboxFailed")
+        try:
+            return await self._run_in_folders(invocation, policy, bwrap, log_send, task_status)
+        except OSError as exc:  # the sandbox folders or the proxy socket could not be made
+            return Outcome.failure(Reason.SANDBOX_FAILED, f"cannot prepare the sandbox: {exc}", type="SandboxFailed")
+
+    async def _run_in_folders(
+        self, invocation: Invocation, policy: SandboxPolicy, bwrap: str, log_send: trio.MemorySendChannel[LogEntry],
+        task_status: Any,
+    ) -> Outcome:
         async with _attempt_folders(invocation) as (work, control, etc):
             invocation = replace(invocation, workdir=work)
-            environ = os.environ if self.environ is None else self.environ
-            plan = process.make_plan(invocation, result_dir=control, inherited=sandbox_env(policy, work, environ))
+            plan = sandboxed_plan(invocation, policy, work, control, self.environ)
             if isinstance(plan, Outcome):
                 return plan
-            if plan.result_path is not None:
-                plan.env[protocol.RESULT_FILE_ENV] = f"{CONTROL_DIR}/{plan.result_path.name}"
-            if plan.argv and plan.argv[0] == sys.executable:
-                plan.env["PYTHONPATH"] = SDK_DIR
             async with trio.open_nursery() as nursery:
                 if policy.network:
                     plan = await self._with_proxy(nursery, invocation, plan, policy, control, log_send)
                 outcome = await self._run(invocation, plan, policy, bwrap, etc, work, control, log_send, task_status)
                 nursery.cancel_scope.cancel()
-            if outcome.reason_code == Reason.RESOURCE_LIMIT and self.refused is not None:
-                error = outcome.error or {}
-                await self.refused(invocation, "resource", str(error.get("limit")), str(error.get("message")))
+            await record_limit(self.refused, invocation, outcome)
             return outcome
 
     async def _run(
@@ -346,6 +348,29 @@ class BwrapRuntime:
         return replace(plan, argv=argv, env=env)
 
 
+def sandboxed_plan(
+    invocation: Invocation, policy: SandboxPolicy, work: Path, control: Path, environ: Mapping[str, str] | None
+) -> Any:
+    """The process runtime's plan, from the sandbox's own environment, with the result file
+    in the control folder (as the plugin sees it) and the SDK where the sandbox mounts it."""
+    env = sandbox_env(policy, work, os.environ if environ is None else environ)
+    plan = process.make_plan(invocation, result_dir=control, inherited=env)
+    if isinstance(plan, Outcome):
+        return plan
+    if plan.result_path is not None:
+        plan.env[protocol.RESULT_FILE_ENV] = f"{CONTROL_DIR}/{plan.result_path.name}"
+    if plan.argv and plan.argv[0] == sys.executable:
+        plan.env["PYTHONPATH"] = SDK_DIR
+    return plan
+
+
+async def record_limit(refused: RefusalRecorder | None, invocation: Invocation, outcome: Outcome) -> None:
+    """A limit the task went over is a refusal `inspect` lists."""
+    if outcome.reason_code == Reason.RESOURCE_LIMIT and refused is not None:
+        error = outcome.error or {}
+        await refused(invocation, "resource", str(error.get("limit")), str(error.get("message")))
+
+
 def proxy_env(url: str) -> dict[str, str]:
     return {
         "HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url,
@@ -385,8 +410,8 @@ async def _attempt_folders(invocation: Invocation) -> AsyncIterator[tuple[Path, 
     the plugin left in them (rmtree never follows a planted symlink)."""
     base = _sandbox_base()
     etc = _etc_files(base)
-    safe_task = "".join(c if c.isalnum() or c in "-_" else "_" for c in invocation.task_id)[:60]
-    root = Path(tempfile.mkdtemp(prefix=f"{invocation.execution_id}-{safe_task}-{invocation.attempt}-", dir=base))
+    # short: the proxy's unix socket lives in here, and a socket path has at most 107 bytes
+    root = Path(tempfile.mkdtemp(prefix=f"{invocation.execution_id[:8]}-{invocation.attempt}-", dir=base))
     work, control = root / "work", root / "control"
     work.mkdir(mode=0o700)
     control.mkdir(mode=0o700)
@@ -396,4 +421,4 @@ async def _attempt_folders(invocation: Invocation) -> AsyncIterator[tuple[Path, 
         shutil.rmtree(root, ignore_errors=True)
 
 
-__all__ = ["BwrapRuntime", "bwrap_argv", "proxy_env", "refusal_reporter", "sandbox_env"]
+__all__ = ["BwrapRuntime", "bwrap_argv", "proxy_env", "record_limit", "refusal_reporter", "sandbox_env", "sandboxed_plan"]

@@ -42,8 +42,9 @@ from kestra_trio.plugin_runtime.bwrap import (
     RefusalRecorder,
     _attempt_folders,
     proxy_env,
+    record_limit,
     refusal_reporter,
-    sandbox_env,
+    sandboxed_plan,
 )
 from kestra_trio.plugin_runtime.cgroups import existing_group, over_limit
 from kestra_trio.plugin_runtime.proxy import PROXY_PORT, AllowListProxy, parse_rules
@@ -51,7 +52,6 @@ from kestra_trio.plugin_runtime.reaper import GroupReaper
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SANDBOX_UID, SandboxPolicy, enforcement, limit_from_exit, limit_outcome
 from kestra_trio.plugin_runtime.streams import DEFAULT_OUTPUT_LIMIT, MAX_LINE_BYTES, LineSplitter
-from kestra_trio.sdk import protocol
 from kestra_trio.state.states import Reason
 
 DOCKER_HOST_ENV = "DOCKER_HOST"
@@ -276,23 +276,27 @@ class DockerRuntime:
     ) -> Outcome:
         policy = invocation.policy
         assert isinstance(policy, SandboxPolicy)
+        try:
+            return await self._run_in_folders(invocation, policy, log_send, task_status)
+        except OSError as exc:  # the attempt's folders could not be made
+            return Outcome.failure(Reason.SANDBOX_FAILED, f"cannot prepare the sandbox: {exc}", type="SandboxFailed")
+
+    async def _run_in_folders(
+        self, invocation: Invocation, policy: SandboxPolicy, log_send: trio.MemorySendChannel[LogEntry], task_status: Any
+    ) -> Outcome:
         client = self.client or DockerClient.from_environment(self.environ)
         async with _attempt_folders(invocation) as (work, control, _):
             if os.geteuid() == 0:  # the container runs as nobody: its folders are its own
                 for folder in (work, control):
                     os.chown(folder, SANDBOX_UID, SANDBOX_UID)
             invocation = replace(invocation, workdir=work)
-            environ = os.environ if self.environ is None else self.environ
-            plan = process.make_plan(invocation, result_dir=control, inherited=sandbox_env(policy, work, environ))
+            plan = sandboxed_plan(invocation, policy, work, control, self.environ)
             if isinstance(plan, Outcome):
                 return plan
-            if plan.result_path is not None:
-                plan.env[protocol.RESULT_FILE_ENV] = f"{CONTROL_DIR}/{plan.result_path.name}"
-                if os.geteuid() == 0:
-                    os.chown(plan.result_path, SANDBOX_UID, SANDBOX_UID)
+            if plan.result_path is not None and os.geteuid() == 0:
+                os.chown(plan.result_path, SANDBOX_UID, SANDBOX_UID)
             if plan.argv and plan.argv[0] == sys.executable:  # the image's Python runs the plugin
                 plan.argv[0] = "python3"
-                plan.env["PYTHONPATH"] = SDK_DIR
             if policy.network:
                 plan.env.update(proxy_env(f"http://127.0.0.1:{PROXY_PORT}"))
                 plan.argv = ["/bin/sh", "-c", _GATE, "sh", *plan.argv]
@@ -301,9 +305,7 @@ class DockerRuntime:
                 label={"kestra-trio.execution": invocation.execution_id, "kestra-trio.task": invocation.task_id},
             )
             outcome = await self._run(client, invocation, plan, config, control, log_send, task_status)
-            if outcome.reason_code == Reason.RESOURCE_LIMIT and self.refused is not None:
-                error = outcome.error or {}
-                await self.refused(invocation, "resource", str(error.get("limit")), str(error.get("message")))
+            await record_limit(self.refused, invocation, outcome)
             return outcome
 
     async def _run(

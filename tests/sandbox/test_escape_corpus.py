@@ -6,7 +6,6 @@ resource refusals a `sandbox_refusals` row and a WARN line naming what was refus
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
