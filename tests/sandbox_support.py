@@ -4,6 +4,7 @@ need it are skipped, and the skip says why."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,9 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -116,3 +120,32 @@ def all_stored_text(db: Path) -> str:
 
 def refusals(db: Path, execution_id: str) -> list[tuple[str, str, str]]:
     return rows(db, "SELECT task_id, kind, target FROM sandbox_refusals WHERE execution_id = ? ORDER BY id", execution_id)
+
+
+class _Hello(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_servers(count: int, body: bytes) -> Iterator[list[int]]:
+    """`count` HTTP servers on 127.0.0.1 answering every GET with `body`; their ports."""
+    handler = type("Hello", (_Hello,), {"body": body})
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler) for _ in range(count)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield [server.server_address[1] for server in servers]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()

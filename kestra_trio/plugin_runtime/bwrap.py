@@ -30,13 +30,11 @@ from typing import Any
 import trio
 
 import kestra_trio
-from kestra_trio.config import DEFAULT_KILL_GRACE
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime import process
 from kestra_trio.plugin_runtime.cgroups import TaskCgroup, over_limit
-from kestra_trio.plugin_runtime.process import Confinement
+from kestra_trio.plugin_runtime.process import Confinement, RuntimeSettings
 from kestra_trio.plugin_runtime.proxy import FORWARDER_CODE, PROXY_PORT, AllowListProxy, open_unix_listener, parse_rules
-from kestra_trio.plugin_runtime.reaper import GroupReaper
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import (
     SANDBOX_UID,
@@ -47,7 +45,6 @@ from kestra_trio.plugin_runtime.sandbox import (
     limit_from_exit,
     limit_outcome,
 )
-from kestra_trio.plugin_runtime.streams import DEFAULT_OUTPUT_LIMIT
 from kestra_trio.sdk import protocol
 from kestra_trio.state.states import Reason
 
@@ -262,13 +259,9 @@ class _Limits(Confinement):
 
 
 @dataclass
-class BwrapRuntime:
+class BwrapRuntime(RuntimeSettings):
     """The default restricted runtime. ``refused`` records what the sandbox refused."""
 
-    reaper: GroupReaper | None = None
-    kill_grace: float = DEFAULT_KILL_GRACE
-    force_kill: trio.Event | None = None
-    output_limit: int = DEFAULT_OUTPUT_LIMIT
     refused: RefusalRecorder | None = None
     environ: Any = None  # the engine's environment, for permissions.env (default os.environ)
 

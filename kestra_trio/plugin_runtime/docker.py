@@ -31,7 +31,6 @@ from urllib.parse import quote, urlencode
 import h11
 import trio
 
-from kestra_trio.config import DEFAULT_KILL_GRACE
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime import process
 from kestra_trio.plugin_runtime.bwrap import (
@@ -48,10 +47,10 @@ from kestra_trio.plugin_runtime.bwrap import (
 )
 from kestra_trio.plugin_runtime.cgroups import existing_group, over_limit
 from kestra_trio.plugin_runtime.proxy import PROXY_PORT, AllowListProxy, parse_rules
-from kestra_trio.plugin_runtime.reaper import GroupReaper
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SANDBOX_UID, SandboxPolicy, enforcement, limit_from_exit, limit_outcome
-from kestra_trio.plugin_runtime.streams import DEFAULT_OUTPUT_LIMIT, MAX_LINE_BYTES, LineSplitter
+from kestra_trio.plugin_runtime.process import RuntimeSettings
+from kestra_trio.plugin_runtime.streams import MAX_LINE_BYTES, LineSplitter
 from kestra_trio.state.states import Reason
 
 DOCKER_HOST_ENV = "DOCKER_HOST"
@@ -258,11 +257,9 @@ def listen_in_netns(pid: int, port: int) -> socket.socket:
 
 
 @dataclass
-class DockerRuntime:
-    reaper: GroupReaper | None = None
-    kill_grace: float = DEFAULT_KILL_GRACE
-    force_kill: trio.Event | None = None
-    output_limit: int = DEFAULT_OUTPUT_LIMIT
+class DockerRuntime(RuntimeSettings):
+    """`sandbox: docker`: one container per attempt (module docstring)."""
+
     refused: RefusalRecorder | None = None
     environ: Any = None
     client: DockerClient | None = None

@@ -357,21 +357,7 @@ def _group_running(pgid: int) -> bool:
 
     Reads /proc (Linux); elsewhere it answers False and the final SIGKILL has to do.
     """
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return False
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+    return bool(_group_members(pgid))
 
 
 async def _wait_group_gone(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
@@ -759,13 +745,18 @@ async def _feed(stdin: trio.abc.SendStream, payload: bytes) -> None:
 
 
 @dataclass
-class ProcessRuntime:
-    """The trusted-mode Runtime: :func:`run_action` with engine-wide settings bound."""
+class RuntimeSettings:
+    """What every runtime gets from the engine: the watchdog, how to stop, how much to keep."""
 
     reaper: GroupReaper | None = None
     kill_grace: float = DEFAULT_KILL_GRACE
     force_kill: trio.Event | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+
+
+@dataclass
+class ProcessRuntime(RuntimeSettings):
+    """The trusted-mode Runtime: :func:`run_action` with engine-wide settings bound."""
 
     async def run_action(
         self,

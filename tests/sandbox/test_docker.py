@@ -8,14 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from sandbox_support import all_stored_text, kt, refusals, rows, run_json, task_logs, write
+from sandbox_support import all_stored_text, http_servers, kt, refusals, rows, run_json, task_logs, write
 
 pytestmark = pytest.mark.slow
 
@@ -88,26 +86,10 @@ def test_results_and_masked_secrets_travel_like_in_the_process_runtime(tmp_path:
     assert "hunter2-docker" not in all_stored_text(db)
 
 
-class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        body = b"hello through the proxy\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def local_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with http_servers(1, b"hello through the proxy\n") as (port,):
+        yield port
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="docker with permissions.network needs the engine to run as root")

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 
-from sandbox_support import all_stored_text, kt, needs_bwrap, refusals, rows, run_json, task_logs, write
+from sandbox_support import all_stored_text, http_servers, kt, needs_bwrap, refusals, rows, run_json, task_logs, write
 
 pytestmark = [needs_bwrap, pytest.mark.slow]
 
@@ -132,30 +130,11 @@ def test_a_planted_symlink_leads_nowhere_and_the_engine_does_not_follow_it(tmp_p
     assert hostname not in str(task.get("outputs"))
 
 
-class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = b'{"hello": "from the host"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def local_servers():
     """Two HTTP servers on 127.0.0.1: the workflow allows the first only."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Hello) for _ in range(2)]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    yield [s.server_address[1] for s in servers]
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with http_servers(2, b'{"hello": "from the host"}') as ports:
+        yield ports
 
 
 def test_network_goes_only_to_allowed_hosts_through_the_proxy(tmp_path: Path, local_servers: list[int]) -> None:
