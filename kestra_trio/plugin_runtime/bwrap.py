@@ -14,6 +14,7 @@ it, setsid'd or not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -53,10 +54,11 @@ CONTROL_DIR = "/run/kestra-trio"
 SDK_DIR = "/opt/kestra-trio/lib"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 #: the few /etc entries programs need to start (dynamic linker, time zone, TLS roots, alternatives)
-ETC_ENTRIES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "ssl", "ca-certificates",
-    "ca-certificates.conf", "nsswitch.conf", "mime.types",
-)
+#: copied (files, symlinks, folders of them) into the sandbox's own /etc: what programs need
+#: to start (dynamic linker, time zone, name service, Debian's alternatives), nothing secret
+ETC_ENTRIES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "nsswitch.conf", "host.conf")
+#: bound read-only on top: TLS roots (not /etc/ssl/private)
+ETC_BINDS = ("/etc/ssl/certs",)
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 INFO_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.1
@@ -65,31 +67,89 @@ _SDK_PACKAGE = Path(kestra_trio.__file__).resolve().parent
 RefusalRecorder = Callable[[Invocation, str, str, str], Awaitable[None]]  # (invocation, kind, target, detail)
 
 
-def _sandbox_base() -> Path:
-    """A private folder per user for the attempts' work folders (0700, ours, not a symlink)."""
+_PREPARED: dict[Path, Path] = {}  # sandbox base -> its /etc folder, once per engine process
+
+
+def _sandbox_base() -> tuple[Path, Path]:
+    """A private folder per user for the attempts' folders (0700, ours, not a symlink), and
+    the sandbox's /etc in it. The first call of a process also removes the folders of
+    engines that died before they could (kill -9)."""
     base = Path(os.environ.get("KESTRA_TRIO_SANDBOX_DIR") or Path(tempfile.gettempdir()) / f"kestra-trio-{os.getuid()}")
+    if base in _PREPARED:
+        return base, _PREPARED[base]
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = os.lstat(base)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
         raise OSError(f"{base} is not a folder owned by this user; set KESTRA_TRIO_SANDBOX_DIR")
     os.chmod(base, 0o700)
-    return base
+    for entry in os.listdir(base):
+        owner = entry.partition("-")[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(base / entry, ignore_errors=True)
+    _PREPARED[base] = _etc_files(base)
+    return base, _PREPARED[base]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _etc_files(base: Path) -> Path:
-    """passwd/group/hosts naming only what exists inside (written once per base folder)."""
-    etc = base / "etc"
-    etc.mkdir(exist_ok=True)
-    files = {
-        "passwd": f"root:x:0:0:root:/root:/bin/sh\nnobody:x:{SANDBOX_UID}:{SANDBOX_UID}:nobody:/tmp:/bin/sh\n",
-        "group": f"root:x:0:\nnogroup:x:{SANDBOX_UID}:\n",
-        "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    """The sandbox's /etc, one folder bound at once (a bind per file costs bubblewrap a scan
+    of the mount table each): ETC_ENTRIES copied when world-readable, and passwd/group/hosts
+    naming only what exists inside. Built once per content, shared by attempts and engines."""
+    files: dict[str, bytes | str] = {
+        "passwd": f"root:x:0:0:root:/root:/bin/sh\nnobody:x:{SANDBOX_UID}:{SANDBOX_UID}:nobody:/tmp:/bin/sh\n".encode(),
+        "group": f"root:x:0:\nnogroup:x:{SANDBOX_UID}:\n".encode(),
+        "hosts": b"127.0.0.1 localhost\n::1 localhost\n",
     }
-    for name, text in files.items():
-        path = etc / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+    for name in ETC_ENTRIES:
+        _collect(Path("/etc") / name, name, files)
+    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+    etc = base / f"etc-{digest}"
+    if etc.is_dir():
+        return etc
+    building = Path(tempfile.mkdtemp(prefix="etc-building-", dir=base))
+    for name in ETC_BINDS:
+        (building / Path(name).relative_to("/etc")).mkdir(parents=True, exist_ok=True)  # mount points
+    for name, content in sorted(files.items()):
+        target = building / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            target.symlink_to(content)
+        else:
+            target.write_bytes(content)
+            target.chmod(0o644)
+    building.chmod(0o755)
+    try:
+        building.rename(etc)  # atomic: another engine may have built the same one meanwhile
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)
     return etc
+
+
+def _collect(path: Path, name: str, files: dict[str, bytes | str], depth: int = 0) -> None:
+    """A file's bytes, a symlink's target (str), a folder's entries; only what anyone may read."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        files[name] = os.readlink(path)
+    elif stat.S_ISREG(info.st_mode) and info.st_mode & 0o004 and info.st_size <= 4 * 1024 * 1024:
+        try:
+            files[name] = path.read_bytes()
+        except OSError:
+            pass
+    elif stat.S_ISDIR(info.st_mode) and info.st_mode & 0o005 == 0o005 and depth < 2:
+        for entry in sorted(os.listdir(path)):
+            _collect(path / entry, f"{name}/{entry}", files, depth + 1)
 
 
 def _python_roots() -> list[str]:
@@ -114,8 +174,10 @@ def bwrap_argv(
     cwd: Path | None,
     info_fd: int,
     block_fd: int,
+    python: bool = True,
 ) -> list[str]:
-    """bubblewrap's options for one attempt (the command follows `--`)."""
+    """bubblewrap's options for one attempt (the command follows `--`); ``python``: mount
+    the engine's Python and the SDK (only what runs it needs them)."""
     args = [
         bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
         "--disable-userns", "--die-with-parent", "--hostname", "kestra-trio", "--cap-drop", "ALL",
@@ -125,16 +187,15 @@ def bwrap_argv(
             args += ["--symlink", os.readlink(folder), folder]
         elif os.path.isdir(folder):
             args += ["--ro-bind", folder, folder]
-    args += ["--dir", "/etc"]
-    for name in ETC_ENTRIES:
-        if os.path.exists(f"/etc/{name}"):
-            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    for name in ("passwd", "group", "hosts"):
-        args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    args += ["--ro-bind", str(etc), "/etc"]
+    for name in ETC_BINDS:
+        if os.path.isdir(name):
+            args += ["--ro-bind", name, name]
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(policy.memory), "--tmpfs", "/tmp"]
-    for root in _python_roots():
-        args += ["--ro-bind", root, root]
-    args += ["--ro-bind", str(_SDK_PACKAGE), f"{SDK_DIR}/kestra_trio"]
+    if python:  # the plugin (or the proxy's forwarder) runs the engine's Python
+        for root in _python_roots():
+            args += ["--ro-bind", root, root]
+        args += ["--ro-bind", str(_SDK_PACKAGE), f"{SDK_DIR}/kestra_trio"]
     args += ["--ro-bind", str(plugin_dir), str(plugin_dir)]
     for path in policy.read:
         args += ["--ro-bind", path, path]
@@ -192,7 +253,8 @@ class _Limits(Confinement):
         try:
             if support is not None:
                 self.cgroup = TaskCgroup.create(
-                    support, self.label, memory=self.policy.memory, processes=self.policy.processes
+                    support, self.label, memory=self.policy.memory, processes=self.policy.processes,
+                    cpu=self.policy.cpu_seconds is not None,
                 )
                 self.cgroup.attach(child)
             self._rlimits(child)
@@ -312,7 +374,7 @@ class BwrapRuntime(RuntimeSettings):
         )
         argv = bwrap_argv(
             policy, bwrap=bwrap, etc=etc, work=work, control=control, plugin_dir=invocation.manifest.folder,
-            cwd=plan.cwd, info_fd=info_write, block_fd=block_read,
+            cwd=plan.cwd, info_fd=info_write, block_fd=block_read, python=bool(plan.argv) and plan.argv[0] == sys.executable,
         )
         sandboxed = replace(plan, argv=argv + plan.argv, cwd=Path("/"), pass_fds=(info_write, block_read))
         try:
@@ -401,10 +463,10 @@ async def _remove_cgroup(group: TaskCgroup) -> None:
 async def _attempt_folders(invocation: Invocation) -> AsyncIterator[tuple[Path, Path, Path]]:
     """A fresh work folder and control folder for one attempt, removed afterwards whatever
     the plugin left in them (rmtree never follows a planted symlink)."""
-    base = _sandbox_base()
-    etc = _etc_files(base)
-    # short: the proxy's unix socket lives in here, and a socket path has at most 107 bytes
-    root = Path(tempfile.mkdtemp(prefix=f"{invocation.execution_id[:8]}-{invocation.attempt}-", dir=base))
+    base, etc = _sandbox_base()
+    # short: the proxy's unix socket lives in here, and a socket path has at most 107 bytes;
+    # the engine's pid first, so that a later engine can clean up after a killed one
+    root = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{invocation.execution_id[:8]}-{invocation.attempt}-", dir=base))
     work, control = root / "work", root / "control"
     work.mkdir(mode=0o700)
     control.mkdir(mode=0o700)

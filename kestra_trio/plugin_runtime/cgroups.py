@@ -178,11 +178,18 @@ class TaskCgroup:
     dirs: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, support: CgroupSupport, label: str, *, memory: int | None, processes: int | None) -> TaskCgroup:
-        """Raises OSError when a folder or limit cannot be written (the caller fails the task)."""
+    def create(
+        cls, support: CgroupSupport, label: str, *, memory: int | None, processes: int | None, cpu: bool = True
+    ) -> TaskCgroup:
+        """Raises OSError when a folder or limit cannot be written (the caller fails the task).
+
+        ``cpu=False`` skips the v1 cpuacct hierarchy (nothing to count): moving a process
+        into each v1 hierarchy is one more write, and the first costs an RCU grace period."""
         group = cls(support, f"kestra-trio-{label}-{secrets.token_hex(4)}")
         try:
             for key, parent in support.parents.items():
+                if key == "cpuacct" and not cpu:
+                    continue
                 path = parent / group.name
                 path.mkdir()
                 group.dirs[key] = path

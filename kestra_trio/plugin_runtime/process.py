@@ -687,7 +687,10 @@ async def _supervise(
             interrupted is None and not (confinement and confinement.reaps_leftovers)
             and _signal_group(handle, 0) and _group_running(handle.pgid)
         )
-        if _signal_group(handle, signal.SIGKILL):  # grandchildren were still in the group
+        reaped = confinement is not None and confinement.reaps_leftovers
+        # grandchildren still in the group get SIGKILL; a sandbox's are being ended by the
+        # kernel already (its pid namespace), so their last milliseconds are not waited for
+        if _signal_group(handle, signal.SIGKILL) and not reaped:
             with trio.CancelScope(shield=True):
                 await _wait_group_gone(handle.pgid)
         now = trio.current_time()
