@@ -353,11 +353,13 @@ class BwrapRuntime(RuntimeSettings):
             plan = sandboxed_plan(invocation, policy, work, control, self.environ)
             if isinstance(plan, Outcome):
                 return plan
-            async with trio.open_nursery() as nursery:
-                if policy.network:
-                    plan = await self._with_proxy(nursery, invocation, plan, policy, control, log_send)
+            if policy.network:
+                async with serving_proxy(invocation, policy, control, log_send, self.refused):
+                    outcome = await self._run(
+                        invocation, forwarded(plan), policy, bwrap, etc, work, control, log_send, task_status
+                    )
+            else:
                 outcome = await self._run(invocation, plan, policy, bwrap, etc, work, control, log_send, task_status)
-                nursery.cancel_scope.cancel()
             await record_limit(self.refused, invocation, outcome)
             return outcome
 
@@ -388,19 +390,43 @@ class BwrapRuntime(RuntimeSettings):
                 with trio.CancelScope(shield=True):
                     await _remove_cgroup(limits.cgroup)
 
-    async def _with_proxy(
-        self, nursery: trio.Nursery, invocation: Invocation, plan: Any, policy: SandboxPolicy, control: Path,
-        log_send: trio.MemorySendChannel[LogEntry],
-    ) -> Any:
-        """Serve the allow-list proxy on a socket in the control folder; the plugin starts
-        behind the in-sandbox forwarder."""
+
+
+def forwarded(plan: Any) -> Any:
+    """The plugin behind the in-sandbox forwarder, with the proxy in its environment."""
+    argv = [sys.executable, "-S", "-c", FORWARDER_CODE, f"{CONTROL_DIR}/proxy.sock", str(PROXY_PORT), *plan.argv]
+    return replace(plan, argv=argv, env={**plan.env, **proxy_env(f"http://127.0.0.1:{PROXY_PORT}")})
+
+
+@asynccontextmanager
+async def serving_proxy(
+    invocation: Invocation, policy: SandboxPolicy, control: Path, log_send: trio.MemorySendChannel[LogEntry],
+    refused: RefusalRecorder | None, listener: trio.abc.Listener[Any] | None = None,
+) -> AsyncIterator[None]:
+    """The allow-list proxy for one attempt, on `control/proxy.sock` (or ``listener``), for
+    the duration of the block. It runs shielded and is stopped by us: a cancel of the caller
+    reaches the block alone, and comes out as a plain Cancelled, not in an ExceptionGroup."""
+    if listener is None:
         listener = await open_unix_listener(str(control / "proxy.sock"))
-        proxy = AllowListProxy(parse_rules(policy.network), refusal_reporter(invocation, log_send, self.refused))
-        await nursery.start(proxy.serve, listener)
-        url = f"http://127.0.0.1:{PROXY_PORT}"
-        env = {**plan.env, **proxy_env(url)}
-        argv = [sys.executable, "-S", "-c", FORWARDER_CODE, f"{CONTROL_DIR}/proxy.sock", str(PROXY_PORT), *plan.argv]
-        return replace(plan, argv=argv, env=env)
+    proxy = AllowListProxy(parse_rules(policy.network), refusal_reporter(invocation, log_send, refused))
+    scope = trio.CancelScope(shield=True)
+    interrupted: BaseException | None = None
+
+    async def serve() -> None:
+        with scope:
+            await proxy.serve(listener)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        try:
+            yield
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the proxy stopped
+            interrupted = exc
+        scope.cancel()
+    if interrupted is not None:
+        if isinstance(interrupted, trio.Cancelled):
+            await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
+        raise interrupted
 
 
 def sandboxed_plan(
@@ -476,4 +502,7 @@ async def _attempt_folders(invocation: Invocation) -> AsyncIterator[tuple[Path, 
         shutil.rmtree(root, ignore_errors=True)
 
 
-__all__ = ["BwrapRuntime", "bwrap_argv", "proxy_env", "record_limit", "refusal_reporter", "sandbox_env", "sandboxed_plan"]
+__all__ = [
+    "BwrapRuntime", "bwrap_argv", "forwarded", "proxy_env", "record_limit", "refusal_reporter", "sandbox_env",
+    "sandboxed_plan", "serving_proxy",
+]

@@ -24,6 +24,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -42,11 +43,11 @@ from kestra_trio.plugin_runtime.bwrap import (
     _attempt_folders,
     proxy_env,
     record_limit,
-    refusal_reporter,
     sandboxed_plan,
+    serving_proxy,
 )
 from kestra_trio.plugin_runtime.cgroups import existing_group, over_limit
-from kestra_trio.plugin_runtime.proxy import PROXY_PORT, AllowListProxy, parse_rules
+from kestra_trio.plugin_runtime.proxy import PROXY_PORT
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SANDBOX_UID, SandboxPolicy, enforcement, limit_from_exit, limit_outcome
 from kestra_trio.plugin_runtime.process import RuntimeSettings
@@ -334,31 +335,47 @@ class DockerRuntime(RuntimeSettings):
     ) -> Outcome:
         policy = invocation.policy
         assert isinstance(policy, SandboxPolicy)
-        emitter = process.LogEmitter(invocation, log_send, self.output_limit)
         try:
             stream, early = await _attach(client, container)
         except DockerError as exc:
             return Outcome.failure(Reason.SANDBOX_FAILED, f"docker could not attach to the container: {exc}", type="SandboxFailed")
-        interrupted: BaseException | None = None
         handle = ProcessHandle(pid=0, pgid=0)
-        async with stream, trio.open_nursery() as nursery:
+        async with stream:
             try:
                 await client.request("POST", f"{API}/containers/{container}/start", ok=(204, 304))
                 state = (await client.request("GET", f"{API}/containers/{container}/json"))["State"]
                 handle.pid = handle.pgid = int(state.get("Pid") or 0)
+                listener = None
                 if policy.network:
-                    await self._open_proxy(nursery, invocation, handle.pid, control, log_send)
+                    sock = listen_in_netns(handle.pid, PROXY_PORT)
+                    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
             except (DockerError, OSError) as exc:
                 return Outcome.failure(Reason.SANDBOX_FAILED, f"docker could not start the container: {exc}", type="SandboxFailed")
             task_status.started(handle)
-            watch = _ContainerWatch(client, container, policy, handle.pid)
-            nursery.start_soon(watch.run)
-            pump_done = trio.Event()
-            # shielded like the process runtime's pumps: a cancelled task still delivers
-            # every line it wrote while it was being stopped
-            pump_scope = trio.CancelScope(shield=True)
-            nursery.start_soon(_demux, pump_scope, stream, early, emitter, pump_done)
-            nursery.start_soon(_feed, stream, plan.stdin or b"")
+            if listener is None:
+                return await self._attend(client, container, invocation, plan, stream, early, handle, log_send)
+            async with serving_proxy(invocation, policy, control, log_send, self.refused, listener=listener):
+                (control / Path(PROXY_READY).name).touch()  # the container's gate opens: the plugin starts
+                return await self._attend(client, container, invocation, plan, stream, early, handle, log_send)
+
+    async def _attend(
+        self, client: DockerClient, container: str, invocation: Invocation, plan: Any, stream: trio.SocketStream,
+        early: bytes, handle: ProcessHandle, log_send: trio.MemorySendChannel[LogEntry],
+    ) -> Outcome:
+        """Feed stdin, read the frames, watch the limits, wait for the end (or stop it)."""
+        policy = invocation.policy
+        assert isinstance(policy, SandboxPolicy)
+        emitter = process.LogEmitter(invocation, log_send, self.output_limit)
+        watch = _ContainerWatch(client, container, policy, handle.pid)
+        # shielded like the process runtime's pumps: a cancelled task still delivers every line
+        # it wrote while it was being stopped; the other helpers are stopped by us, so that a
+        # cancel reaches only the wait below and comes out plain (not in an ExceptionGroup)
+        pump_scope = trio.CancelScope(shield=True)
+        helpers = trio.CancelScope(shield=True)
+        interrupted: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_demux, pump_scope, stream, early, emitter)
+            nursery.start_soon(_in_scope, helpers, watch.run, partial(_feed, stream, plan.stdin or b""))
             try:
                 answer = await client.request("POST", f"{API}/containers/{container}/wait", timeout=float("inf"))
                 handle.exit_code = int(answer.get("StatusCode", -1))
@@ -366,10 +383,8 @@ class DockerRuntime(RuntimeSettings):
                 interrupted = exc
                 with trio.CancelScope(shield=True):
                     await self._stop(client, container, handle)
+            helpers.cancel()
             pump_scope.deadline = trio.current_time() + process.DRAIN_READ_DEADLINE
-            with trio.CancelScope(shield=True):
-                await pump_done.wait()
-            nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             await emitter.finish()
             oom = False
@@ -412,18 +427,6 @@ class DockerRuntime(RuntimeSettings):
         if handle.exit_code is not None and handle.exit_code == 128 + 9 and handle.signal_sent == "SIGTERM":
             handle.signal_sent, handle.escalation = "SIGKILL", f"the {grace}s grace period ran out"
 
-    async def _open_proxy(
-        self, nursery: trio.Nursery, invocation: Invocation, pid: int, control: Path,
-        log_send: trio.MemorySendChannel[LogEntry],
-    ) -> None:
-        policy = invocation.policy
-        sock = listen_in_netns(pid, PROXY_PORT)
-        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-        proxy = AllowListProxy(parse_rules(policy.network), refusal_reporter(invocation, log_send, self.refused))
-        await nursery.start(proxy.serve, listener)
-        ready = control / Path(PROXY_READY).name
-        ready.touch()
-
 
 class _ContainerWatch:
     """Reads the container's cgroup counters from the host (when this engine can see them)
@@ -452,14 +455,9 @@ class _ContainerWatch:
             pass
 
 
-async def _demux(
-    scope: trio.CancelScope, stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter, done: trio.Event
-) -> None:
-    try:
-        with scope:
-            await _demux_frames(stream, early, emitter)
-    finally:
-        done.set()
+async def _demux(scope: trio.CancelScope, stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter) -> None:
+    with scope:
+        await _demux_frames(stream, early, emitter)
 
 
 async def _demux_frames(stream: trio.SocketStream, early: bytes, emitter: process.LogEmitter) -> None:
@@ -497,6 +495,14 @@ async def _demux_frames(stream: trio.SocketStream, early: bytes, emitter: proces
         last = splitter.close()
         if last:
             await emitter.lines(names[kind], last)  # type: ignore[arg-type]
+
+
+async def _in_scope(scope: trio.CancelScope, *functions: Any) -> None:
+    """Run the functions side by side under ``scope`` (which their owner cancels)."""
+    with scope:
+        async with trio.open_nursery() as nursery:
+            for function in functions:
+                nursery.start_soon(function)
 
 
 async def _feed(stream: trio.SocketStream, payload: bytes) -> None:

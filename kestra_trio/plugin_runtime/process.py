@@ -625,11 +625,10 @@ async def run_plan(
     handle = ProcessHandle(pid=process.pid, pgid=process.pid)
     emitter = LogEmitter(invocation, log_send, output_limit)
     interrupted: BaseException | None = None
-    confinement = confinement or Confinement()
     try:
         if reaper is not None:
             await reaper.register(handle.pgid)
-        problem = await confinement.started(process, handle)
+        problem = await confinement.started(process, handle) if confinement is not None else None
         if problem is not None:
             _signal_group(handle, signal.SIGKILL)
             handle.exit_code = await process.wait()
@@ -650,7 +649,8 @@ async def run_plan(
         await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
     if interrupted is not None:
         raise interrupted
-    return confinement.judge(outcome_of(invocation, plan, handle, list(emitter.stderr_tail)), handle)
+    outcome = outcome_of(invocation, plan, handle, list(emitter.stderr_tail))
+    return confinement.judge(outcome, handle) if confinement is not None else outcome
 
 
 async def _supervise(
@@ -665,7 +665,9 @@ async def _supervise(
     """Pump, wait, kill if interrupted; returns the interruption (Cancelled...) to re-raise."""
     drain = _Drain()
     pump_scope = trio.CancelScope(shield=True)
-    watch_scope = trio.CancelScope()
+    # shielded: a cancel of the caller must reach only process.wait() below (a Cancelled
+    # raised in a child task would come out of the nursery wrapped in an ExceptionGroup)
+    watch_scope = trio.CancelScope(shield=True)
     interrupted: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_pumps, pump_scope, drain, process, emitter)

@@ -189,3 +189,42 @@ async def test_the_input_message_arrives_on_stdin(runtime_kind: str, tmp_path: P
 def docker_image_name(runtime_kind: str, request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("docker_image") if runtime_kind == "docker" else None
 
+
+
+async def test_a_cancel_comes_out_as_a_plain_cancelled(runtime_kind: str, tmp_path: Path, docker_image_name: str | None) -> None:
+    """The engine catches `trio.Cancelled` to record CANCELLED: never an ExceptionGroup."""
+    manifest = shell_plugin(tmp_path / "p", """
+        echo running
+        sleep 60
+    """)
+    inv = make_invocation(runtime_kind, manifest, docker_image_name)
+    send, receive = trio.open_memory_channel[Any](64)
+    started = trio.Event()
+    caught: list[BaseException] = []
+
+    async def consume() -> None:
+        async for item in receive:
+            if any(e.message == "running" for e in (item if isinstance(item, list) else [item])):
+                started.set()
+
+    async def attempt(scope_box: list[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            scope_box.append(scope)
+            try:
+                await runtime(runtime_kind, kill_grace=0.5).run_action(inv, log_send=send)
+            except BaseException as exc:
+                caught.append(exc)
+                raise
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            box: list[trio.CancelScope] = []
+            nursery.start_soon(attempt, box)
+            await started.wait()
+            box[0].cancel()
+            await trio.sleep(0)
+            while not caught:
+                await trio.sleep(0.05)
+            send.close()
+    assert type(caught[0]) is trio.Cancelled
