@@ -14,6 +14,8 @@ it, setsid'd or not.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +35,7 @@ import trio
 import kestra_trio
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime import process
-from kestra_trio.plugin_runtime.cgroups import TaskCgroup, over_limit
+from kestra_trio.plugin_runtime.cgroups import CgroupPool, TaskCgroup, over_limit
 from kestra_trio.plugin_runtime.process import Confinement, RuntimeSettings
 from kestra_trio.plugin_runtime.proxy import FORWARDER_CODE, PROXY_PORT, AllowListProxy, open_unix_listener, parse_rules
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
@@ -221,7 +223,6 @@ class _Limits(Confinement):
     policy: SandboxPolicy
     info_read: int
     block_write: int
-    label: str
     child_fds: list[int] = field(default_factory=list)  # the ends bubblewrap inherits
     cgroup: TaskCgroup | None = None
     hit: str | None = None
@@ -249,12 +250,11 @@ class _Limits(Confinement):
         child = int(info["child-pid"])
         handle.spare = (proc.pid, child)  # SIGTERM goes to the plugin, not to bubblewrap
         self.how = enforcement("bubblewrap")
-        support = _cgroups()
+        pool = _cgroup_pool()
         try:
-            if support is not None:
-                self.cgroup = TaskCgroup.create(
-                    support, self.label, memory=self.policy.memory, processes=self.policy.processes,
-                    cpu=self.policy.cpu_seconds is not None,
+            if pool is not None:
+                self.cgroup = pool.acquire(
+                    memory=self.policy.memory, processes=self.policy.processes, cpu=self.policy.cpu_seconds is not None
                 )
                 self.cgroup.attach(child)
             self._rlimits(child)
@@ -371,9 +371,7 @@ class BwrapRuntime(RuntimeSettings):
         block_read, block_write = os.pipe()
         os.set_inheritable(info_write, True)
         os.set_inheritable(block_read, True)
-        limits = _Limits(
-            policy, info_read, block_write, f"{invocation.task_id[:40]}-{invocation.attempt}", [info_write, block_read]
-        )
+        limits = _Limits(policy, info_read, block_write, [info_write, block_read])
         argv = bwrap_argv(
             policy, bwrap=bwrap, etc=etc, work=work, control=control, plugin_dir=invocation.manifest.folder,
             cwd=plan.cwd, info_fd=info_write, block_fd=block_read, python=bool(plan.argv) and plan.argv[0] == sys.executable,
@@ -386,7 +384,8 @@ class BwrapRuntime(RuntimeSettings):
             )
         finally:
             limits.close()
-            if limits.cgroup is not None:
+            pool = _cgroup_pool()
+            if limits.cgroup is not None and pool is not None and not pool.release(limits.cgroup):
                 with trio.CancelScope(shield=True):
                     await _remove_cgroup(limits.cgroup)
 
@@ -476,6 +475,17 @@ def refusal_reporter(
             await refused(invocation, "network", target, detail)
 
     return report
+
+
+@functools.cache
+def _cgroup_pool() -> CgroupPool | None:
+    """This engine's task groups (None: no usable cgroup here), removed when it exits."""
+    support = _cgroups()
+    if support is None:
+        return None
+    pool = CgroupPool(support)
+    atexit.register(pool.close)
+    return pool
 
 
 async def _remove_cgroup(group: TaskCgroup) -> None:

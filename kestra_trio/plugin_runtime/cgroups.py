@@ -11,7 +11,6 @@ file system that never blocks.
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +128,7 @@ def _v2(parent: Path, probe: bool) -> CgroupSupport | None:
 
 
 def _can_create(parent: Path) -> bool:
-    probe = parent / f"kestra-trio-probe-{secrets.token_hex(4)}"
+    probe = parent / f"kestra-trio-probe-{os.getpid()}"
     try:
         probe.mkdir()
     except OSError:
@@ -176,6 +175,9 @@ class TaskCgroup:
     support: CgroupSupport
     name: str
     dirs: dict[str, Path] = field(default_factory=dict)
+    #: counters when the current task started (a pooled group keeps counting across tasks)
+    baseline: Usage = field(default_factory=lambda: Usage())
+    limits: tuple[int | None, int | None] | None = None
 
     @classmethod
     def create(
@@ -185,7 +187,7 @@ class TaskCgroup:
 
         ``cpu=False`` skips the v1 cpuacct hierarchy (nothing to count): moving a process
         into each v1 hierarchy is one more write, and the first costs an RCU grace period."""
-        group = cls(support, f"kestra-trio-{label}-{secrets.token_hex(4)}")
+        group = cls(support, f"kestra-trio-{label}")
         try:
             for key, parent in support.parents.items():
                 if key == "cpuacct" and not cpu:
@@ -193,13 +195,16 @@ class TaskCgroup:
                 path = parent / group.name
                 path.mkdir()
                 group.dirs[key] = path
-            group._limit(memory, processes)
+            group.set_limits(memory, processes)
         except OSError:
             group.remove()
             raise
         return group
 
-    def _limit(self, memory: int | None, processes: int | None) -> None:
+    def set_limits(self, memory: int | None, processes: int | None) -> None:
+        if self.limits == (memory, processes):
+            return
+        self.limits = (memory, processes)
         if self.support.version == 2:
             path = self.dirs[""]
             if memory is not None:
@@ -219,6 +224,24 @@ class TaskCgroup:
             _write(path / "cgroup.procs", pid)
 
     def usage(self) -> Usage:
+        """The counters since this task started."""
+        total = self.total_usage()
+        return Usage(
+            total.oom_kills - self.baseline.oom_kills,
+            total.pids_refused - self.baseline.pids_refused,
+            total.cpu_seconds - self.baseline.cpu_seconds,
+        )
+
+    def empty(self) -> bool:
+        for path in self.dirs.values():
+            try:
+                if (path / "cgroup.procs").read_text().strip():
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def total_usage(self) -> Usage:
         usage = Usage()
         if self.support.version == 2:
             path = self.dirs.get("")
@@ -283,3 +306,65 @@ def _keyed(path: Path, key: str) -> int:
             except ValueError:
                 return 0
     return 0
+
+
+class CgroupPool:
+    """Task groups of one engine, reused: creating and removing a memory cgroup costs more
+    than the rest of a sandbox's start (rmdir waits for the kernel to take it offline), and
+    a reused group only needs its limits checked and its counters' baseline read.
+
+    Groups are named ``kestra-trio-<engine pid>-<n>``; the first pool of a process removes
+    the groups of engines that are gone (killed before they could)."""
+
+    def __init__(self, support: CgroupSupport) -> None:
+        self.support = support
+        self._free: dict[bool, list[TaskCgroup]] = {True: [], False: []}
+        self._made = 0
+        self._remove_stale()
+
+    def acquire(self, *, memory: int | None, processes: int | None, cpu: bool) -> TaskCgroup:
+        free = self._free[cpu]
+        if free:
+            group = free.pop()
+            group.set_limits(memory, processes)
+        else:
+            self._made += 1
+            group = TaskCgroup.create(self.support, f"{os.getpid()}-{self._made}", memory=memory, processes=processes, cpu=cpu)
+        group.baseline = group.total_usage()
+        return group
+
+    def release(self, group: TaskCgroup) -> bool:
+        """Back to the pool when no process is left in it; False: the caller removes it."""
+        if not group.empty():
+            return False
+        self._free["cpuacct" in group.dirs or self.support.version == 2].append(group)
+        return True
+
+    def close(self) -> None:
+        for groups in self._free.values():
+            while groups:
+                groups.pop().remove()
+
+    def _remove_stale(self) -> None:
+        for parent in self.support.parents.values():
+            try:
+                names = os.listdir(parent)
+            except OSError:
+                continue
+            for name in names:
+                parts = name.split("-")
+                if name.startswith("kestra-trio-") and len(parts) >= 4 and parts[2].isdigit() and not _alive(int(parts[2])):
+                    try:
+                        (parent / name).rmdir()
+                    except OSError:
+                        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -104,3 +104,42 @@ def test_over_limit_names_the_limit() -> None:
     assert over_limit(Usage(cpu_seconds=2.0), 1.5, True) == "cpu_seconds"
     assert over_limit(Usage(cpu_seconds=2.0), 1.5, False) is None
     assert over_limit(Usage(), 1.0, True) is None
+
+
+def test_the_pool_reuses_empty_groups_and_counts_from_each_tasks_start(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from kestra_trio.plugin_runtime.cgroups import CgroupPool
+
+    proc = host(tmp_path, V1_MOUNTS, V1_MEMBERSHIP)
+    root = tmp_path / "sys" / "fs" / "cgroup"
+    for path in ("memory/engine", "pids", "cpu,cpuacct"):
+        (root / path).mkdir(parents=True)
+    (root / "pids" / "kestra-trio-999999999-1").mkdir()  # an engine that is gone
+    (root / "pids" / f"kestra-trio-{os.getpid()}-7").mkdir()  # a live one's (ours)
+    support = detect(proc, probe=False)
+    assert support is not None
+    original_mkdir = Path.mkdir
+
+    def mkdir_with_files(self: Path, *args, **kwargs) -> None:
+        original_mkdir(self, *args, **kwargs)
+        if self.name.startswith("kestra-trio-"):
+            for name in ("memory.limit_in_bytes", "pids.max", "cgroup.procs", "memory.oom_control", "pids.events", "cpuacct.usage"):
+                (self / name).write_text("")
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_with_files)
+    pool = CgroupPool(support)
+    assert not (root / "pids" / "kestra-trio-999999999-1").exists()
+    assert (root / "pids" / f"kestra-trio-{os.getpid()}-7").exists()
+    group = pool.acquire(memory=2**20, processes=8, cpu=False)
+    assert "cpuacct" not in group.dirs
+    (group.dirs["pids"] / "pids.events").write_text("max 2\n")
+    assert group.usage().pids_refused == 2
+    (group.dirs["pids"] / "cgroup.procs").write_text("4242\n")
+    assert pool.release(group) is False  # a process is still in it: not reused
+    (group.dirs["pids"] / "cgroup.procs").write_text("")
+    assert pool.release(group) is True
+    again = pool.acquire(memory=2**21, processes=8, cpu=False)
+    assert again is group and again.usage() == Usage()  # the last task's refusals are not this one's
+    assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text() == str(2**21)
+    assert pool.acquire(memory=2**21, processes=8, cpu=True) is not group  # a cpu limit needs cpuacct
