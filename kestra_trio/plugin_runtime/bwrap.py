@@ -76,7 +76,7 @@ def _sandbox_base() -> tuple[Path, Path]:
     """A private folder per user for the attempts' folders (0700, ours, not a symlink), and
     the sandbox's /etc in it. The first call of a process also removes the folders of
     engines that died before they could (kill -9)."""
-    base = Path(os.environ.get("KESTRA_TRIO_SANDBOX_DIR") or Path(tempfile.gettempdir()) / f"kestra-trio-{os.getuid()}")
+    base = Path(os.environ.get(SANDBOX_DIR_ENV) or _scratch_root() / f"kestra-trio-{os.getuid()}")
     if base in _PREPARED:
         return base, _PREPARED[base]
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -90,6 +90,24 @@ def _sandbox_base() -> tuple[Path, Path]:
             shutil.rmtree(base / entry, ignore_errors=True)
     _PREPARED[base] = _etc_files(base)
     return base, _PREPARED[base]
+
+
+SANDBOX_DIR_ENV = "KESTRA_TRIO_SANDBOX_DIR"
+
+
+@functools.cache
+def _scratch_root() -> Path:
+    """/dev/shm when it is a tmpfs (attempt folders are made and removed for every task: on
+    a busy disk each mkdir/rmdir waits for the journal, and they run on the event loop),
+    else the system's temp folder. A task's files there count against its memory limit."""
+    try:
+        with open("/proc/self/mounts") as mounts:
+            tmpfs = any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts if line.strip())
+    except OSError:
+        tmpfs = False
+    if tmpfs and os.access("/dev/shm", os.W_OK | os.X_OK):
+        return Path("/dev/shm")
+    return Path(tempfile.gettempdir())
 
 
 def _alive(pid: int) -> bool:
@@ -154,7 +172,8 @@ def _collect(path: Path, name: str, files: dict[str, bytes | str], depth: int = 
             _collect(path / entry, f"{name}/{entry}", files, depth + 1)
 
 
-def _python_roots() -> list[str]:
+@functools.cache
+def _python_roots() -> tuple[str, ...]:
     """The folders the plugins' Python needs (interpreter, stdlib, venv), outside /usr."""
     roots = []
     for raw in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))):
@@ -162,7 +181,7 @@ def _python_roots() -> list[str]:
         if not any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS) and path not in roots:
             roots.append(path)
     # a folder inside another is bound with it
-    return [p for p in roots if not any(p != q and p.startswith(q + "/") for q in roots)]
+    return tuple(p for p in roots if not any(p != q and p.startswith(q + "/") for q in roots))
 
 
 def bwrap_argv(
@@ -180,20 +199,7 @@ def bwrap_argv(
 ) -> list[str]:
     """bubblewrap's options for one attempt (the command follows `--`); ``python``: mount
     the engine's Python and the SDK (only what runs it needs them)."""
-    args = [
-        bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-        "--disable-userns", "--die-with-parent", "--hostname", "kestra-trio", "--cap-drop", "ALL",
-    ]
-    for folder in SYSTEM_DIRS:
-        if os.path.islink(folder):
-            args += ["--symlink", os.readlink(folder), folder]
-        elif os.path.isdir(folder):
-            args += ["--ro-bind", folder, folder]
-    args += ["--ro-bind", str(etc), "/etc"]
-    for name in ETC_BINDS:
-        if os.path.isdir(name):
-            args += ["--ro-bind", name, name]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(policy.memory), "--tmpfs", "/tmp"]
+    args = [bwrap, *_system_options(str(etc)), "--size", str(policy.memory), "--tmpfs", "/tmp"]
     if python:  # the plugin (or the proxy's forwarder) runs the engine's Python
         for root in _python_roots():
             args += ["--ro-bind", root, root]
@@ -206,6 +212,25 @@ def bwrap_argv(
     args += ["--bind", str(work), str(work), "--bind", str(control), CONTROL_DIR]
     args += ["--chdir", str(cwd or work), "--info-fd", str(info_fd), "--block-fd", str(block_fd), "--"]
     return args
+
+
+@functools.cache
+def _system_options(etc: str) -> tuple[str, ...]:
+    """The options every sandbox of this engine shares (namespaces, system folders, /etc)."""
+    args = [
+        "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--disable-userns", "--die-with-parent", "--hostname", "kestra-trio", "--cap-drop", "ALL",
+    ]
+    for folder in SYSTEM_DIRS:
+        if os.path.islink(folder):
+            args += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            args += ["--ro-bind", folder, folder]
+    args += ["--ro-bind", etc, "/etc"]
+    for name in ETC_BINDS:
+        if os.path.isdir(name):
+            args += ["--ro-bind", name, name]
+    return (*args, "--proc", "/proc", "--dev", "/dev")
 
 
 def sandbox_env(policy: SandboxPolicy, work: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -223,11 +248,11 @@ class _Limits(Confinement):
     policy: SandboxPolicy
     info_read: int
     block_write: int
+    how: dict[str, str]
+    cgroup: TaskCgroup | None
     child_fds: list[int] = field(default_factory=list)  # the ends bubblewrap inherits
-    cgroup: TaskCgroup | None = None
     hit: str | None = None
     reaps_leftovers = True  # the pid namespace dies with bubblewrap
-    how: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close our ends of the control pipes (once: a closed number may be reused at once)."""
@@ -249,14 +274,7 @@ class _Limits(Confinement):
             return info
         child = int(info["child-pid"])
         handle.spare = (proc.pid, child)  # SIGTERM goes to the plugin, not to bubblewrap
-        self.how = enforcement("bubblewrap")
-        pool = _cgroup_pool()
         try:
-            if pool is not None:
-                self.cgroup = pool.acquire(
-                    memory=self.policy.memory, processes=self.policy.processes, cpu=self.policy.cpu_seconds is not None
-                )
-                self.cgroup.attach(child)
             self._rlimits(child)
             os.write(self.block_write, b"1")
         except OSError as exc:
@@ -367,16 +385,23 @@ class BwrapRuntime(RuntimeSettings):
         self, invocation: Invocation, plan: Any, policy: SandboxPolicy, bwrap: str, etc: Path, work: Path,
         control: Path, log_send: trio.MemorySendChannel[LogEntry], task_status: Any,
     ) -> Outcome:
+        pool = _cgroup_pool()
+        group = None
+        if pool is not None:
+            try:
+                group = pool.acquire(memory=policy.memory, processes=policy.processes, cpu=policy.cpu_seconds is not None)
+            except OSError as exc:
+                return Outcome.failure(Reason.SANDBOX_FAILED, f"cannot make the task's cgroup: {exc}", type="SandboxFailed")
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
         os.set_inheritable(info_write, True)
         os.set_inheritable(block_read, True)
-        limits = _Limits(policy, info_read, block_write, [info_write, block_read])
+        limits = _Limits(policy, info_read, block_write, enforcement("bubblewrap"), group, [info_write, block_read])
         argv = bwrap_argv(
             policy, bwrap=bwrap, etc=etc, work=work, control=control, plugin_dir=invocation.manifest.folder,
             cwd=plan.cwd, info_fd=info_write, block_fd=block_read, python=bool(plan.argv) and plan.argv[0] == sys.executable,
         )
-        sandboxed = replace(plan, argv=argv + plan.argv, cwd=Path("/"), pass_fds=(info_write, block_read))
+        sandboxed = replace(plan, argv=_joining(group) + argv + plan.argv, cwd=Path("/"), pass_fds=(info_write, block_read))
         try:
             return await process.run_plan(
                 invocation, sandboxed, log_send=log_send, reaper=self.reaper, kill_grace=self.kill_grace,
@@ -384,10 +409,9 @@ class BwrapRuntime(RuntimeSettings):
             )
         finally:
             limits.close()
-            pool = _cgroup_pool()
-            if limits.cgroup is not None and pool is not None and not pool.release(limits.cgroup):
+            if group is not None and pool is not None and not pool.release(group):
                 with trio.CancelScope(shield=True):
-                    await _remove_cgroup(limits.cgroup)
+                    await _remove_cgroup(group)
 
 
 
@@ -475,6 +499,18 @@ def refusal_reporter(
             await refused(invocation, "network", target, detail)
 
     return report
+
+
+#: bubblewrap starts inside the task's cgroup: a shell joins it, then execs bubblewrap. Moving
+#: a process between v1 groups waits for an RCU grace period (milliseconds): this way the
+#: wait is the child's, never the engine's event loop's
+JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+def _joining(group: TaskCgroup | None) -> list[str]:
+    if group is None:
+        return []
+    return ["/bin/sh", "-c", JOIN_CGROUP, "sh", *(str(path / "cgroup.procs") for path in group.dirs.values()), "--"]
 
 
 @functools.cache
