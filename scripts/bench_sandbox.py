@@ -7,7 +7,10 @@
 Reported, median of --repeat runs each: wall time and the extra cost per task over the
 process runtime, (wall(runtime) - wall(process)) / N, once at --max-parallel 8 (the peer
 workload: what a user waits for) and once at --max-parallel 1 (each task's own added
-latency, nothing overlapped). Every run is checked: SUCCESS and all N*K lines committed.
+latency, nothing overlapped); and the CPU time of the engine and everything it started
+(user + system, from wait4), per task, with its extra over the process runtime — the figure
+other work on a shared machine disturbs least (Docker's containers run under dockerd, so
+their CPU is not in it). Every run is checked: SUCCESS and all N*K lines committed.
 
     .venv/bin/python scripts/bench_sandbox.py                  # process, bubblewrap, docker; 3 repetitions
     .venv/bin/python scripts/bench_sandbox.py --quick          # 1 repetition, parallel 8 only
@@ -19,6 +22,7 @@ A runtime that is not available here (no bwrap, no Docker engine) is reported as
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
@@ -48,22 +52,25 @@ def docker_ready(image: str) -> str | None:
     return None if done.returncode == 0 else f"no Docker engine or no image {image}"
 
 
-def run_case(kind: str, parallel: int, image: str, repeat: int, work: Path) -> tuple[float | None, str]:
-    walls = []
+def run_case(kind: str, parallel: int, image: str, repeat: int, work: Path) -> tuple[float | None, float | None, str]:
+    walls, cpus = [], []
     for index in range(repeat):
         folder = work / f"{kind}-{parallel}-{index}"
         folder.mkdir()
         wf = folder / "wf.yaml"
         wf.write_text(restricted(workflow_yaml(N, K), kind, image))
         db, out = folder / "bench.db", folder / "stdout.txt"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = run_measured([CLI, "run", str(wf), "--db", str(db), "--max-parallel", str(parallel)], stdout=out, timeout=600)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if result.returncode != 0:
-            return None, short_error(result)
+            return None, None, short_error(result)
         _, problem = verify(db, out, N, K, exact=False)
         if problem:
-            return None, problem
+            return None, None, problem
         walls.append(result.wall_s)
-    return median(walls), ""
+        cpus.append((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
+    return median(walls), median(cpus), ""
 
 
 def main() -> int:
@@ -88,20 +95,24 @@ def main() -> int:
     rows, failed = [], False
     with tempfile.TemporaryDirectory(prefix="kt-bench-sandbox-") as tmp:
         for parallel in (8,) if args.quick else (8, 1):
-            base = None
+            base = base_cpu = None
             for kind in kinds:
-                wall, error = run_case(kind, parallel, args.image, repeat, Path(tmp))
-                if wall is None:
+                wall, cpu, error = run_case(kind, parallel, args.image, repeat, Path(tmp))
+                if wall is None or cpu is None:
                     failed = True
-                    rows.append([kind, parallel, "FAILED", error, "", ""])
+                    rows.append([kind, parallel, "FAILED", error, "", "", "", ""])
                     continue
                 if kind == "process":
-                    base = wall
+                    base, base_cpu = wall, cpu
                 extra = None if base is None or kind == "process" else (wall - base) / N * 1000
+                extra_cpu = None if base_cpu is None or kind == "process" else (cpu - base_cpu) / N * 1000
                 target = "≤ 10 ms" if kind == "bubblewrap" and parallel == 8 else ("reported" if kind == "docker" else "")
                 check = verdict(extra, TARGET_BWRAP_MS) if kind == "bubblewrap" and parallel == 8 and extra is not None else ""
-                rows.append([kind, parallel, fmt(wall, "s"), fmt(extra, "ms") if extra is not None else "-", target, check])
-    print_table(["runtime", "max-parallel", "wall (median)", "extra per task", "target", "verdict"], rows,
+                rows.append([
+                    kind, parallel, fmt(wall, "s"), fmt(extra, "ms") if extra is not None else "-", target, check,
+                    fmt(cpu / N * 1000, "ms"), fmt(extra_cpu, "ms") if extra_cpu is not None else "-",
+                ])
+    print_table(["runtime", "max-parallel", "wall (median)", "extra per task", "target", "verdict", "CPU per task", "extra CPU"], rows,
                 title=f"N={N} tasks x K={K} lines, {repeat} repetition(s)")
     for line in skipped:
         print(f"skipped {line}")
