@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from kestra_trio.engine.progress import ProgressEvent
+from kestra_trio.engine.runtimes import runtime_for
 from kestra_trio.errors import IllegalTransition
 from kestra_trio.engine.retry import decide
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.templates import TemplateError, find_references, render
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
-from kestra_trio.engine.runtimes import runtime_for
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
 from kestra_trio.state.states import AttemptState, Reason, State

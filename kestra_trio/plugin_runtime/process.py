@@ -16,6 +16,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -412,8 +413,6 @@ def _read_result(path: Path) -> protocol.Result | str:
 
     Never follows a symlink: a sandboxed plugin owns the folder the file is in, and must not
     make the engine read a file it cannot see itself."""
-    import stat
-
     try:
         with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
             info = os.fstat(fh.fileno())
