@@ -149,3 +149,19 @@ def http_servers(count: int, body: bytes) -> Iterator[list[int]]:
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+def wait_for_line(db: Path, message: str, timeout: float = 60.0) -> None:
+    """Until a log line with exactly `message` is committed (the engine may not even have made
+    the schema yet)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if db.exists() and rows(db, "SELECT 1 FROM execution_logs WHERE message = ?", message):
+                return
+        except sqlite3.OperationalError:
+            pass
+        assert time.monotonic() < deadline, f"no log line {message!r} within {timeout:g} s"
+        time.sleep(0.05)

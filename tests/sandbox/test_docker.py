@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_support import all_stored_text, http_servers, kt, refusals, rows, run_json, task_logs, write
+from sandbox_support import all_stored_text, http_servers, kt, refusals, rows, run_json, task_logs, wait_for_line, write
 
 pytestmark = pytest.mark.slow
 
@@ -160,14 +160,13 @@ def test_kill_9_of_the_engine_removes_its_containers(tmp_path: Path, docker_imag
         [str(Path(sys.executable).with_name("kestra-trio")), "run", str(path), "--db", str(db)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"},
     )
-    deadline = time.monotonic() + 60
-    while not (db.exists() and rows(db, "SELECT 1 FROM execution_logs WHERE message = 'hanging'")):
-        assert time.monotonic() < deadline, "the container did not start"
-        time.sleep(0.1)
-    (execution_id,) = rows(db, "SELECT id FROM executions")[0]
-    assert len(containers_of(execution_id)) == 1
-    engine.kill()
-    engine.wait()
+    try:
+        wait_for_line(db, "hanging")
+        (execution_id,) = rows(db, "SELECT id FROM executions")[0]
+        assert len(containers_of(execution_id)) == 1
+    finally:
+        engine.kill()
+        engine.wait()
     deadline = time.monotonic() + 30
     while containers_of(execution_id):
         assert time.monotonic() < deadline, "the watchdog did not remove the container"

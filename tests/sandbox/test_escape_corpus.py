@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox_support import all_stored_text, http_servers, kt, needs_bwrap, refusals, rows, run_json, task_logs, write
+from sandbox_support import all_stored_text, http_servers, kt, needs_bwrap, refusals, run_json, task_logs, wait_for_line, write
 
 pytestmark = [needs_bwrap, pytest.mark.slow]
 
@@ -269,8 +269,12 @@ def test_signalling_or_tracing_the_engine_fails(tmp_path: Path) -> None:
         [str(Path(sys.executable).with_name("kestra-trio")), "run", str(path), "--json", "--db", str(db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"},
     )
-    (shared / "engine.pid").write_text(str(engine.pid))
-    out, err = engine.communicate(timeout=60)
+    try:
+        (shared / "engine.pid").write_text(str(engine.pid))
+        out, err = engine.communicate(timeout=60)
+    finally:
+        engine.kill()
+        engine.communicate()
     payload = json.loads(out)
     logged = messages(db, payload["execution_id"], "attack")
     assert "kill refused: No such process" in logged
@@ -328,20 +332,12 @@ def test_kill_9_of_the_engine_leaves_no_sandboxed_process(tmp_path: Path) -> Non
         [str(Path(sys.executable).with_name("kestra-trio")), "run", str(path), "--db", str(db)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"},
     )
-
-    def started() -> bool:
-        try:
-            return bool(rows(db, "SELECT 1 FROM execution_logs WHERE message = ?", f"{marker}-started"))
-        except Exception:
-            return False
-
-    deadline = time.monotonic() + 30
-    while not started():
-        assert time.monotonic() < deadline, "the task did not start"
-        time.sleep(0.05)
-    sandboxed = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
-    assert sandboxed  # the setsid'd sleeper and the task's shell
-    engine.kill()
-    engine.wait()
+    try:
+        wait_for_line(db, f"{marker}-started")
+        sandboxed = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+        assert sandboxed  # the setsid'd sleeper and the task's shell
+    finally:
+        engine.kill()
+        engine.wait()
     gone, alive = psutil.wait_procs(sandboxed, timeout=10)
     assert alive == []
