@@ -37,6 +37,7 @@ from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime import process
 from kestra_trio.plugin_runtime.cgroups import CgroupPool, TaskCgroup, over_limit
 from kestra_trio.plugin_runtime.process import Confinement, RuntimeSettings
+from kestra_trio.plugin_runtime.reaper import pid_alive
 from kestra_trio.plugin_runtime.proxy import FORWARDER_CODE, PROXY_PORT, AllowListProxy, open_unix_listener, parse_rules
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import (
@@ -86,7 +87,7 @@ def _sandbox_base() -> tuple[Path, Path]:
     os.chmod(base, 0o700)
     for entry in os.listdir(base):
         owner = entry.partition("-")[0]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             shutil.rmtree(base / entry, ignore_errors=True)
     _PREPARED[base] = _etc_files(base)
     return base, _PREPARED[base]
@@ -110,14 +111,6 @@ def _scratch_root() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _etc_files(base: Path) -> Path:

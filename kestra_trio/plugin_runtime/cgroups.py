@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kestra_trio.plugin_runtime.reaper import pid_alive
+
 #: v1 hierarchies used, by controller
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
@@ -353,18 +355,10 @@ class CgroupPool:
                 continue
             for name in names:
                 parts = name.split("-")
-                if name.startswith("kestra-trio-") and len(parts) >= 4 and parts[2].isdigit() and not _alive(int(parts[2])):
+                if name.startswith("kestra-trio-") and len(parts) >= 4 and parts[2].isdigit() and not pid_alive(int(parts[2])):
                     try:
                         (parent / name).rmdir()
                     except OSError:
                         pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

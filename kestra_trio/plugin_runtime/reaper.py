@@ -76,6 +76,17 @@ if containers:
 """
 
 
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class GroupReaper:
     """The engine's side of the watchdog pipe. Use :func:`open_group_reaper` to get one."""
 
