@@ -2,10 +2,11 @@
 
 Each attempt gets its own user, pid, network, ipc, uts and cgroup namespaces (uid/gid 65534
 inside, no capabilities, no nested user namespaces), a root file system with only the
-system's read-only folders, a minimal /etc, the Python that runs plugins and the plugin's
-own folder, a private /tmp, a fresh work folder (read-write, removed afterwards) and exactly
-the granted paths. bubblewrap waits on a pipe (`--block-fd`) until the engine has put its
-first process into the task's cgroup and set its rlimits, so no plugin code runs unlimited.
+system's read-only folders, a minimal /etc, the plugin's own folder (and the engine's Python
+when the plugin runs it), a private /tmp, a fresh work folder (read-write, removed
+afterwards) and exactly the granted paths. bubblewrap starts inside the task's cgroup (a
+shell joins it, then execs bwrap) and waits on a pipe (`--block-fd`) until the engine has
+set the rlimits of its first process, so no plugin code runs unlimited.
 
 No orphans: bubblewrap is the leader of the task's process group (the engine's watchdog
 knows it); `--die-with-parent` and the pid namespace take every process of the sandbox with
@@ -503,7 +504,7 @@ JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done;
 def _joining(group: TaskCgroup | None) -> list[str]:
     if group is None:
         return []
-    return ["/bin/sh", "-c", JOIN_CGROUP, "sh", *(str(path / "cgroup.procs") for path in group.dirs.values()), "--"]
+    return ["/bin/sh", "-c", JOIN_CGROUP, "sh", *map(str, group.procs_files()), "--"]
 
 
 @functools.cache

@@ -171,8 +171,8 @@ def existing_group(pid: int) -> TaskCgroup | None:
 
 @dataclass
 class TaskCgroup:
-    """One task's group (one folder per v1 hierarchy). Create, attach the sandbox's first
-    process before it runs anything, read counters, remove."""
+    """One task's group (one folder per v1 hierarchy). Create, have the sandbox's first
+    process join it before it runs anything (procs_files), read counters, remove."""
 
     support: CgroupSupport
     name: str
@@ -221,9 +221,9 @@ class TaskCgroup:
         if processes is not None and "pids" in self.dirs:
             _write(self.dirs["pids"] / "pids.max", processes)
 
-    def attach(self, pid: int) -> None:
-        for path in self.dirs.values():
-            _write(path / "cgroup.procs", pid)
+    def procs_files(self) -> list[Path]:
+        """Where a process writes its pid to join this group (one file per v1 hierarchy)."""
+        return [path / "cgroup.procs" for path in self.dirs.values()]
 
     def usage(self) -> Usage:
         """The counters since this task started."""

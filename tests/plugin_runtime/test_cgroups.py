@@ -90,8 +90,7 @@ def test_a_task_group_writes_its_limits_and_reads_its_counters(tmp_path: Path) -
         Path.mkdir = original_mkdir  # type: ignore[method-assign]
     assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text() == str(64 * 2**20)
     assert (group.dirs["pids"] / "pids.max").read_text() == "32"
-    group.attach(4242)
-    assert (group.dirs["pids"] / "cgroup.procs").read_text() == "4242"
+    assert group.procs_files() == [group.dirs[key] / "cgroup.procs" for key in ("memory", "pids", "cpuacct")]
     (group.dirs["memory"] / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
     (group.dirs["pids"] / "pids.events").write_text("max 3\n")
     (group.dirs["cpuacct"] / "cpuacct.usage").write_text("2500000000\n")
