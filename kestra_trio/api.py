@@ -33,7 +33,11 @@ async def run_workflow(
     raw = {k: v for k, v in (inputs or {}).items() if isinstance(v, str)}
     values = coerce_inputs(workflow, raw)
     values.update({k: v for k, v in (inputs or {}).items() if not isinstance(v, str)})
+    from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
+
     options = EngineOptions(max_parallel=max_parallel, handle_signals=handle_signals)
-    async with open_service(ServiceConfig(resolve_db_path(db), registry, options)) as service:
+    db_path = resolve_db_path(db)
+    await check_ready(workflow, protected=database_files(db_path))  # SandboxUnavailable: nothing runs
+    async with open_service(ServiceConfig(db_path, registry, options)) as service:
         revision = await revision_for_run(service.workflows, loaded)
         return await service.run(workflow, values, workflow_path=str(path), workflow_revision=revision)

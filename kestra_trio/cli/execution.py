@@ -375,8 +375,13 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
     from kestra_trio.cli.console import stdout_console
     from kestra_trio.inspection.timeline import build_timeline
 
+    from kestra_trio.cli.sandbox_view import sandbox_json, sandbox_view
+
     if as_json:
-        sys.stdout.write(formatting.dumps_pretty(formatting.snapshot_json(snapshot, task_id=task)) + "\n")
+        payload = formatting.snapshot_json(snapshot, task_id=task)
+        if snapshot.sandbox is not None and (snapshot.sandbox.sandboxes or snapshot.sandbox.refusals):
+            payload["sandbox"] = sandbox_json(snapshot.sandbox, task)
+        sys.stdout.write(formatting.dumps_pretty(payload) + "\n")
         sys.stdout.flush()
         return
     console = stdout_console()
@@ -395,6 +400,9 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
         ),
         soft_wrap=True,
     )
+    if snapshot.sandbox is not None:
+        for line in sandbox_view(snapshot.sandbox, task):
+            console.print(line, soft_wrap=True)
     execution = snapshot.execution
     if snapshot.running and _engine_gone(execution.engine_pid, execution.engine_host):
         # what `logs --follow` says too: "RUNNING" alone would look like a live execution

@@ -86,12 +86,7 @@ async def run(
             exc.issues, f"{workflow}: the workflow is invalid ({count} problem{'s' if count != 1 else ''} above); nothing was run"
         ) from None
     spec = loaded.workflow
-    if spec.security == "restricted":
-        raise UsageError(
-            f"{workflow}: security: restricted is not available yet (no sandbox runtime is installed); "
-            "use security: trusted to run plugins as plain child processes"
-        )
-    if spec.permissions != type(spec.permissions)():
+    if spec.security != "restricted" and spec.permissions != type(spec.permissions)():
         _print_err(
             f"kestra-trio: warning: {workflow}: `permissions` are enforced only with security: restricted; "
             "this workflow runs trusted, so its plugins are not limited"
@@ -104,6 +99,10 @@ async def run(
 
     # an explicit --db is repeated in the follow hint (absolute: the hint is for another terminal)
     view = _View(spec, as_json=as_json, kill_grace=kill_grace, db_hint=str(Path(db).absolute()) if db else None)
+    from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
+
+    # restricted mode that cannot be sandboxed here fails now, before anything is created
+    await check_ready(spec, protected=database_files(db_path))
     options = EngineOptions(max_parallel=max_parallel, kill_grace=kill_grace)
     config = ServiceConfig(db_path, registry, options, retention_days=keep_days)
     async with open_service(config) as service:

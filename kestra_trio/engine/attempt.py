@@ -23,6 +23,7 @@ from kestra_trio.model.durations import format_duration
 from kestra_trio.model.templates import TemplateError, find_references, render
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
+from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
 from kestra_trio.state.states import AttemptState, Reason, State
 from kestra_trio.storage.executions import AttemptWrite, StateChange
 
@@ -104,6 +105,8 @@ class TaskWorker:
             return await self._fail(task_id, st, Outcome.failure(Reason.UNKNOWN_PLUGIN, str(exc), type="UnknownPlugin"))
         max_attempts = spec.retry.max_attempts
         granted = _granted_secrets(spec.inputs, run.secrets)
+        policy = SandboxPolicy.for_task(run.workflow, spec)
+        runtime = run.services.runtime_for(run, policy)
         while True:
             st["attempt"] += 1
             attempt = st["attempt"]
@@ -128,6 +131,8 @@ class TaskWorker:
             if st["started_at"] is None:
                 st["started_at"] = started
                 fields["started_at"] = started
+                if policy is not None:
+                    fields["sandbox"] = policy.describe()
             await run.apply(
                 StateChange(
                     run.execution_id, State.RUNNING, Reason.STARTED.value, task_id=task_id, fields=fields,
@@ -146,11 +151,10 @@ class TaskWorker:
             invocation = Invocation(
                 execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
                 manifest=manifest, action=action, inputs=resolved, secrets=granted,
-                workdir=run.workdir,
+                workdir=run.workdir, policy=policy,
             )
             handle_slot = _HandleSlot()
             outcome: Outcome | None = None
-            runtime = run.services.runtime_for(run.workflow, spec)
             with trio.move_on_after(spec.timeout) as attempt_scope:
                 try:
                     outcome = await runtime.run_action(

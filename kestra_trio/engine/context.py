@@ -22,6 +22,7 @@ from kestra_trio.observability.audit import AuditLogger
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Runtime
+from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.state.states import Reason, State
 from kestra_trio.storage.executions import StateChange
@@ -82,9 +83,10 @@ class ExecutionResult:
 
 
 class RuntimeChooser(Protocol):
-    """The seam where a runtime is picked per task (trusted process today; sandboxes next)."""
+    """The seam where a runtime is picked per task: trusted process, bubblewrap or Docker
+    (`engine.runtimes.RuntimeFactory`)."""
 
-    def __call__(self, workflow: Workflow, task: TaskSpec) -> Runtime: ...
+    def __call__(self, run: RunContext, policy: SandboxPolicy | None) -> Runtime: ...
 
 
 @dataclass

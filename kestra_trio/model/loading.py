@@ -33,11 +33,13 @@ from typing import Any
 from kestra_trio.errors import WorkflowError, WorkflowInvalid
 from kestra_trio.model.catalog import ActionCatalog
 from kestra_trio.model.durations import parse_duration
+from kestra_trio.model.sizes import parse_size
 from kestra_trio.model.validation import SourceMap, ValidationIssue, join_path, validate_document
 from kestra_trio.model.workflow import (
     DEFAULT_TASK_TIMEOUT,
     InputSpec,
     Permissions,
+    Resources,
     RetryPolicy,
     TaskSpec,
     TriggerSpec,
@@ -418,9 +420,21 @@ def build_workflow(data: dict[str, Any], *, source_path: str | None = None) -> W
             filesystem_read=tuple(filesystem.get("read") or ()),
             filesystem_write=tuple(filesystem.get("write") or ()),
             env=tuple(permissions.get("env") or ()),
+            resources=_resources(permissions.get("resources") or {}),
         ),
+        sandbox=data.get("sandbox", "bubblewrap"),
+        image=data.get("image"),
         tasks=tuple(_task_spec(item) for item in data["tasks"]),
         source_path=source_path,
+    )
+
+
+def _resources(data: dict[str, Any]) -> Resources:
+    return Resources(
+        memory=parse_size(data["memory"]) if "memory" in data else None,
+        cpu_seconds=float(data["cpu_seconds"]) if "cpu_seconds" in data else None,
+        processes=data.get("processes"),
+        file_size=parse_size(data["file_size"]) if "file_size" in data else None,
     )
 
 
@@ -460,4 +474,6 @@ def _task_spec(item: dict[str, Any]) -> TaskSpec:
         ),
         timeout=DEFAULT_TASK_TIMEOUT if timeout is None else timeout,
         description=item.get("description"),
+        sandbox=item.get("sandbox"),
+        image=item.get("image"),
     )

@@ -34,13 +34,12 @@ import trio
 from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, StopRequest
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import ms
+from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import LogEntry, LogLevel
-from kestra_trio.plugin_runtime.process import ProcessRuntime
 from kestra_trio.plugin_runtime.reaper import open_group_reaper
-from kestra_trio.plugin_runtime.runtime import Runtime
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.secrets.providers import resolve_secrets
 from kestra_trio.service.recovery import recover_lost_executions
@@ -282,13 +281,6 @@ class Service:
         await self.worker.wait_idle()
 
 
-def _runtime_chooser(runtime: Runtime) -> Callable[[Workflow, TaskSpec], Runtime]:
-    def runtime_for(workflow: Workflow, task: TaskSpec) -> Runtime:
-        return runtime  # one trusted runtime today; `security: restricted` picks a sandbox (issue 12)
-
-    return runtime_for
-
-
 @contextlib.asynccontextmanager
 async def open_service(config: ServiceConfig, *, db: Database | None = None) -> AsyncIterator[Service]:
     """Open the database (or use `db`, which the caller keeps open) and start every service
@@ -326,10 +318,13 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
             await root.start(service.collector.run)
             try:
                 async with open_group_reaper() as reaper:
-                    runtime = ProcessRuntime(reaper=reaper, kill_grace=options.kill_grace, force_kill=service.force_kill)
+                    runtimes = RuntimeFactory(
+                        reaper=reaper, kill_grace=options.kill_grace, force_kill=service.force_kill,
+                        environ=options.environ,
+                    )
                     engine = EngineServices(
                         store=service.store, collector=service.collector, registry=config.registry,
-                        runtime_for=_runtime_chooser(runtime), slots=service.slots, force_kill=service.force_kill,
+                        runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
                         options=options,
                     )
                     service.worker = Worker(

@@ -49,6 +49,8 @@ class Reason(enum.StrEnum):
     TEMPLATE_ERROR = "TEMPLATE_ERROR"  # a {{ }} reference could not be resolved
     UNKNOWN_PLUGIN = "UNKNOWN_PLUGIN"
     TIMEOUT = "TIMEOUT"
+    RESOURCE_LIMIT = "RESOURCE_LIMIT"  # a restricted task went over a permissions.resources limit
+    SANDBOX_FAILED = "SANDBOX_FAILED"  # the sandbox (bubblewrap, docker) could not run the task
     EXECUTION_CANCELLED = "EXECUTION_CANCELLED"
     UPSTREAM_FAILED = "UPSTREAM_FAILED"
     USER_CANCELLED = "USER_CANCELLED"

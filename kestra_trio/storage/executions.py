@@ -106,9 +106,9 @@ _EXEC_FIELDS = {
     "engine_pid", "engine_host", "worker_id", "claimed_at", "heartbeat_at",
 }
 _TASK_FIELDS = {
-    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count",
+    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count", "sandbox",
 }
-_JSON_FIELDS = {"inputs", "outputs", "error"}
+_JSON_FIELDS = {"inputs", "outputs", "error", "sandbox"}
 
 
 def _apply_one(raw: sqlite3.Connection, change: StateChange) -> ChangeResult:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from kestra_trio.errors import WorkflowError, WorkflowInvalid
 from kestra_trio.model.loading import MAX_DEPTH, load_document, load_workflow, load_workflow_text
-from kestra_trio.model.workflow import DEFAULT_TASK_TIMEOUT, RetryPolicy, Workflow
+from kestra_trio.model.workflow import DEFAULT_TASK_TIMEOUT, Resources, RetryPolicy, Workflow
 
 CORPUS = Path(__file__).parent / "corpus"
 BROKEN = sorted((CORPUS / "broken").glob("*.yaml"))
@@ -41,7 +41,7 @@ def diagnostics(path: Path) -> list[str]:
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(BROKEN) >= 25 and len(VALID) >= 3 and len(EXAMPLES) == 5
+    assert len(BROKEN) >= 25 and len(VALID) >= 3 and len(EXAMPLES) == 6
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
@@ -75,6 +75,9 @@ def test_built_workflow_values() -> None:
     ]
     assert wf.permissions.network == ("api.example.com",)
     assert wf.permissions.filesystem_read == ("/data",) and wf.permissions.filesystem_write == ("/tmp/out",)
+    assert wf.permissions.resources == Resources(memory=256 * 2**20, cpu_seconds=60.0, processes=64, file_size=100 * 2**20)
+    assert wf.sandbox_of(wf.task("extract")) == ("bubblewrap", None)
+    assert wf.sandbox_of(wf.task("transform")) == ("docker", "python:3.12-slim")
     extract = wf.task("extract")
     assert extract.retry == RetryPolicy(max_attempts=5, backoff="exponential", delay=0.5, max_delay=10.0)
     assert extract.timeout == 120.0
