@@ -255,6 +255,9 @@ def _syntax_problem(text: str, exc: TemplateSyntaxError) -> TemplateError:
             return TemplateError("{% endraw %} without {% raw %}")
         if name.startswith("end") or name in ("else", "elif"):
             return TemplateError(f"{{% {name} %}} without its opening tag")
+        if "%}" not in text:
+            start = text.find("{%")
+            return TemplateError(f"'{{%' without a closing '%}}' in {_snippet(text, start)!r} ({_LITERAL_HINT})")
         return UnsupportedTemplate(f"unsupported template tag {{% {name[:30]} %}}: {_SUPPORTED}")
     if message.startswith("Missing end of raw directive"):
         return TemplateError("{% raw %} without {% endraw %}")
@@ -270,7 +273,7 @@ def _syntax_problem(text: str, exc: TemplateSyntaxError) -> TemplateError:
     if message == "tag name expected":
         return UnsupportedTemplate(f"empty template tag {{% %}}: {_SUPPORTED}")
     line = f" (line {exc.lineno})" if exc.lineno and exc.lineno > 1 else ""
-    return TemplateError(f"malformed template{line}: {message.rstrip('.')} ({_LITERAL_HINT})")
+    return TemplateError(f"in {_short(text)!r}{line}: {message.rstrip('.')} ({_LITERAL_HINT})")
 
 
 _REFUSED_NODES: dict[type[nodes.Node], str] = {
@@ -310,8 +313,12 @@ class _Walker:
                 self.problems.append(UnsupportedTemplate(f"unsupported template tag {{% {refused} %}}: {_SUPPORTED}"))
                 continue
             if isinstance(node, nodes.Call):
+                callee = node.node
+                called = f".{callee.attr}()" if isinstance(callee, nodes.Getattr) else (
+                    f"{callee.name}()" if isinstance(callee, nodes.Name) else "a call"
+                )
                 self.problems.append(UnsupportedTemplate(
-                    "function and method calls are not supported in templates; use filters (e.g. x | upper)"
+                    f"{called}: function and method calls are not supported in templates; use filters (e.g. x | upper)"
                 ))  # fmt: skip
                 continue
             if isinstance(node, (nodes.Name, nodes.Getattr, nodes.Getitem)):
@@ -374,6 +381,11 @@ class _Walker:
             return False
         word = f"{left.attr}-{right_base.name}"
         before = _path_text(root, tuple(_keys(left)[:-1]))
+        if root == "secrets":
+            self.problems.append(TemplateError(
+                f"{{{{ secrets.{word} }}}}: write a secret as secrets.NAME (letters, digits, underscore)"
+            ))  # fmt: skip
+            return True
         self.problems.append(TemplateError(
             f"{{{{ {before}.{word} }}}}: '-' is a minus sign in templates; write a key with '-' "
             f"in brackets: {before}[{word!r}]"

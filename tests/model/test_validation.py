@@ -221,14 +221,12 @@ tasks:
   - id: a
     type: core/shell.run
     inputs:
-      command: "{% if x %}ls{% endif %} ${#HOME}"
-      env: {A: "{# note #}", B: "{% raw %}{% if %}{{ x }}{% endraw %}", C: "{% raw %}{{ x }}", D: "{% endraw %}"}
+      command: "{% include 'x' %}ls ${#HOME}"
+      env: {A: "{# note #}", B: "{% raw %}{% if %}{{ x }}{% endraw %}", C: "{% raw %}{{ x }}", D: "{{ inputs.x }}{% endraw %}"}
 """
     assert issues_for(text, FakeCatalog()) == [
-        "wf.yaml:6:16 tasks[0].inputs.command: unsupported template tag {% if %}: "
-        "only {{ expression }} and {% raw %}...{% endraw %} are supported",
-        "wf.yaml:7:16 tasks[0].inputs.env.A: unsupported template comment {# ... #}: "
-        "remove it (a YAML comment starts with #), or for literal text wrap it in {% raw %}...{% endraw %}",
+        "wf.yaml:6:16 tasks[0].inputs.command: unsupported template tag {% include %}: templates support "
+        "{{ expressions }}, filters, {% if %}, {% for %}, {% set x = ... %}, {% with %} and {% raw %}...{% endraw %}",
         "wf.yaml:7:76 tasks[0].inputs.env.C: malformed template: {% raw %} without {% endraw %}",
         "wf.yaml:7:99 tasks[0].inputs.env.D: malformed template: {% endraw %} without {% raw %}",
     ]
