@@ -31,8 +31,10 @@ import trio
 
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.scheduler import Scheduler
+from kestra_trio.model.defaults import default_task_timeout
 from kestra_trio.model.durations import format_duration
-from kestra_trio.model.workflow import Workflow
+from kestra_trio.model.templates import TemplateContext, render
+from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.audit import AuditLogger
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
@@ -137,6 +139,28 @@ class ExecutionRun:
         self.reaper: Any = None
         self.workdir = Path(workflow.source_path).resolve().parent if workflow.source_path else None
         self.started_at = now_ms()
+        #: for tasks without `timeout:` (None: no limit); a bad value stops the run before it is created
+        self.default_task_timeout = default_task_timeout(options.environ)
+        self._variables: dict[str, Any] | None = None
+
+    def task_timeout(self, spec: TaskSpec) -> float | None:
+        return spec.timeout if spec.timeout is not None else self.default_task_timeout
+
+    def template_context(self, task_id: str, attempt: int, outputs: Mapping[str, Any]) -> TemplateContext:
+        """What a task's templates see (the engine half of issue 11 adds trigger data, items, errors)."""
+        workflow = self.workflow
+        execution = {"id": self.execution_id, "started_at": _iso(self.started_at)}
+        base = TemplateContext(
+            inputs=self.inputs, execution=execution, trigger={"type": self.options.trigger_type},
+            workflow={"id": workflow.id, "namespace": workflow.namespace, "revision": None},
+        )
+        if self._variables is None:  # rendered once, at first use
+            self._variables = render(dict(workflow.variables), base)
+        return TemplateContext(
+            inputs=self.inputs, outputs=outputs, secret=self.secrets.get, execution=execution,
+            workflow=base.workflow, task={"id": task_id, "attempt": attempt}, trigger=base.trigger,
+            variables=self._variables,
+        )
 
     # logging ---------------------------------------------------------------------------
     async def log(
@@ -236,6 +260,12 @@ class ExecutionRun:
         await self.stop(
             StopRequest(Reason.TIMEOUT, "system", f"execution timeout of {format_duration(seconds)} reached")
         )
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -362,7 +392,7 @@ async def _run_execution(
                 type=spec.type,
                 needs=spec.needs,
                 max_attempts=spec.retry.max_attempts,
-                timeout_ms=_ms(spec.timeout),
+                timeout_ms=_ms(run.task_timeout(spec)),
             )
             for index, spec in enumerate(workflow.tasks)
         ],

@@ -179,21 +179,26 @@ _INDEX = r"(?:0|[1-9][0-9]*)"
 _STEP = rf"\.({_NAME})|\.({_INDEX})|\[({_INDEX})\]|\['([^'\\{{}}\n]*)'\]|\[\"([^\"\\{{}}\n]*)\"\]"
 _STEPS = re.compile(_STEP)
 _SIMPLE_PATH = re.compile(rf"\s*({_NAME})((?:{_STEP})*)\s*")
-_SEGMENT = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
 def _simple(text: str) -> Analysis | None:
-    """The fast form: no tags or comments, each `{{ }}` a plain path under a known root."""
+    """The fast form: no tags or comments, each `{{ }}` a plain path under a known root.
+
+    Linear: one forward scan with `str.find` (a regex looking for each `{{`'s `}}` would
+    rescan the rest of the text at every `{{`)."""
     if "{%" in text or "{#" in text:
         return None
     pieces: list[Any] = []
     references = []
     position = 0
-    for match in _SEGMENT.finditer(text):
-        before = text[position : match.start()]
-        if "{{" in before:
-            return None
-        path = _SIMPLE_PATH.fullmatch(match.group(1))
+    while True:
+        start = text.find("{{", position)
+        if start < 0:
+            break
+        end = text.find("}}", start + 2)
+        if end < 0 or text.find("{{", start + 2, end) >= 0:
+            return None  # unclosed, or a `{{` inside: Jinja says what is wrong
+        path = _SIMPLE_PATH.fullmatch(text, start + 2, end)
         if path is None or path.group(1) not in ROOTS:
             return None
         steps: list[tuple[str, str | int]] = []
@@ -206,12 +211,12 @@ def _simple(text: str) -> Analysis | None:
             else:
                 steps.append(("item", single if single is not None else double))
         root = path.group(1)
-        pieces.extend((before, (root, tuple(steps))))
+        pieces.extend((text[position:start], (root, tuple(steps))))
         references.append(_reference(root, tuple(key for _, key in steps)))
-        position = match.end()
-    rest = text[position:]
-    if "{{" in rest or not references:
+        position = end + 2
+    if not references:
         return None
+    rest = text[position:]
     pieces.append(rest)
     whole = len(references) == 1 and pieces[0] == "" and rest == ""
     problems = tuple(problem for ref in references if (problem := _path_problem(ref)) is not None)
@@ -636,6 +641,10 @@ def _render_string(text: str, variables: dict[str, Any], schema: Any) -> Any:
         raise analysis.problems[0]
     if analysis.kind == "simple":
         return _render_simple(text, analysis, variables, schema)
+    return _render_jinja(text, analysis, variables, schema)
+
+
+def _render_jinja(text: str, analysis: Analysis, variables: dict[str, Any], schema: Any) -> Any:
     try:
         if analysis.whole:
             result = plain(_compiled(text, True)(variables))
