@@ -311,7 +311,7 @@ class FlowChecks:
             is_path = "/" in workflow or workflow.endswith((".yaml", ".yml"))
             if not is_path and not _ID.fullmatch(workflow):
                 self.add(
-                    join_path(path, "inputs.workflow"),
+                    join_path(join_path(path, "inputs"), "workflow"),
                     f"{workflow!r} is neither a workflow id nor a path to a .yaml/.yml file",
                 )
 

@@ -19,7 +19,9 @@ from kestra_trio.model.flow_checks import (
     MAX_LABEL_VALUE,
     MAX_LABELS,
     MIN_WEBHOOK_KEY,
+    SUBFLOW_INPUT_SCHEMA,
 )
+from kestra_trio.model.workflow import SUBFLOW_TYPE
 
 __all__ = ["add_flow_schema"]
 
@@ -85,6 +87,9 @@ def add_flow_schema(
         "allow_failure": {"type": "boolean", "default": False,
                           "description": "true: if this task fails, the execution goes on and can still end SUCCESS."},
     })  # fmt: skip
+    # a subflow's inputs are known without its plugin
+    task["if"] = {"properties": {"type": {"const": SUBFLOW_TYPE}}, "required": ["type"]}
+    task["then"] = {"properties": {"inputs": SUBFLOW_INPUT_SCHEMA}}
     phase_task = copy.deepcopy(task)
     schema["properties"].update({
         "apiVersion": {"enum": list(API_VERSIONS), "description": "Version of this file format (optional)."},
