@@ -8,6 +8,7 @@ before, secrets only where a task is granted them. Each place of a workflow has 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,9 +43,13 @@ class Scope:
     refused: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
+    @functools.lru_cache(maxsize=64)
+    def _task_inputs(cls, phase: Phase, for_each: bool) -> frozenset[str]:
+        return frozenset(_TASK_ROOTS | {"secrets"} | ({"item", "item_index"} if for_each else set()))
+
+    @classmethod
     def task_inputs(cls, task_id: str | None, phase: Phase, *, for_each: bool) -> Scope:
-        roots = _TASK_ROOTS | {"secrets"} | ({"item", "item_index"} if for_each else set())
-        return cls("inputs", frozenset(roots), task_id, phase)
+        return cls("inputs", cls._task_inputs(phase, for_each), task_id, phase)
 
     @classmethod
     def task_condition(cls, site: str, task_id: str | None, phase: Phase) -> Scope:

@@ -92,7 +92,7 @@ class UnsupportedTemplate(TemplateError):
 class Reference:
     """One `root.key.key` path a template reads, as far as its keys are written out.
 
-    `raw` is the path as `{{ ... }}` text for messages. `guarded`: written under
+    `guarded`: written under
     `| default(...)` or `is defined`, so it may be missing. `exact`: written alone in a
     `{{ }}` (what a secret must be). `dynamic`: the path goes on with a computed key
     (`inputs[name]`), which `parts` stops before.
@@ -100,10 +100,14 @@ class Reference:
 
     root: str
     parts: tuple[str | int, ...]
-    raw: str
     guarded: bool = False
     exact: bool = True
     dynamic: bool = False
+
+    @property
+    def raw(self) -> str:
+        """The path as template text, for messages: `{{ tasks.a.outputs.rows.0 }}`."""
+        return f"{{{{ {_path_text(self.root, self.parts)} }}}}"
 
     @property
     def name(self) -> str | int | None:
@@ -129,7 +133,7 @@ def _path_text(root: str, parts: tuple[str | int, ...]) -> str:
 
 
 def _reference(root: str, parts: tuple[str | int, ...], **flags: bool) -> Reference:
-    return Reference(root, parts, f"{{{{ {_path_text(root, parts)} }}}}", **flags)
+    return Reference(root, parts, **flags)
 
 
 # -- analysis ----------------------------------------------------------------------------------
@@ -179,6 +183,7 @@ _INDEX = r"(?:0|[1-9][0-9]*)"
 _STEP = rf"\.({_NAME})|\.({_INDEX})|\[({_INDEX})\]|\['([^'\\{{}}\n]*)'\]|\[\"([^\"\\{{}}\n]*)\"\]"
 _STEPS = re.compile(_STEP)
 _SIMPLE_PATH = re.compile(rf"\s*({_NAME})((?:{_STEP})*)\s*")
+_DOTTED_PATH = re.compile(rf"\s*({_NAME}(?:\.{_NAME})*)\s*")
 
 
 def _simple(text: str) -> Analysis | None:
@@ -198,6 +203,15 @@ def _simple(text: str) -> Analysis | None:
         end = text.find("}}", start + 2)
         if end < 0 or text.find("{{", start + 2, end) >= 0:
             return None  # unclosed, or a `{{` inside: Jinja says what is wrong
+        dotted = _DOTTED_PATH.fullmatch(text, start + 2, end)
+        if dotted is not None:  # the common `a.b.c`: no need for the general step parser
+            root, *names = dotted.group(1).split(".")
+            if root not in ROOTS:
+                return None
+            pieces.extend((text[position:start], (root, tuple(("attr", name) for name in names))))
+            references.append(Reference(root, tuple(names)))
+            position = end + 2
+            continue
         path = _SIMPLE_PATH.fullmatch(text, start + 2, end)
         if path is None or path.group(1) not in ROOTS:
             return None

@@ -52,9 +52,9 @@ def test_find_references_walks_nested_values_in_order() -> None:
         "d": None,
     }
     assert find_references(value) == [
-        Reference("inputs", ("name",), "{{ inputs.name }}"),
-        Reference("tasks", ("a", "outputs", "rows", 0, "id"), "{{ tasks.a.outputs.rows.0.id }}"),
-        Reference("secrets", ("API_KEY",), "{{ secrets.API_KEY }}"),
+        Reference("inputs", ("name",)),
+        Reference("tasks", ("a", "outputs", "rows", 0, "id")),
+        Reference("secrets", ("API_KEY",)),
     ]
     ref = find_references("{{ tasks.a.outputs.rows.0 }}")[0]
     assert ref.name == "a" and ref.output_path == ("rows", 0)
