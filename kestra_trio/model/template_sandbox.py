@@ -130,14 +130,15 @@ def current_limits() -> TemplateLimits:
 
 def plain(value: Any) -> Any:
     """A filter's lazy result (`map`, `select`, `items`) as a list; other values unchanged."""
-    if isinstance(value, (str, bytes, Mapping, list, Undefined)) or not hasattr(value, "__next__") and not isinstance(value, tuple):
+    lazy = hasattr(value, "__next__") and not isinstance(value, (str, bytes, Mapping, list, Undefined))
+    if not lazy and not isinstance(value, tuple):
         return value
+    limits = _budget().limits
     items = []
-    limit = _budget().limits.max_items
     for item in value:
         items.append(plain(item) if isinstance(item, tuple) else item)
-        if len(items) > limit:
-            _check_items(len(items), _budget().limits)
+        if len(items) > limits.max_items:
+            _check_items(len(items), limits)
     return items
 
 
