@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import deque
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kestra_trio.model.workflow import TaskSpec
