@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kestra_trio.model.loading import load_workflow_text  # noqa: E402
-from kestra_trio.model.templates import _analyze, _compiled  # noqa: E402
+from kestra_trio.model.template_render import _compiled  # noqa: E402
+from kestra_trio.model.templates import _analyze  # noqa: E402
 
 
 def chain(n: int, shape: str) -> str:

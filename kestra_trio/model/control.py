@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kestra_trio.model.defaults import FOR_EACH_MAX_ITEMS_ENV
-from kestra_trio.model.template_sandbox import TemplateError, describe
+from kestra_trio.model.template_errors import TemplateError, describe
 
 __all__ = ["condition_holds", "for_each_items", "iteration_id"]
 

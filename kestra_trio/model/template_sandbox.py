@@ -40,7 +40,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from jinja2.visitor import NodeTransformer
 
-from kestra_trio.errors import KestraTrioError
+from kestra_trio.model.template_errors import (
+    DEFAULT_LIMITS,
+    TemplateError,
+    TemplateLimitExceeded,
+    TemplateLimits,
+    describe,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -60,33 +66,6 @@ __all__ = [
     "plain",
     "route_through_limits",
 ]
-
-
-class TemplateError(KestraTrioError):
-    """a `{{ ... }}` template is malformed or refers to something that does not exist."""
-
-
-class TemplateLimitExceeded(TemplateError):
-    """a template went past a size, loop or time limit (a hostile or runaway template)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateLimits:
-    """What one render may cost. The defaults fit a 16 MiB task output passed on as text."""
-
-    #: characters in any one string a template builds, and in its rendered text
-    max_text: int = 16 * 1024 * 1024
-    #: loop iterations over the whole render (nested loops multiply)
-    max_iterations: int = 100_000
-    #: a list made from a string (`| list`) or a sequence repeated with `*`
-    max_items: int = 1_000_000
-    #: bits of an integer an operator may produce (`10 ** 10 ** 10` stops here)
-    max_int_bits: int = 4096
-    #: wall-clock seconds for one render (the engine's event loop waits for it)
-    max_seconds: float = 2.0
-
-
-DEFAULT_LIMITS = TemplateLimits()
 
 
 @dataclass(slots=True)
@@ -189,22 +168,6 @@ def missing_message(owner: Any, name: Any) -> str:
             f"is a string, it has no {name!r}"
         )
     return f"is {describe(owner)}, it has no {name!r}"
-
-
-def describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return type(value).__name__
 
 
 # -- the environment -------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kestra_trio.errors import KestraTrioError
-from kestra_trio.model import templates as T
+from kestra_trio.model import template_jinja as J
+from kestra_trio.model import template_render as R
 from kestra_trio.model.template_sandbox import FILTERS, TemplateLimits
 from kestra_trio.model.templates import (
     Reference,
@@ -439,17 +440,17 @@ def test_plain_paths_render_as_jinja_renders_them(template: str, inputs: dict[st
     text = template + trailing
     fast = analyze(text)
     assert fast.kind == "simple"
-    jinja = T._analyze_jinja(text)
+    jinja = J.analyze_jinja(text)
     assert [(r.root, r.parts) for r in fast.references] == [(r.root, r.parts) for r in jinja.references]
     assert fast.whole == jinja.whole
     context = TemplateContext(inputs=inputs, variables={"v": variables}, trigger={"body": variables}, item=variables, item_index=0)
-    variables_of = T._variables(context, set())
+    variables_of = R._variables(context, set())
 
-    def outcome(analysis: T.Analysis) -> Any:
+    def outcome(analysis: Any) -> Any:
         try:
             if analysis.kind == "simple":
-                return ("ok", T._render_simple(text, analysis, variables_of, None))
-            return ("ok", T._render_jinja(text, analysis, variables_of, None))
+                return ("ok", R._render_simple(text, analysis, variables_of, None))
+            return ("ok", R._render_jinja(text, analysis, variables_of, None))
         except TemplateError:
             return ("error",)
 
