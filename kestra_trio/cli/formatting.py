@@ -25,6 +25,7 @@ from rich.text import Text
 from kestra_trio.cli.theme import state_style
 from kestra_trio.model.durations import format_duration as _format_seconds
 from kestra_trio.model.durations import parse_duration as _parse_duration
+from kestra_trio.observability.records import iso_ms as iso_ms
 
 if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
@@ -91,14 +92,6 @@ def literal_line(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- time and durations
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
-    if ms is None:
-        return None
-    seconds, millis = divmod(int(ms), 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def clock_ms(ms: int | None) -> str:

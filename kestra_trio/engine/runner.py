@@ -37,7 +37,7 @@ from kestra_trio.model.templates import TemplateContext, render
 from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.audit import AuditLogger
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
-from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
+from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, iso_ms, now_ms
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.secrets.providers import resolve_secrets
 from kestra_trio.state.states import AttemptState, Reason, State
@@ -149,7 +149,7 @@ class ExecutionRun:
     def template_context(self, task_id: str, attempt: int, outputs: Mapping[str, Any]) -> TemplateContext:
         """What a task's templates see (the engine half of issue 11 adds trigger data, items, errors)."""
         workflow = self.workflow
-        execution = {"id": self.execution_id, "started_at": _iso(self.started_at)}
+        execution = {"id": self.execution_id, "started_at": iso_ms(self.started_at)}
         base = TemplateContext(
             inputs=self.inputs, execution=execution, trigger={"type": self.options.trigger_type},
             workflow={"id": workflow.id, "namespace": workflow.namespace, "revision": None},
@@ -260,12 +260,6 @@ class ExecutionRun:
         await self.stop(
             StopRequest(Reason.TIMEOUT, "system", f"execution timeout of {format_duration(seconds)} reached")
         )
-
-
-def _iso(ms: int) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(seconds: float | None) -> int | None:
