@@ -11,9 +11,10 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
+from kestra_trio.model.diagnostics import did_you_mean
 from kestra_trio.model.template_errors import TemplateError, UnsupportedTemplate
 from kestra_trio.model.template_sandbox import FILTERS, TESTS, environment
-from kestra_trio.model.templates import ROOTS, Analysis, Reference, _path_problem, _path_text, _reference, _short, _suggest
+from kestra_trio.model.templates import ROOTS, Analysis, Reference, _path_problem, _path_text, _reference, _short
 
 __all__ = ["analyze_jinja"]
 
@@ -148,7 +149,7 @@ class _Walker:
         known = FILTERS if isinstance(node, nodes.Filter) else TESTS
         if node.name not in known:
             what = "filter" if isinstance(node, nodes.Filter) else "test"
-            self.problems.append(UnsupportedTemplate(f"unknown {what} {node.name!r}{_suggest(node.name, known)}"))
+            self.problems.append(UnsupportedTemplate(f"unknown {what} {node.name!r}{did_you_mean(node.name, known)}"))
 
     def chain(self, node: nodes.Node, exact: bool, guarded: bool) -> list[tuple[nodes.Node, bool, bool]]:
         """A `root.a[0]['b']` path: one Reference; computed keys are walked on their own."""

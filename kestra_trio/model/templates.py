@@ -224,13 +224,6 @@ def _simple(text: str) -> Analysis | None:
     return Analysis("simple", tuple(references), problems, whole, tuple(pieces))
 
 
-def _suggest(word: str, choices: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, [c for c in choices if not c.startswith("kt_")], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _path_problem(ref: Reference) -> TemplateError | None:
     """Rules on a path that hold wherever it is written."""
     if ref.root not in ROOTS:
