@@ -12,19 +12,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kestra_trio.observability.records import iso_ms as iso_ms
 from kestra_trio.storage.rows import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
     from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
-    if ms is None:
-        return None
-    seconds, millis = divmod(int(ms), 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 

@@ -36,7 +36,8 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import ms
 from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
-from kestra_trio.model.workflow import TaskSpec, Workflow
+from kestra_trio.model.defaults import default_task_timeout
+from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime.reaper import open_group_reaper
@@ -97,6 +98,8 @@ class Service:
         self.collector = LogCollector(LogStore(db), linger=config.options.collector_linger, on_error=config.options.on_error)
         self.force_kill = trio.Event()
         self.slots = TaskSlots(max(1, config.options.max_parallel))
+        #: a bad KESTRA_TRIO_DEFAULT_TASK_TIMEOUT stops the process here, before anything is created
+        self.default_task_timeout = default_task_timeout(config.options.environ)
         #: runs pinned to this process, handed over in memory by `enqueue`, by execution id
         self._prepared: dict[str, PreparedRun] = {}
         #: parsed workflows by (id, revision), the most recently used last
@@ -147,7 +150,8 @@ class Service:
         tasks = [
             NewTaskRun(
                 task_id=spec.id, position=index, type=spec.type, needs=spec.needs,
-                max_attempts=spec.retry.max_attempts, timeout_ms=ms(spec.timeout),
+                max_attempts=spec.retry.max_attempts,
+                timeout_ms=ms(spec.timeout if spec.timeout is not None else self.default_task_timeout),
             )
             for index, spec in enumerate(workflow.tasks)
         ]
@@ -325,7 +329,7 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
                     engine = EngineServices(
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
-                        options=options,
+                        options=options, default_task_timeout=service.default_task_timeout,
                     )
                     service.worker = Worker(
                         engine, service.queue, service.audit_store, service.identity,

@@ -151,7 +151,8 @@ class Worker:
                 self.engine, row.id, prepared.workflow, prepared.inputs,
                 audit_sink=self.audit_sink, secrets=prepared.secrets,
                 started_at=row.started_at or row.claimed_at or 0, workflow_revision=row.workflow_revision,
-                on_progress=prepared.on_progress, task_status=_Registration(self, row.id),
+                on_progress=prepared.on_progress, trigger={"type": row.trigger_type},
+                task_status=_Registration(self, row.id),
             )
         finally:
             waiter.done.set()

@@ -19,7 +19,7 @@ from kestra_trio.plugin_runtime.registry import PluginRegistry
 from kestra_trio.service.app import ServiceConfig, open_service
 from kestra_trio.service.registry import load_file
 from kestra_trio.state.states import State
-from kestra_trio.storage.executions import DEFAULT_QUEUE, ExecutionStore, NewExecution, NewTaskRun
+from kestra_trio.storage.executions import DEFAULT_QUEUE, NewExecution, NewTaskRun
 from kestra_trio.storage.queue import SqliteQueue
 from kestra_trio.storage.db import open_database
 
@@ -129,7 +129,7 @@ async def test_recovery_fails_a_pinned_execution_of_a_dead_process_and_leaves_sh
         queue = SqliteQueue(db)
         task = [NewTaskRun("a", 0, "core/shell.run", (), 1, None)]
         await queue.enqueue(NewExecution("ex-pinned", "wf", "default", "manual", {}, None, None, dead.pid,
-                                         socket.gethostname(), f"local:gone"), task)
+                                         socket.gethostname(), "local:gone"), task)
         await queue.enqueue(NewExecution("ex-shared", "wf", "default", "api", {}, None, None, None, None), task)
     errors: list[str] = []
     async with open_service(config(tmp_path, errors)):
