@@ -117,6 +117,7 @@ def execution_document(execution: ExecutionRow, now: int) -> dict[str, Any]:
         "inputs": execution.inputs,
         "workflow_path": execution.workflow_path,
         "workflow_revision": execution.workflow_revision,
+        "trigger_data": execution.trigger_data,
         "queue": execution.queue,
         "created_at": iso_ms(execution.created_at),
         "started_at": iso_ms(execution.started_at),

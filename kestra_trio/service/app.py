@@ -122,12 +122,15 @@ class Service:
         queue: str | None = None,
         execution_id: str | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        trigger: Mapping[str, Any] | None = None,
     ) -> str:
         """Create the execution QUEUED and wake the worker; returns its id.
 
         `queue` None pins it to this process (its private queue): this process runs it, and if
         the process dies first, recovery marks it ENGINE_LOST. A shared queue (DEFAULT_QUEUE)
         leaves it to any worker serving that queue; it survives a kill -9 of everyone.
+        `trigger` is what started it beyond `trigger_type` (`{{ trigger.* }}` in templates):
+        stored masked with the execution.
         """
         execution_id = execution_id or new_execution_id()
         on_progress = on_progress or self.options.on_progress
@@ -146,6 +149,7 @@ class Service:
             engine_host=self.identity.host if pinned else None,
             queue=self.identity.private_queue if pinned else queue,  # type: ignore[arg-type]
             workflow_revision=workflow_revision,
+            trigger=None if trigger is None else masker.mask_value({**trigger, "type": trigger_type}),
         )
         tasks = [
             NewTaskRun(
@@ -157,7 +161,9 @@ class Service:
         ]
         assert self.worker is not None, "enqueue inside `async with open_service(...)`"
         if pinned:  # this process runs it: hand the parsed workflow and the inputs over in memory
-            self._prepared[execution_id] = PreparedRun(workflow, dict(inputs), secrets, on_progress)
+            self._prepared[execution_id] = PreparedRun(
+                workflow, dict(inputs), secrets, on_progress, {**(trigger or {}), "type": trigger_type}
+            )
             self.worker.expect(execution_id)
         elif workflow_revision is not None:
             self._remember(workflow, workflow_revision)
