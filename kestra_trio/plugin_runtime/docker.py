@@ -397,7 +397,7 @@ class DockerRuntime(RuntimeSettings):
             if isinstance(interrupted, trio.Cancelled):
                 await trio.lowlevel.checkpoint()
             raise interrupted
-        outcome = process.outcome_of(invocation, plan, handle, list(emitter.stderr_tail))
+        outcome = process.outcome_of(invocation, plan, handle, list(emitter.stderr_tail), emitter.reported)
         how = enforcement("docker")
         hit = watch.hit or ("memory" if oom else None) or watch.final() or limit_from_exit(outcome, how)
         return limit_outcome(outcome, hit, policy, how)
@@ -465,7 +465,7 @@ async def _demux_frames(stream: trio.SocketStream, early: bytes, emitter: proces
 
     A frame's payload goes to its stream's splitter as it arrives, so memory stays bounded
     whatever size a header announces."""
-    splitters = {1: LineSplitter(MAX_LINE_BYTES), 2: LineSplitter(MAX_LINE_BYTES)}
+    splitters = {1: LineSplitter(MAX_LINE_BYTES, process.MAX_DIRECTIVE_BYTES), 2: LineSplitter(MAX_LINE_BYTES)}
     names = {1: "stdout", 2: "stderr"}
     buffer = bytearray(early)
     kind, remaining = 0, 0

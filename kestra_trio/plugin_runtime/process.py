@@ -11,6 +11,7 @@ drain deadline (a setsid'd grandchild may hold a pipe open forever), sends by a 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import json
 import math
@@ -30,6 +31,7 @@ import trio
 from kestra_trio.config import DEFAULT_KILL_GRACE, SECRET_ENV_PREFIX
 from kestra_trio.model.durations import format_duration
 from kestra_trio.observability.records import LogEntry, LogLevel
+from kestra_trio.plugin_runtime.directives import MAX_DIRECTIVE_BYTES, Malformed, Reported, is_candidate, parse_directive
 from kestra_trio.plugin_runtime.manifest import BUILTIN_TYPES, ActionSpec
 from kestra_trio.plugin_runtime.reaper import GroupReaper
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
@@ -189,7 +191,11 @@ SEND_CHUNK = 256
 
 
 class LogEmitter:
-    """Turns lines from both pipes into LogEntries, under the per-task output budget."""
+    """Turns lines from both pipes into LogEntries, under the per-task output budget.
+
+    A stdout line `::{"outputs": ...}::` / `::{"metrics": ...}::` is not a log line: it goes
+    to `reported` (see `directives`), whatever the budget; one that cannot be read is logged
+    as written, followed by a WARN saying why."""
 
     def __init__(self, invocation: Invocation, log_send: trio.MemorySendChannel[LogEntry], limit: int) -> None:
         self._inv = invocation
@@ -204,6 +210,7 @@ class LogEmitter:
         self._plain_meta = {name: {**self._core, "stream": name} for name in ("stdout", "stderr")}
         self.budget = OutputBudget(limit)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.reported = Reported()
 
     def entry(self, stream: Stream, line: str) -> LogEntry:
         level, message, extra = classify(line, stream)
@@ -216,6 +223,15 @@ class LogEmitter:
         """One channel send per chunk of lines (not per line): a chunk read is 64 KiB at most."""
         batch: list[LogEntry] = []
         for line in lines:
+            if stream == "stdout" and is_candidate(line):
+                warning = self._directive(line)
+                if warning is None:
+                    continue
+                line = line if len(line) <= MAX_LINE_BYTES else line[:MAX_LINE_BYTES] + " …[line truncated]"
+                if self.budget.admit(stream, line):
+                    batch.append(self.entry(stream, line))
+                batch.append(warning)
+                continue
             if self.budget.admit(stream, line):
                 batch.append(self.entry(stream, line))
                 if len(batch) >= SEND_CHUNK:
@@ -225,6 +241,25 @@ class LogEmitter:
                 self.stderr_tail.append(line)
         if batch:
             await self._send.send(batch)
+
+    def _directive(self, line: str) -> LogEntry | None:
+        """Take an outputs/metrics line in; None when it was one, else the WARN to log after it."""
+        parsed = parse_directive(line)
+        if not isinstance(parsed, Malformed):
+            before = self.reported.dropped_metrics
+            self.reported.add(parsed)
+            if self.reported.dropped_metrics and not before:
+                return self._warning(f"more than {len(self.reported.metrics):,} metrics: the rest of this attempt's are not stored")
+            return None
+        self.reported.refuse(parsed)
+        return self._warning(
+            f'this stdout line starts like an outputs/metrics line (::{{"outputs": ...}}::) but is not one: '
+            f"{parsed.reason}; it is kept as a log line"
+        )
+
+    def _warning(self, message: str) -> LogEntry:
+        meta = {**self._core, "stream": "engine"}
+        return LogEntry(self._inv.execution_id, self._inv.task_id, LogLevel.WARN, self._source, message, meta)
 
     async def note(self, level: LogLevel, message: str, **metadata: Any) -> None:
         meta = {**self._core, "stream": "engine", **metadata}
@@ -428,7 +463,21 @@ def _read_result(path: Path) -> protocol.Result | str:
         return str(exc)
 
 
-def outcome_of(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str]) -> Outcome:
+def outcome_of(
+    invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str], reported: Reported | None = None
+) -> Outcome:
+    """How an attempt ended. `reported`: what its stdout lines said (`::{"outputs": ...}::`):
+    those outputs are merged under the result's (the result file, or the exit code of a
+    builtin, wins key by key), and its metrics travel with the outcome either way."""
+    outcome = _outcome(invocation, plan, handle, stderr_tail, reported)
+    if reported is not None and reported.metrics:
+        outcome = dataclasses.replace(outcome, metrics=tuple(reported.metrics))
+    return outcome
+
+
+def _outcome(
+    invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str], reported: Reported | None
+) -> Outcome:
     code = handle.exit_code
     assert code is not None
     if code < 0:
@@ -442,16 +491,17 @@ def outcome_of(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stder
             stderr_tail=stderr_tail,
         )
     if plan.result_path is None:  # builtin: the exit code is the result
-        if code == 0:
-            return Outcome.success({"exit_code": 0})
-        return Outcome.failure(
-            Reason.PLUGIN_FAILED,
-            f"command exited with code {code}",
-            type="CommandFailed",
-            exit_code=code,
-            stderr_tail=stderr_tail,
-        )
-    result = _read_result(plan.result_path)
+        if code != 0:
+            return Outcome.failure(
+                Reason.PLUGIN_FAILED,
+                f"command exited with code {code}",
+                type="CommandFailed",
+                exit_code=code,
+                stderr_tail=stderr_tail,
+            )
+        result: protocol.Result | str = protocol.Result(outputs={"exit_code": 0})
+    else:
+        result = _read_result(plan.result_path)
     if isinstance(result, protocol.Result) and result.error is not None:
         error = result.error
         extra = {"stack": error["stack"]} if isinstance(error.get("stack"), str) else {}
@@ -471,15 +521,19 @@ def outcome_of(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stder
             exit_code=code,
             stderr_tail=stderr_tail,
         )
+    if reported is not None and reported.problem is not None:
+        return Outcome.failure(Reason.INVALID_RESULT, reported.problem, type="InvalidResult", exit_code=code)
     if isinstance(result, str):
-        return Outcome.failure(
-            Reason.INVALID_RESULT,
-            f"plugin exited with code 0 but gave no valid result: {result}",
-            type="InvalidResult",
-            exit_code=code,
-            stderr_tail=stderr_tail,
-        )
-    outputs = result.outputs or {}
+        if reported is None or not reported.any_outputs:
+            return Outcome.failure(
+                Reason.INVALID_RESULT,
+                f"plugin exited with code 0 but gave no valid result: {result}",
+                type="InvalidResult",
+                exit_code=code,
+                stderr_tail=stderr_tail,
+            )
+        result = protocol.Result(outputs={})  # no result file: the stdout lines are the outputs
+    outputs = {**reported.outputs, **(result.outputs or {})} if reported is not None else (result.outputs or {})
     problems = schema_problems(invocation.action, "output", outputs)
     if problems:
         return Outcome.failure(
@@ -647,7 +701,7 @@ async def run_plan(
         await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
     if interrupted is not None:
         raise interrupted
-    outcome = outcome_of(invocation, plan, handle, list(emitter.stderr_tail))
+    outcome = outcome_of(invocation, plan, handle, list(emitter.stderr_tail), emitter.reported)
     return confinement.judge(outcome, handle) if confinement is not None else outcome
 
 
@@ -731,7 +785,9 @@ async def _pump(receive_some: Any, stream: Stream, emitter: LogEmitter) -> None:
     async def on_lines(lines: list[str]) -> None:
         await emitter.lines(stream, lines)
 
-    await pump_lines(receive_some, LineSplitter(MAX_LINE_BYTES), on_lines, read_size=READ_SIZE)
+    # stdout may carry `::{"outputs": ...}::` lines up to the result cap (see `directives`)
+    splitter = LineSplitter(MAX_LINE_BYTES, MAX_DIRECTIVE_BYTES if stream == "stdout" else None)
+    await pump_lines(receive_some, splitter, on_lines, read_size=READ_SIZE)
 
 
 async def _feed(stdin: trio.abc.SendStream, payload: bytes) -> None:

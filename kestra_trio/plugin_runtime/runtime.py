@@ -43,6 +43,8 @@ class Outcome:
     reason_code: Reason | None = None
     error: dict[str, Any] | None = None
     exit_code: int | None = None
+    #: `::{"metrics": [...]}::` lines of the attempt (`directives.Metric`), success or not
+    metrics: tuple[Any, ...] = ()
 
     @classmethod
     def success(cls, outputs: dict[str, Any], exit_code: int = 0) -> Outcome:

@@ -44,10 +44,13 @@ class LineSplitter:
 
     Splits on ``\\n``, drops one ``\\r`` before it, decodes UTF-8 with ``errors="replace"``
     and cuts lines over ``max_line`` bytes, appending ``…[line truncated: N bytes dropped]``.
+    With ``max_directive``, a line starting with ``::{`` (an outputs line, see
+    ``directives``) may grow to that many bytes before it is cut.
     """
 
-    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, max_line: int = MAX_LINE_BYTES, max_directive: int | None = None) -> None:
         self.max_line = max_line
+        self.max_directive = max_directive
         self._buf = bytearray()
         self._dropped = 0  # bytes of the current line discarded so far
         self._last_cr = False  # last byte of the current line was \r
@@ -78,7 +81,10 @@ class LineSplitter:
         if stop == start:
             return
         self._last_cr = data[stop - 1] == 0x0D
-        size, room = stop - start, self.max_line - len(self._buf)
+        size, limit = stop - start, self.max_line
+        if size > limit - len(self._buf) and self.max_directive and not self._dropped and self._directive(data, start):
+            limit = self.max_directive  # (checked only for lines past max_line: the hot path pays nothing)
+        room = limit - len(self._buf)
         if self._dropped:
             self._dropped += size
         elif size <= room:
@@ -86,9 +92,13 @@ class LineSplitter:
         else:  # keep one byte past the limit to see whether the cut splits a character
             self._buf += data[start : start + room + 1]
             self._dropped += size - room - 1
-            cut = _utf8_cut(self._buf, self.max_line)
+            cut = _utf8_cut(self._buf, limit)
             self._dropped += len(self._buf) - cut
             del self._buf[cut:]
+
+    def _directive(self, data: bytes, start: int) -> bool:
+        head = bytes(self._buf[:8]) if len(self._buf) >= 8 else bytes(self._buf) + data[start : start + 8]
+        return head.lstrip(b" \t")[:3] == b"::{"
 
     def _finish_line(self) -> str:
         if self._last_cr:

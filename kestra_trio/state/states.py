@@ -59,5 +59,7 @@ class Reason(enum.StrEnum):
     RUN_IF_FALSE = "RUN_IF_FALSE"  # SKIPPED: the task's run_if rendered false
     OUTPUTS_UNAVAILABLE = "OUTPUTS_UNAVAILABLE"  # SKIPPED: it uses outputs of a task that has none (skipped, failure allowed)
     USER_CANCELLED = "USER_CANCELLED"
+    RESTARTED = "RESTARTED"  # QUEUED / PENDING / WAITING again: `execution restart` re-runs it
+    NOT_NEEDED = "NOT_NEEDED"  # SKIPPED: a for_each iteration whose item is no longer in the list
     ENGINE_LOST = "ENGINE_LOST"  # the engine process died; found by a later start
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -43,3 +43,25 @@ def transition(current: State, target: State, *, entity: str = "execution") -> S
     if current in TERMINAL or not is_allowed(current, target, entity="execution" if entity == "execution" else "task"):
         raise IllegalTransition(current.value, target.value, entity)
     return target
+
+
+#: RESTARTED, the one way out of a terminal state (`execution restart`): the execution goes
+#: back to QUEUED and each task it re-runs back to PENDING (or WAITING for its needs); the
+#: audit trail records it (a RESTARTED event beside each STATE_CHANGE). Never a normal edge.
+RESTART_TARGETS: dict[str, frozenset[State]] = {
+    "execution": frozenset({State.QUEUED}),
+    "task": frozenset({State.PENDING, State.WAITING}),
+}
+
+
+def restart_transition(current: State, target: State, *, entity: str = "execution") -> State:
+    """The RESTARTED edge: a terminal execution → QUEUED, a terminal task run → PENDING | WAITING.
+
+    Raises:
+        IllegalTransition: `current` is not terminal (a running execution is not restarted),
+            or `target` is not where a restart leads.
+    """
+    kind = "execution" if entity == "execution" else "task"
+    if current not in TERMINAL or target not in RESTART_TARGETS[kind] or (kind == "execution" and current in TASK_ONLY):
+        raise IllegalTransition(current.value, target.value, entity)
+    return target

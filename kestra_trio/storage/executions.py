@@ -17,7 +17,7 @@ from typing import Any
 from kestra_trio.errors import ExecutionNotFound, IllegalTransition
 from kestra_trio.observability.records import AuditEvent, AuditEventType, now_ms
 from kestra_trio.state.states import State
-from kestra_trio.state.transitions import transition
+from kestra_trio.state.transitions import restart_transition, transition
 from kestra_trio.storage.audit import insert_audit_sync
 from kestra_trio.storage.db import Database
 from kestra_trio.storage.rows import (
@@ -54,6 +54,11 @@ class NewExecution:
     workflow_revision: int | None = None
     #: what started it, beyond `trigger_type` (cron fire time, webhook body, upstream execution); masked
     trigger: dict[str, Any] | None = None
+    labels: dict[str, str] | None = None
+    #: a subflow's child: the execution and task that started it, and how deep the chain is
+    parent_execution_id: str | None = None
+    parent_task_id: str | None = None
+    subflow_depth: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,15 @@ class NewTaskRun:
     needs: Sequence[str]
     max_attempts: int
     timeout_ms: int | None
+    phase: str = "tasks"  # tasks | errors | finally
+    #: a for_each iteration (`each[2]`): its task, index and item (masked)
+    parent_task_id: str | None = None
+    iteration: int | None = None
+    item: Any = None
+
+    @property
+    def first_state(self) -> State:
+        return State.WAITING if self.needs else State.PENDING
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,8 @@ class StateChange:
     attempt: AttemptWrite | None = None
     audit: Sequence[AuditEvent] = ()  # extra events, besides the automatic STATE_CHANGE
     at: int = field(default_factory=now_ms)
+    #: the RESTARTED edge out of a terminal state (`state.transitions.restart_transition`)
+    restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,7 @@ class ChangeResult:
 
 _EXEC_FIELDS = {
     "started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count",
-    "engine_pid", "engine_host", "worker_id", "claimed_at", "heartbeat_at",
+    "engine_pid", "engine_host", "worker_id", "claimed_at", "heartbeat_at", "outputs", "queue", "restart_count",
 }
 _TASK_FIELDS = {
     "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count", "sandbox",
@@ -131,7 +147,9 @@ def _apply_one(raw: sqlite3.Connection, change: StateChange) -> ChangeResult:
         where, params = "execution_id = ? AND task_id = ?", (change.execution_id, change.task_id)
         entity = f"task {change.task_id!r}"
     previous = State(row[0])
-    if transition(previous, change.target, entity=entity) is None:
+    if change.restart:
+        restart_transition(previous, change.target, entity=entity)
+    elif transition(previous, change.target, entity=entity) is None:
         return ChangeResult(changed=False, previous=previous)
     sets = ["state = ?", "reason_code = ?", "updated_at = ?"]
     values: list[Any] = [change.target.value, change.reason_code, change.at]
@@ -200,29 +218,93 @@ def create_sync(
     raw.execute(
         "INSERT INTO executions (id, workflow_id, namespace, state, reason_code, trigger_type, inputs, "
         "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host, queue, "
-        "workflow_revision, trigger_data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "workflow_revision, trigger_data, labels, parent_execution_id, parent_task_id, subflow_depth) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             new.id, new.workflow_id, new.namespace, state.value, "CREATED", new.trigger_type,
             dumps(new.inputs), new.workflow_path, at, at, new.timeout_ms, len(tasks), new.engine_pid,
             new.engine_host, new.queue, new.workflow_revision, None if new.trigger is None else dumps(new.trigger),
+            dumps(new.labels) if new.labels else None, new.parent_execution_id, new.parent_task_id,
+            new.subflow_depth,
         ),
     )
+    if new.labels:
+        raw.executemany(
+            "INSERT INTO execution_labels (execution_id, key, value) VALUES (?,?,?)",
+            [(new.id, key, value) for key, value in new.labels.items()],
+        )
+    _insert_task_runs(raw, new.id, tasks, at)
+    created: dict[str, Any] = {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)}
+    if new.workflow_revision is not None:
+        created["workflow_revision"] = new.workflow_revision
+    if new.parent_execution_id is not None:
+        created["parent_execution_id"] = new.parent_execution_id
+        created["parent_task_id"] = new.parent_task_id
+    if new.labels:
+        created["labels"] = new.labels
+    insert_audit_sync(raw, [AuditEvent(new.id, AuditEventType.CREATED, created, at)])
+
+
+def _insert_task_runs(raw: sqlite3.Connection, execution_id: str, tasks: Sequence[NewTaskRun], at: int) -> None:
     raw.executemany(
         "INSERT INTO task_runs (execution_id, task_id, position, type, needs, state, reason_code, "
-        "max_attempts, timeout_ms, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "max_attempts, timeout_ms, updated_at, phase, parent_task_id, iteration, item) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             (
-                new.id, t.task_id, t.position, t.type, dumps(list(t.needs)),
-                (State.WAITING if t.needs else State.PENDING).value,
-                "DEPENDENCY" if t.needs else "CREATED", t.max_attempts, t.timeout_ms, at,
+                execution_id, t.task_id, t.position, t.type, dumps(list(t.needs)), t.first_state.value,
+                "DEPENDENCY" if t.needs else "CREATED", t.max_attempts, t.timeout_ms, at, t.phase,
+                t.parent_task_id, t.iteration, None if t.item is None and t.iteration is None else dumps(t.item),
             )
             for t in tasks
         ],
     )
-    created = {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)}
-    if new.workflow_revision is not None:
-        created["workflow_revision"] = new.workflow_revision
-    insert_audit_sync(raw, [AuditEvent(new.id, AuditEventType.CREATED, created, at)])
+
+
+def open_task_runs_sync(
+    raw: sqlite3.Connection, execution_id: str, tasks: Sequence[NewTaskRun], at: int
+) -> list[ChangeResult]:
+    """Task runs made while an execution runs (for_each iterations, the errors:/finally:
+    phases): new rows are inserted; a row left by an earlier run of a restarted execution
+    takes the RESTARTED edge back to PENDING/WAITING (its attempts stay: history), in one
+    transaction."""
+    existing = {
+        task_id: State(state)
+        for task_id, state in raw.execute(
+            "SELECT task_id, state FROM task_runs WHERE execution_id = ? AND "
+            f"task_id IN ({','.join('?' * len(tasks))})",
+            (execution_id, *[t.task_id for t in tasks]),
+        )
+    } if tasks else {}
+    fresh = [t for t in tasks if t.task_id not in existing]
+    _insert_task_runs(raw, execution_id, fresh, at)
+    results = apply_sync(
+        raw,
+        [
+            StateChange(
+                execution_id, t.first_state, "RESTARTED", "run again after a restart", task_id=t.task_id,
+                fields=dict(_CLEARED_TASK_FIELDS), restart=True, at=at,
+            )
+            for t in tasks
+            if t.task_id in existing
+        ],
+    )
+    for t in tasks:
+        if t.task_id in existing and t.iteration is not None:
+            raw.execute(
+                "UPDATE task_runs SET item = ? WHERE execution_id = ? AND task_id = ?",
+                (dumps(t.item), execution_id, t.task_id),
+            )
+    if fresh:
+        raw.execute(
+            "UPDATE executions SET task_count = (SELECT COUNT(*) FROM task_runs WHERE execution_id = ?) WHERE id = ?",
+            (execution_id, execution_id),
+        )
+    return results
+
+
+#: what a task run that runs again starts without (its attempts keep the history)
+_CLEARED_TASK_FIELDS = {"started_at": None, "ended_at": None, "duration_ms": None, "outputs": None, "error": None}
 
 
 @dataclass(frozen=True)
@@ -340,10 +422,13 @@ def _find(raw: sqlite3.Connection, prefix: str) -> list[str]:
 
 def _list(
     raw: sqlite3.Connection, workflow_id: str | None, state: str | None, limit: int,
-    before: tuple[int, str] | None = None,
+    before: tuple[int, str] | None = None, labels: Sequence[tuple[str, str]] = (),
 ) -> list[ExecutionRow]:
     clauses: list[str] = []
     params: list[Any] = []
+    for key, value in labels:  # through idx_labels_key_value
+        clauses.append("id IN (SELECT execution_id FROM execution_labels WHERE key = ? AND value = ?)")
+        params.extend((key, value))
     if before is not None:  # keyset: the rows after the last one of the previous page
         clauses.append("(created_at, id) < (?, ?)")
         params.extend(before)
@@ -359,6 +444,24 @@ def _list(
         (*params, limit),
     ).fetchall()
     return [ExecutionRow.from_row(r) for r in rows]
+
+
+def _children(raw: sqlite3.Connection, execution_id: str) -> list[ExecutionRow]:
+    rows = raw.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE parent_execution_id = ? ORDER BY created_at, id",
+        (execution_id,),
+    ).fetchall()
+    return [ExecutionRow.from_row(r) for r in rows]
+
+
+def _descendants(raw: sqlite3.Connection, execution_id: str) -> list[str]:
+    """Every execution a subflow chain started below this one (children, their children ...)."""
+    rows = raw.execute(
+        "WITH RECURSIVE below(id) AS (SELECT id FROM executions WHERE parent_execution_id = ? "
+        "UNION SELECT e.id FROM executions e JOIN below b ON e.parent_execution_id = b.id) SELECT id FROM below",
+        (execution_id,),
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _task_counts(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -463,10 +566,28 @@ class ExecutionStore:
 
     async def list(
         self, *, workflow_id: str | None = None, state: str | None = None, limit: int = 20,
-        before: tuple[int, str] | None = None,
+        before: tuple[int, str] | None = None, labels: Sequence[tuple[str, str]] = (),
     ) -> list[ExecutionRow]:
-        """Newest first; `before` (created_at, id) continues after a previous page's last row."""
-        return await self.db.run(_list, workflow_id, state, limit, before)
+        """Newest first; `before` (created_at, id) continues after a previous page's last row;
+        `labels`: only executions carrying every one of these (key, value) pairs."""
+        return await self.db.run(_list, workflow_id, state, limit, before, tuple(labels))
+
+    async def children(self, execution_id: str) -> list[ExecutionRow]:
+        """The executions its subflow tasks started, oldest first."""
+        return await self.db.run(_children, execution_id)
+
+    async def descendants(self, execution_id: str) -> list[str]:
+        """Ids of every execution below it in subflow chains."""
+        return await self.db.run(_descendants, execution_id)
+
+    async def open_task_runs(self, execution_id: str, tasks: Sequence[NewTaskRun]) -> list[ChangeResult]:
+        """Task runs made while it runs (for_each iterations, errors:/finally:), see `open_task_runs_sync`."""
+        return await self.db.write(open_task_runs_sync, execution_id, list(tasks), now_ms())
+
+    async def record_metrics(self, execution_id: str, task_id: str, attempt: int, metrics: Sequence[Any]) -> None:
+        from kestra_trio.storage.metrics import insert_metrics_sync
+
+        await self.db.write(insert_metrics_sync, execution_id, task_id, attempt, list(metrics), now_ms())
 
     async def task_counts(self, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self.db.run(_task_counts, list(execution_ids))

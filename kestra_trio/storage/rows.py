@@ -18,7 +18,8 @@ _INTEGER_COLUMNS = frozenset(
         "id", "timestamp", "created_at", "started_at", "ended_at", "updated_at", "timeout_ms",
         "log_entry_count", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
         "duration_ms", "number", "exit_code", "pid", "claimed_at", "heartbeat_at", "workflow_revision",
-        "revision", "applied_at", "enabled",
+        "revision", "applied_at", "enabled", "subflow_depth", "restart_count", "iteration", "attempt",
+        "recorded_at",
     }
 )
 
@@ -51,13 +52,24 @@ def _json(text: str | None, default: Any = None, kind: type = dict) -> Any:
     return {"_unreadable": text} if kind is dict else [text]
 
 
+def json_value(text: str | None) -> Any:
+    """A JSON column holding any JSON value; unreadable text is kept under `_unreadable`."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return {"_unreadable": text}
+
+
 #: executions.id is the text id (logs and audit events have integer ids)
 EXECUTION_TEXT_ID = frozenset({"id"})
 EXECUTION_COLUMNS = (
     "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
     "failed_task_id, cancelled_by, engine_pid, engine_host, queue, worker_id, claimed_at, heartbeat_at, "
-    "workflow_revision, trigger_data"
+    "workflow_revision, trigger_data, outputs, labels, parent_execution_id, parent_task_id, subflow_depth, "
+    "restart_count"
 )
 #: the SELECT list for EXECUTION_COLUMNS, each column read as its expected type
 EXECUTION_SELECT = typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)
@@ -91,12 +103,18 @@ class ExecutionRow:
     heartbeat_at: int | None = None
     workflow_revision: int | None = None  # the registry revision it ran
     trigger_data: dict[str, Any] | None = None  # what started it (cron time, webhook body, ...); masked
+    outputs: dict[str, Any] | None = None  # the workflow's `outputs:`, rendered at its end; masked
+    labels: dict[str, Any] | None = None
+    parent_execution_id: str | None = None  # a subflow's child: who started it
+    parent_task_id: str | None = None
+    subflow_depth: int = 0
+    restart_count: int = 0
 
     @classmethod
     def from_row(cls, row: tuple) -> ExecutionRow:
         values = list(row)
-        values[7] = _json(values[7])
-        values[25] = _json(values[25])
+        for index in (7, 25, 26, 27):
+            values[index] = _json(values[index])
         return cls(*values)
 
     @property
@@ -111,14 +129,16 @@ class ExecutionRow:
 
 TASK_RUN_COLUMNS = (
     "execution_id, task_id, position, type, needs, state, reason_code, message, attempt_count, "
-    "max_attempts, timeout_ms, inputs, outputs, error, started_at, ended_at, duration_ms, updated_at"
+    "max_attempts, timeout_ms, inputs, outputs, error, started_at, ended_at, duration_ms, updated_at, "
+    "parent_task_id, iteration, item, phase"
 )
 #: the SELECT list for TASK_RUN_COLUMNS, each column read as its expected type
 TASK_RUN_SELECT = typed(TASK_RUN_COLUMNS)
 #: the same without the inputs and outputs (read as NULL): a view that shows none of them
 #: need not load and decode what may be megabytes per task
-TASK_RUN_SELECT_WITHOUT_VALUES = TASK_RUN_SELECT.replace("CAST(inputs AS TEXT)", "NULL").replace(
-    "CAST(outputs AS TEXT)", "NULL"
+TASK_RUN_SELECT_WITHOUT_VALUES = (
+    TASK_RUN_SELECT.replace("CAST(inputs AS TEXT)", "NULL").replace("CAST(outputs AS TEXT)", "NULL")
+    .replace("CAST(item AS TEXT)", "NULL")
 )
 
 
@@ -142,13 +162,19 @@ class TaskRunRow:
     ended_at: int | None
     duration_ms: int | None
     updated_at: int
+    parent_task_id: str | None = None  # a for_each iteration (`each[2]`): its task (`each`)
+    iteration: int | None = None  # ... and its index
+    item: Any = None  # ... and its item (masked; None when not read)
+    phase: str = "tasks"  # tasks | errors | finally
 
     @classmethod
     def from_row(cls, row: tuple) -> TaskRunRow:
         values = list(row)
         values[4] = _json(values[4], [], list)
-        for index in (11, 12, 13):
+        for index in (11, 13):
             values[index] = _json(values[index])
+        values[12] = json_value(values[12])  # a for_each task's outputs are a list
+        values[20] = json_value(values[20])
         return cls(*values)
 
 

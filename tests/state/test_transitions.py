@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kestra_trio.errors import IllegalTransition
 from kestra_trio.state.states import TASK_ONLY, TERMINAL, State
-from kestra_trio.state.transitions import ALLOWED_SOURCES, is_allowed, transition
+from kestra_trio.state.transitions import ALLOWED_SOURCES, RESTART_TARGETS, is_allowed, restart_transition, transition
 
 P, R, W, S, F, C, K = (
     State.PENDING, State.RUNNING, State.WAITING, State.SUCCESS, State.FAILED, State.CANCELLED, State.SKIPPED,
@@ -157,3 +157,78 @@ def test_terminal_states_never_change(terminal: State, target: State, entity: st
     else:
         with pytest.raises(IllegalTransition):
             transition(terminal, target, entity=entity)
+
+
+# -- the RESTARTED edge (`execution restart`) ---------------------------------------------------
+
+#: the only ways out of a terminal state, written out by hand: an execution back to QUEUED,
+#: a task run back to PENDING or WAITING
+RESTART_EDGES = {
+    "execution": {(S, Q), (F, Q), (C, Q)},
+    "task": {(S, P), (F, P), (C, P), (K, P), (S, W), (F, W), (C, W), (K, W)},
+}
+
+
+@pytest.mark.parametrize("kind", ["execution", "task"])
+def test_restart_edges_are_exactly_the_documented_ones(kind: str) -> None:
+    entity = "execution" if kind == "execution" else "task 'a'"
+    accepted = set()
+    for current, target in itertools.product(State, State):
+        try:
+            assert restart_transition(current, target, entity=entity) is target
+            accepted.add((current, target))
+        except IllegalTransition as exc:
+            assert str(exc) == f"illegal {entity} transition: {current.value} -> {target.value}"
+    assert accepted == RESTART_EDGES[kind]
+    assert {target for _, target in accepted} == RESTART_TARGETS[kind]
+
+
+def test_restart_is_not_an_edge_of_the_normal_table() -> None:
+    for kind, edges in RESTART_EDGES.items():
+        for current, target in edges:
+            with pytest.raises(IllegalTransition):
+                transition(current, target, entity="execution" if kind == "execution" else "task 'a'")
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - TERMINAL))
+def test_an_unfinished_run_is_not_restarted(state: State) -> None:
+    for target in (Q, P, W):
+        with pytest.raises(IllegalTransition):
+            restart_transition(state, target)
+        with pytest.raises(IllegalTransition):
+            restart_transition(state, target, entity="task 'a'")
+
+
+@settings(max_examples=300)
+@given(
+    entity=ENTITIES,
+    steps=st.lists(st.tuples(st.booleans(), st.sampled_from(list(State))), max_size=40),
+)
+def test_random_walks_with_restarts(entity: str, steps: list[tuple[bool, State]]) -> None:
+    """Walks mixing normal steps and restarts: a terminal state changes only through a
+    restart, a restart leads only to where a run starts again, and after it the table's
+    promises hold as before (the run can still end, nothing re-enters PENDING/QUEUED)."""
+    kind = "execution" if entity == "execution" else "task"
+    state = START[kind]
+    for restart, target in steps:
+        if restart:
+            try:
+                moved = restart_transition(state, target, entity=entity)
+            except IllegalTransition:
+                assert state not in TERMINAL or target not in RESTART_TARGETS[kind]
+                continue
+            assert state in TERMINAL and (state, moved) in RESTART_EDGES[kind]
+            state = moved
+            continue
+        try:
+            moved = transition(state, target, entity=entity)
+        except IllegalTransition:
+            assert state in TERMINAL or not is_allowed(state, target, entity=kind)
+            continue
+        if moved is None:
+            continue
+        assert state not in TERMINAL, "a terminal state changed without a restart"
+        assert (state, target) in ALLOWED and target not in (P, Q)
+        assert not (kind == "execution" and target in TASK_ONLY)
+        state = target
+    assert _reachable(state, kind) & TERMINAL

@@ -1,0 +1,15 @@
+DROP INDEX IF EXISTS idx_metrics_execution;
+DROP TABLE IF EXISTS task_metrics;
+ALTER TABLE task_runs DROP COLUMN phase;
+ALTER TABLE task_runs DROP COLUMN item;
+ALTER TABLE task_runs DROP COLUMN iteration;
+ALTER TABLE task_runs DROP COLUMN parent_task_id;
+DROP INDEX IF EXISTS idx_labels_key_value;
+DROP TABLE IF EXISTS execution_labels;
+DROP INDEX IF EXISTS idx_executions_parent;
+ALTER TABLE executions DROP COLUMN restart_count;
+ALTER TABLE executions DROP COLUMN subflow_depth;
+ALTER TABLE executions DROP COLUMN parent_task_id;
+ALTER TABLE executions DROP COLUMN parent_execution_id;
+ALTER TABLE executions DROP COLUMN labels;
+ALTER TABLE executions DROP COLUMN outputs;
