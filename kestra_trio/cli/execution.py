@@ -16,11 +16,12 @@ shown as escapes, so every message stays one line and nothing is executed by the
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from kestra_trio.cli.params import DbPath, Number, WholeNumber
+from kestra_trio.cli.params import DbPath, Number, OptionalNumber, OptionalWholeNumber, WholeNumber
 
 execution_app = App(
     name="execution",
@@ -420,6 +421,7 @@ async def list_(
     *,
     workflow: str | None = None,
     state: str | None = None,
+    label: list[str] | None = None,
     limit: WholeNumber = 20,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
     db: DbPath = None,
@@ -432,6 +434,9 @@ async def list_(
         Only executions of this workflow id.
     state
         Only executions in this state: QUEUED, PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED.
+    label
+        Only executions with this label, as KEY=VALUE (the workflow's `labels:` and `run --label`);
+        repeat to require several.
     limit
         At most this many executions.
     as_json
@@ -443,13 +448,19 @@ async def list_(
     from kestra_trio.cli.console import stdout_console
     from kestra_trio.config import resolve_db_path
     from kestra_trio.observability.records import now_ms
+    from kestra_trio.errors import UsageError
     from kestra_trio.query.executions import MAX_LIMIT, ExecutionFilter, InvalidState, list_executions
     from kestra_trio.storage.db import open_database
 
     try:
-        where = ExecutionFilter(_stored(workflow), ExecutionFilter.parse_state(state))
+        where = ExecutionFilter(
+            _stored(workflow), ExecutionFilter.parse_state(state), ExecutionFilter.parse_labels(label)
+        )
     except InvalidState as exc:
         return _fail(str(exc))
+    except UsageError as exc:  # a malformed --label
+        _say(str(exc))
+        return EXIT_USAGE
     if not 1 <= limit <= MAX_LIMIT:  # a bad argument, as `--limit abc`: exit 2
         _say(f"--limit must be between 1 and {MAX_LIMIT}")
         return EXIT_USAGE
@@ -576,3 +587,57 @@ def _engine_note(pid: int | None, host: str | None) -> str | None:
     except PermissionError:
         return None
     return None
+
+
+# --------------------------------------------------------------------------- restart
+
+
+@execution_app.command
+async def restart(
+    execution_id: str,
+    /,
+    *,
+    from_task: Annotated[str | None, Parameter(name="--from")] = None,
+    reason: str | None = None,
+    max_parallel: OptionalWholeNumber = None,
+    plugins: list[Path] | None = None,
+    kill_grace: OptionalNumber = None,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+    db: DbPath = None,
+) -> int:
+    """Run a finished execution again in place: only what failed or did not run.
+
+    The tasks that succeeded keep their state and outputs; the others run as new attempts
+    (also after ENGINE_LOST). Shown, and exits, as `run` does.
+
+    Parameters
+    ----------
+    execution_id
+        Execution id (or a unique prefix of at least 4 characters).
+    from_task
+        Run this task and everything downstream of it again, whatever their state.
+    reason
+        Why; recorded in the audit log (at most 1000 characters).
+    max_parallel
+        How many tasks may run at the same time (default: $KESTRA_TRIO_MAX_PARALLEL, else 8).
+    plugins
+        Extra plugin directories (also: KESTRA_TRIO_PLUGIN_PATH).
+    kill_grace
+        Seconds between SIGTERM and SIGKILL when a task is cancelled or times out.
+    as_json
+        Print one JSON object with the execution id, final state and per-task results.
+    db
+        Database file.
+    """
+    from kestra_trio.cli.restart import restart_execution
+    from kestra_trio.errors import ExecutionNotFound
+
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        return _fail(f"--reason must be at most {MAX_REASON_CHARS} characters (got {len(reason)})")
+    try:
+        return await restart_execution(
+            execution_id, from_task=from_task, reason=_stored(reason), max_parallel=max_parallel, plugins=plugins,
+            kill_grace=kill_grace, as_json=as_json, db=db,
+        )
+    except ExecutionNotFound as exc:
+        return _not_found(exc, execution_id)

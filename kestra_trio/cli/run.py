@@ -34,6 +34,7 @@ async def run(
     /,
     *,
     inputs: Annotated[list[str] | None, Parameter(name=["--input", "-i"])] = None,
+    label: list[str] | None = None,
     max_parallel: OptionalWholeNumber = None,
     db: Path | None = None,
     plugins: list[Path] | None = None,
@@ -50,6 +51,9 @@ async def run(
         The workflow YAML file.
     inputs
         A run-time input as KEY=VALUE; repeat for several.
+    label
+        A label of this execution as KEY=VALUE, added to the workflow's `labels:`
+        (`execution list --label KEY=VALUE` finds it); repeat for several.
     max_parallel
         How many tasks may run at the same time (default: $KESTRA_TRIO_MAX_PARALLEL, else 8).
     db
@@ -70,7 +74,6 @@ async def run(
     from kestra_trio.plugin_runtime.registry import PluginRegistry
     from kestra_trio.service.app import ServiceConfig, open_service
     from kestra_trio.service.registry import load_file, revision_for_run
-    from kestra_trio.state.states import State
 
     max_parallel = resolve_max_parallel(max_parallel)
     kill_grace = resolve_kill_grace(kill_grace)
@@ -94,11 +97,14 @@ async def run(
     if not spec.enabled:
         raise UsageError(f"{workflow}: workflow {spec.id!r} is disabled (enabled: false); enable it to run it")
     values = coerce_inputs(spec, parse_input_args(inputs or []))
+    from kestra_trio.query.executions import parse_labels
+
+    labels = {**spec.labels, **parse_labels(label)}
     keep_days = retention_days()
     db_path = resolve_db_path(db)
 
     # an explicit --db is repeated in the follow hint (absolute: the hint is for another terminal)
-    view = _View(spec, as_json=as_json, kill_grace=kill_grace, db_hint=str(Path(db).absolute()) if db else None)
+    view = RunView(spec, as_json=as_json, kill_grace=kill_grace, db_hint=str(Path(db).absolute()) if db else None)
     from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
 
     # restricted mode that cannot be sandboxed here fails now, before anything is created
@@ -111,9 +117,16 @@ async def run(
             service.start_soon(view.tick)
             result = await service.run(
                 spec, values, workflow_path=str(Path(workflow).resolve()), workflow_revision=revision,
-                on_progress=view.on_progress,
+                on_progress=view.on_progress, labels=labels,
             )
     view.finish(result)
+    return exit_code(result)
+
+
+def exit_code(result) -> int:
+    """`run`'s (and `execution restart`'s) exit code for how the execution ended."""
+    from kestra_trio.state.states import State
+
     if result.state == State.SUCCESS:
         return int(ExitCode.OK)
     if result.state == State.CANCELLED and result.stop is not None and result.stop.signal is not None:
@@ -124,7 +137,7 @@ async def run(
     return int(ExitCode.FAILURE)
 
 
-class _View:
+class RunView:
     """Live table on a terminal, plain lines when piped, nothing but the result with --json."""
 
     def __init__(self, workflow, *, as_json: bool, kill_grace: float = 5.0, db_hint: str | None = None) -> None:
@@ -140,7 +153,7 @@ class _View:
         self.tty = (not as_json) and _isatty()
         self.color = color_enabled()
 
-    def __enter__(self) -> _View:
+    def __enter__(self) -> RunView:
         if self.tty:
             from rich.live import Live
 

@@ -8,6 +8,7 @@ error and as a final log line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -21,7 +22,8 @@ from kestra_trio.engine.retry import decide
 from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.errors import IllegalTransition
 from kestra_trio.model.durations import format_duration
-from kestra_trio.model.templates import TemplateError, render, secret_names
+from kestra_trio.model.templates import NO_ITEM, TemplateError, render, secret_names
+from kestra_trio.model.workflow import TaskSpec
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
@@ -76,17 +78,21 @@ class TaskWorker:
         self.run = run
 
     async def run_task(
-        self, result: TaskResult, upstream: Mapping[str, dict[str, Any]], slot: TaskSlot
+        self, result: TaskResult, upstream: Mapping[str, Any], slot: TaskSlot, *,
+        spec: TaskSpec | None = None, item: Any = NO_ITEM, item_index: int | None = None, first_attempt: int = 0,
     ) -> tuple[TaskResult, dict[str, Any] | None]:
         """Run every attempt of one task (holding `slot`); returns its record and, when it
         succeeded, its outputs as the plugin gave them (for the templates of tasks below).
+        A for_each iteration (`each[2]`) passes its task's `spec`, its `item` and index; a
+        restarted task the attempts it had (`first_attempt`): new ones are numbered after them.
 
         Raises:
             trio.Cancelled: the execution was stopped; the task's CANCELLED state is recorded first.
         """
         state: dict[str, Any] = {
-            "attempt": 0, "started_at": None, "handle": None, "attempt_started": None, "attempt_open": False,
+            "attempt": first_attempt, "base": first_attempt, "started_at": None, "handle": None, "attempt_started": None, "attempt_open": False,
             "result": result, "upstream": upstream, "slot": slot, "outputs": None,
+            "spec": spec, "item": item, "item_index": item_index,
         }
         try:
             await self._attempts(result.task_id, state)
@@ -96,15 +102,21 @@ class TaskWorker:
             raise
         return result, state["outputs"]
 
+    async def fail_unstarted(self, result: TaskResult, outcome: Outcome) -> None:
+        """A task that fails before any attempt (a run_if or for_each that cannot be rendered)."""
+        st = {"attempt": 0, "base": 0, "started_at": None, "attempt_started": None, "result": result, "handle": None,
+              "spec": None}
+        await self._fail(result.task_id, st, outcome)
+
     async def _attempts(self, task_id: str, st: dict[str, Any]) -> bool:
         run = self.run
-        spec = run.workflow.task(task_id)
+        spec = st["spec"] or run.workflow.task(task_id)
         result: TaskResult = st["result"]
         try:
             manifest, action = run.registry.resolve(spec.type)
         except LookupError as exc:
             return await self._fail(task_id, st, Outcome.failure(Reason.UNKNOWN_PLUGIN, str(exc), type="UnknownPlugin"))
-        max_attempts = spec.retry.max_attempts
+        max_attempts = st["base"] + spec.retry.max_attempts
         granted = _granted_secrets(spec.inputs, run.secrets)
         policy = SandboxPolicy.for_task(run.workflow, spec)
         runtime = run.services.runtime_for(run, policy)
@@ -115,7 +127,9 @@ class TaskWorker:
             try:
                 resolved = render(
                     dict(spec.inputs),
-                    run.template_context(task_id, attempt, st["upstream"]),
+                    run.template_context(
+                        spec.id, attempt, st["upstream"], item=st["item"], item_index=st["item_index"]
+                    ),
                     # a whole-value template into a string input gives text: "{{ n }}" -> "2"
                     schema=action.input_schema,
                 )
@@ -165,16 +179,24 @@ class TaskWorker:
             if attempt_scope.cancelled_caught or outcome is None:
                 outcome = await self._timed_out(task_id, timeout or 0.0, attempt, handle_slot.handle, started)
             st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
+            if outcome.metrics:
+                await self._record_metrics(task_id, attempt, outcome.metrics)
             if outcome.ok:
                 return await self._succeed(task_id, st, outcome)
-            decision = decide(spec.retry, attempt, outcome.reason_code or Reason.PLUGIN_FAILED)
+            decision = decide(spec.retry, attempt - st["base"], outcome.reason_code or Reason.PLUGIN_FAILED)
             if decision is None:
                 return await self._fail(task_id, st, outcome)
-            await self._backoff(task_id, st, outcome, decision.next_attempt, decision.delay)
+            await self._backoff(task_id, st, outcome, st["base"] + decision.next_attempt, decision.delay)
             # a task waiting to retry does not run: --max-parallel counts running tasks
             st["slot"].give_back()
             await trio.sleep(decision.delay)
             await st["slot"].take()
+
+    async def _record_metrics(self, task_id: str, attempt: int, metrics: tuple[Any, ...]) -> None:
+        """`::{"metrics": [...]}::` lines of one attempt, masked (they are plugin text)."""
+        masker = self.run.masker
+        masked = [dataclasses.replace(m, name=masker.mask(m.name), tags=masker.mask_value(m.tags)) for m in metrics]
+        await self.run.store.record_metrics(self.run.execution_id, task_id, attempt, masked)
 
     async def _timed_out(
         self, task_id: str, timeout: float, attempt: int, handle: ProcessHandle | None, started: int
@@ -272,14 +294,14 @@ class TaskWorker:
 
     async def _backoff(self, task_id: str, st: dict[str, Any], outcome: Outcome, next_attempt: int, delay: float) -> None:
         run = self.run
-        spec = run.workflow.task(task_id)
+        spec = st["spec"] or run.workflow.task(task_id)
         reason = (outcome.reason_code or Reason.PLUGIN_FAILED).value
         error = self._error(outcome, st["attempt"])
         ended = now_ms()
         await run.log(
             LogLevel.WARN, "worker",
             f"Task {task_id} attempt {st['attempt']} failed: {error.get('message')} [{reason}]; "
-            f"retrying (attempt {next_attempt}/{spec.retry.max_attempts}) in {format_duration(delay)}",
+            f"retrying (attempt {next_attempt}/{st['base'] + spec.retry.max_attempts}) in {format_duration(delay)}",
             task_id=task_id, attempt=st["attempt"], next_attempt=next_attempt, delay_ms=int(delay * 1000),
             reason_code=reason, error=error,
         )
@@ -305,7 +327,7 @@ class TaskWorker:
         st["result"].state = State.WAITING
         run.progress(
             ProgressEvent(run.execution_id, task_id, State.WAITING, Reason.BACKOFF.value, f"retry in {format_duration(delay)}",
-                          st["attempt"], spec.retry.max_attempts, spec.type)
+                          st["attempt"], st["base"] + spec.retry.max_attempts, spec.type)
         )
 
     async def _record_cancelled(self, task_id: str, st: dict[str, Any]) -> None:

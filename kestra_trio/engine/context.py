@@ -17,7 +17,8 @@ import trio
 
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.slots import TaskSlots
-from kestra_trio.model.templates import TemplateContext, render
+from kestra_trio.model.defaults import DEFAULT_FOR_EACH_MAX_ITEMS
+from kestra_trio.model.templates import NO_ITEM, TemplateContext, render
 from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.audit import AuditLogger
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
@@ -81,6 +82,10 @@ class ExecutionResult:
     error: dict[str, Any] | None = None
     stop: StopRequest | None = None
     workflow_revision: int | None = None
+    #: tasks that failed with `allow_failure: true` ("1 failure allowed")
+    allowed_failures: list[str] = field(default_factory=list)
+    #: the workflow's `outputs:`, rendered at its end (masked)
+    outputs: dict[str, Any] | None = None
 
 
 class RuntimeChooser(Protocol):
@@ -103,6 +108,8 @@ class EngineServices:
     options: EngineOptions
     #: for tasks without `timeout:` (None: no limit; KESTRA_TRIO_DEFAULT_TASK_TIMEOUT, read once)
     default_task_timeout: float | None = None
+    #: how many items one for_each may run (KESTRA_TRIO_FOR_EACH_MAX_ITEMS, read once)
+    for_each_max_items: int = DEFAULT_FOR_EACH_MAX_ITEMS
 
 
 class RunContext:
@@ -142,14 +149,21 @@ class RunContext:
         self.workflow_revision = workflow_revision
         self.trigger = dict(trigger or {"type": "manual"})
         self._variables: dict[str, Any] | None = None
+        #: `{{ execution.error }}` in errors:/finally: tasks: which task failed and why
+        self.execution_error: dict[str, Any] | None = None
 
     def task_timeout(self, spec: TaskSpec) -> float | None:
         return spec.timeout if spec.timeout is not None else self.services.default_task_timeout
 
-    def template_context(self, task_id: str, attempt: int, outputs: Mapping[str, Any]) -> TemplateContext:
-        """What a task's templates see."""
+    def template_context(
+        self, task_id: str, attempt: int, outputs: Mapping[str, Any], *, item: Any = NO_ITEM,
+        item_index: int | None = None,
+    ) -> TemplateContext:
+        """What a task's templates see (`item`: a for_each iteration's)."""
         workflow = self.workflow
-        execution = {"id": self.execution_id, "started_at": iso_ms(self.started_at)}
+        execution: dict[str, Any] = {"id": self.execution_id, "started_at": iso_ms(self.started_at)}
+        if self.execution_error is not None:
+            execution["error"] = self.execution_error
         about = {"id": workflow.id, "namespace": workflow.namespace, "revision": self.workflow_revision}
         if self._variables is None:  # rendered once, at first use
             base = TemplateContext(inputs=self.inputs, execution=execution, trigger=self.trigger, workflow=about)
@@ -157,7 +171,7 @@ class RunContext:
         return TemplateContext(
             inputs=self.inputs, outputs=outputs, secret=self.secrets.get, execution=execution,
             workflow=about, task={"id": task_id, "attempt": attempt}, trigger=self.trigger,
-            variables=self._variables,
+            variables=self._variables, item=item, item_index=item_index,
         )
 
     async def log(

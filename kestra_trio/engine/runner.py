@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import signal
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,8 @@ class ExecutionRun(RunContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.execution_scope = trio.CancelScope()
+        #: where errors:/finally: run (see `_run_handlers`); a stop then only sets its deadline
+        self.handler_scope: trio.CancelScope | None = None
 
     # stopping --------------------------------------------------------------------------
     async def stop(self, request: StopRequest) -> None:
@@ -81,6 +84,10 @@ class ExecutionRun(RunContext):
             )
         self.progress(ProgressEvent.for_execution(self.execution_id, State.RUNNING, "STOPPING", request.message))
         self.execution_scope.cancel()
+        if self.handler_scope is not None:  # errors:/finally: are running: they get the grace time
+            self.handler_scope.deadline = min(
+                self.handler_scope.deadline, trio.current_time() + HANDLER_GRACE_SECONDS
+            )
 
     async def forcing(self, signal_name: str) -> None:
         """A second stop signal: running plugins get SIGKILL now (the service set force_kill)."""
@@ -121,6 +128,7 @@ async def run_claimed(
     workflow_revision: int | None = None,
     on_progress: Any = None,
     trigger: Mapping[str, Any] | None = None,
+    restart_count: int = 0,
     task_status: trio.TaskStatus[ExecutionRun] = trio.TASK_STATUS_IGNORED,
 ) -> ExecutionResult:
     """Run an execution a worker has claimed (it is RUNNING since `started_at`) to its end.
@@ -134,11 +142,14 @@ async def run_claimed(
     )
     services.collector.set_masker(execution_id, run.masker)
     scheduler = Scheduler(run)
+    rows = await services.store.task_runs(execution_id) if restart_count else []
+    scheduler.reuse(rows)  # `execution restart`: what stayed finished is reused
     task_status.started(run)
     try:
         await run.log(LogLevel.INFO, "scheduler", "Execution started", state=State.RUNNING.value)
         run.progress(ProgressEvent.for_execution(execution_id, State.RUNNING, "STARTED", None))
         internal_error: BaseException | None = None
+        phases: list[Scheduler] = []
         try:
             async with trio.open_nursery() as timers:
                 if workflow.timeout is not None:
@@ -146,11 +157,14 @@ async def run_claimed(
                 with run.execution_scope:
                     await scheduler.run()
                 timers.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await scheduler.cancel_unstarted(run.stop_request)
+            phases = await _run_handlers(run, scheduler)
         except* Exception as group:  # a bug in the engine: record it, never lose the execution
             internal_error = group.exceptions[0]
             services.options.on_error(_describe_failure(internal_error))
         with trio.CancelScope(shield=True):
-            result = await _finish(run, scheduler, internal_error)
+            result = await _finish(run, scheduler, phases, internal_error)
         # every line of the execution went through the collector (flushed before the end
         # state): a long-lived collector forgets its secrets
         services.collector.forget_masker(execution_id)
@@ -158,6 +172,58 @@ async def run_claimed(
         return result
     finally:
         run.log_send.close()
+
+
+#: how long `finally:` (and `errors:` after a timeout) may run once the execution was stopped
+HANDLER_GRACE_SECONDS = 60.0
+
+
+async def _run_handlers(run: ExecutionRun, main: Scheduler) -> list[Scheduler]:
+    """`errors:` when the tasks failed (a task, or the execution timeout), then `finally:`
+    always — also after a cancel or timeout, then within HANDLER_GRACE_SECONDS. Each list is
+    its own graph and sees the outputs of `tasks:`."""
+    workflow = run.workflow
+    stop = run.stop_request
+    failed = main.first_failure is not None or (stop is not None and stop.reason == Reason.TIMEOUT)
+    lists = [("errors", workflow.errors)] if failed and workflow.errors else []
+    if workflow.finally_tasks:
+        lists.append(("finally", workflow.finally_tasks))
+    if not lists:
+        return []
+    run.execution_error = _execution_error(run, main)
+    run.handler_scope = trio.CancelScope()
+    if stop is not None:
+        run.handler_scope.deadline = trio.current_time() + HANDLER_GRACE_SECONDS
+    # each list sees the outputs of tasks: only (finally: may not use those of errors:)
+    phases = [Scheduler(run, tasks, phase=phase, outputs=main.outputs, upstream=main.upstream) for phase, tasks in lists]
+    for scheduler in phases:
+        scheduler.attempts_before = main.attempts_before  # (a restart: their earlier attempts)
+        await scheduler.open_rows()
+    with run.handler_scope:
+        for scheduler in phases:
+            await run.log(LogLevel.INFO, "scheduler", f"Running {scheduler.phase}: {len(scheduler.results)} task(s)",
+                          phase=scheduler.phase)
+            await scheduler.run()
+    with trio.CancelScope(shield=True):
+        for scheduler in phases:  # cut by the grace time: what did not run says so
+            await scheduler.cancel_unstarted(run.stop_request or StopRequest(
+                Reason.TIMEOUT, "system", f"{scheduler.phase}: did not end within {format_duration(HANDLER_GRACE_SECONDS)}"
+            ))
+    return phases
+
+
+def _execution_error(run: ExecutionRun, main: Scheduler) -> dict[str, Any]:
+    """`{{ execution.error }}`: which task failed and why (or the stop), masked."""
+    failed, stop = main.first_failure, run.stop_request
+    if failed is not None:
+        error = failed.error or {}
+        value = {"task_id": failed.task_id, "message": error.get("message"), "reason_code": failed.reason_code,
+                 "type": error.get("type"), "exit_code": error.get("exit_code")}
+    elif stop is not None:
+        value = {"task_id": None, "message": stop.message, "reason_code": stop.reason.value, "type": None, "exit_code": None}
+    else:
+        return {}
+    return run.masker.mask_value(value)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -173,13 +239,25 @@ def _describe_failure(exc: BaseException) -> str:
     return f"internal error: {exc!r}"
 
 
-async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseException | None) -> ExecutionResult:
+async def _finish(
+    run: ExecutionRun, scheduler: Scheduler, phases: list[Scheduler], internal_error: BaseException | None
+) -> ExecutionResult:
     stop = run.stop_request
     await scheduler.cancel_unstarted(stop)
+    failed = scheduler.first_failure
+    finally_failed = next((p.first_failure for p in phases if p.phase == "finally" and p.first_failure), None)
+    if failed is None and finally_failed is not None:
+        failed = finally_failed  # a successful run whose finally: failed ends FAILED
+    everyone = [scheduler, *phases]
+    tasks = {tid: result for s in everyone for tid, result in s.results.items()}
+    allowed = [tid for s in everyone for tid in s.allowed_failures]
+    counts = dict(Counter(result.state.value for result in tasks.values()))
+    outputs: dict[str, Any] | None = None
+    output_problem: str | None = None
+    if internal_error is None and stop is None and failed is None and run.workflow.outputs:
+        outputs, output_problem = _workflow_outputs(run, scheduler)
     ended = now_ms()
     duration_ms = ended - run.started_at
-    failed = scheduler.first_failure
-    counts = scheduler.counts()
     if internal_error is not None:
         state, reason, message = State.FAILED, Reason.INTERNAL_ERROR, _describe_failure(internal_error)
     elif stop is not None and stop.reason == Reason.TIMEOUT:
@@ -190,10 +268,14 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         error_message = (failed.error or {}).get("message", "failed")
         state, reason = State.FAILED, Reason.TASK_FAILED
         message = f"task {failed.task_id!r} failed: {error_message}"
+    elif output_problem is not None:
+        state, reason, message = State.FAILED, Reason.TEMPLATE_ERROR, output_problem
     else:
         state, reason, message = State.SUCCESS, Reason.COMPLETED, None
     message = run.masker.mask(message) if message else message
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    if allowed:
+        summary += f"; {len(allowed)} failure{'s' if len(allowed) != 1 else ''} allowed"
     level = LogLevel.INFO if state == State.SUCCESS else (LogLevel.WARN if state == State.CANCELLED else LogLevel.ERROR)
     await run.log(
         level,
@@ -210,7 +292,10 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
     audit: list[AuditEvent] = []
     if state == State.SUCCESS:
         audit.append(
-            AuditEvent(run.execution_id, AuditEventType.COMPLETED, {"duration_ms": duration_ms, "task_count": len(run.workflow.tasks)})
+            AuditEvent(run.execution_id, AuditEventType.COMPLETED, {
+                "duration_ms": duration_ms, "task_count": len(run.workflow.tasks),
+                **({"allowed_failures": allowed} if allowed else {}),
+            })
         )
     elif state == State.CANCELLED:
         audit.append(
@@ -237,6 +322,8 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         fields["failed_task_id"] = failed.task_id
     if stop is not None:
         fields["cancelled_by"] = stop.by
+    if outputs is not None:
+        fields["outputs"] = outputs
     await run.apply(StateChange(run.execution_id, state, reason.value, message, fields=fields, audit=audit, at=ended))
     run.progress(ProgressEvent.for_execution(run.execution_id, state, reason.value, message))
     return ExecutionResult(
@@ -246,9 +333,24 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         reason_code=reason.value,
         message=message,
         duration_ms=duration_ms,
-        tasks=scheduler.results,
+        tasks=tasks,
         failed_task_id=failed.task_id if failed else None,
         error=failed.error if failed else None,
         stop=stop,
+        allowed_failures=allowed,
+        outputs=outputs,
     )
+
+
+def _workflow_outputs(run: ExecutionRun, scheduler: Scheduler) -> tuple[dict[str, Any] | None, str | None]:
+    """The workflow's `outputs:` rendered over its tasks' outputs (masked), or why they cannot be."""
+    from kestra_trio.model.templates import TemplateContext, TemplateError, render
+
+    base = run.template_context("", 0, scheduler.outputs)
+    context = TemplateContext(inputs=base.inputs, outputs=base.outputs, execution=base.execution,
+                              workflow=base.workflow, trigger=base.trigger, variables=base.variables)
+    try:
+        return run.masker.mask_value(render(dict(run.workflow.outputs), context)), None
+    except TemplateError as exc:
+        return None, f"workflow outputs: {exc}"
 

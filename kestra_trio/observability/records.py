@@ -54,6 +54,7 @@ class AuditEventType(enum.StrEnum):
     CANCEL_REQUESTED = "CANCEL_REQUESTED"
     TIMEOUT = "TIMEOUT"  # execution or task timeout (metadata.scope)
     RETRY = "RETRY"
+    RESTARTED = "RESTARTED"  # `execution restart`: who, why, which tasks run again
 
 
 @dataclass(slots=True)

@@ -29,6 +29,13 @@ class InvalidState(UsageError):
 class ExecutionFilter:
     workflow_id: str | None = None
     state: str | None = None  # one of STATES; see `parse_state`
+    #: only executions carrying every one of these labels (`--label k=v`, see `parse_labels`)
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def parse_labels(texts: list[str] | None) -> tuple[tuple[str, str], ...]:
+        """`k=v` texts as (key, value) pairs; UsageError for a malformed one."""
+        return tuple(parse_labels(texts).items())
 
     @staticmethod
     def parse_state(text: str | None) -> str | None:
@@ -39,6 +46,26 @@ class ExecutionFilter:
         if state not in STATES:
             raise InvalidState(text)
         return state
+
+
+def parse_labels(texts: list[str] | None) -> dict[str, str]:
+    """`run --label k=v` / `list --label k=v`: the labels, checked as the YAML `labels:` map is.
+
+    Raises:
+        UsageError: no `=`, or a key/value the YAML map would refuse.
+    """
+    from kestra_trio.model.flow_checks import label_problem
+
+    labels: dict[str, str] = {}
+    for text in texts or []:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise UsageError(f"--label must be KEY=VALUE, got {text!r}")
+        problem = label_problem(key.strip(), value)
+        if problem is not None:
+            raise UsageError(f"--label {text!r}: {problem}")
+        labels[key.strip()] = value
+    return labels
 
 
 @dataclass(frozen=True)
@@ -61,7 +88,8 @@ async def list_executions(
     store = ExecutionStore(db)
     before = decode_cursor(cursor, int, str) if cursor else None
     rows = await store.list(
-        workflow_id=where.workflow_id, state=where.state, limit=limit + 1, before=before  # type: ignore[arg-type]
+        workflow_id=where.workflow_id, state=where.state, limit=limit + 1, before=before,  # type: ignore[arg-type]
+        labels=where.labels,
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -36,7 +36,7 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import ms
 from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
-from kestra_trio.model.defaults import default_task_timeout
+from kestra_trio.model.defaults import default_task_timeout, for_each_max_items
 from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import LogEntry, LogLevel
@@ -100,6 +100,7 @@ class Service:
         self.slots = TaskSlots(max(1, config.options.max_parallel))
         #: a bad KESTRA_TRIO_DEFAULT_TASK_TIMEOUT stops the process here, before anything is created
         self.default_task_timeout = default_task_timeout(config.options.environ)
+        self.for_each_max_items = for_each_max_items(config.options.environ)
         #: runs pinned to this process, handed over in memory by `enqueue`, by execution id
         self._prepared: dict[str, PreparedRun] = {}
         #: parsed workflows by (id, revision), the most recently used last
@@ -123,6 +124,8 @@ class Service:
         execution_id: str | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         trigger: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        parent: tuple[str, str, int] | None = None,
     ) -> str:
         """Create the execution QUEUED and wake the worker; returns its id.
 
@@ -130,7 +133,8 @@ class Service:
         the process dies first, recovery marks it ENGINE_LOST. A shared queue (DEFAULT_QUEUE)
         leaves it to any worker serving that queue; it survives a kill -9 of everyone.
         `trigger` is what started it beyond `trigger_type` (`{{ trigger.* }}` in templates):
-        stored masked with the execution.
+        stored masked with the execution. `labels`: the execution's (default: the workflow's
+        `labels:`). `parent`: (execution id, task id, depth) of the subflow task that starts it.
         """
         execution_id = execution_id or new_execution_id()
         on_progress = on_progress or self.options.on_progress
@@ -150,6 +154,10 @@ class Service:
             queue=self.identity.private_queue if pinned else queue,  # type: ignore[arg-type]
             workflow_revision=workflow_revision,
             trigger=None if trigger is None else masker.mask_value({**trigger, "type": trigger_type}),
+            labels=dict(workflow.labels if labels is None else labels) or None,
+            parent_execution_id=parent[0] if parent else None,
+            parent_task_id=parent[1] if parent else None,
+            subflow_depth=parent[2] if parent else 0,
         )
         tasks = [
             NewTaskRun(
@@ -184,6 +192,62 @@ class Service:
             on_progress(ProgressEvent.for_execution(execution_id, State.QUEUED, "CREATED", None))
         self.worker.poke()
         return execution_id
+
+    async def restart(
+        self,
+        execution_id: str,
+        *,
+        from_task: str | None = None,
+        by: str = "user",
+        reason: str | None = None,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> Workflow:
+        """`execution restart`: the same execution runs again in this process (pinned, as
+        `run`), only what failed or did not run (or `from_task` and what follows), reusing
+        the stored outputs of the rest. Wait for it with `wait`. Returns its workflow.
+
+        Raises:
+            UsageError: it is still running, names no workflow revision, or nothing is left to run.
+        """
+        from kestra_trio.engine.restart import plan_restart
+        from kestra_trio.errors import ExecutionNotFound, IllegalTransition, UsageError
+        from kestra_trio.storage.executions import Restart
+
+        row = await self.store.get(execution_id)
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        if not State(row.state).is_terminal:
+            raise UsageError(f"execution {execution_id} is {row.state}: only a finished execution can be restarted")
+        try:
+            prepared = await self._prepare_from_registry(row)
+        except LookupError as exc:
+            raise UsageError(f"execution {execution_id} cannot be restarted: {exc}") from None
+        rows = await self.store.task_runs(execution_id)
+        rerun = plan_restart(prepared.workflow, rows, from_task)
+        before = {r.task_id: r.attempt_count or 0 for r in rows}
+        tries = {tid: before.get(tid, 0) + prepared.workflow.task(tid).retry.max_attempts for tid in rerun}
+        prepared.on_progress = on_progress or self.options.on_progress
+        prepared.trigger = row.trigger
+        assert self.worker is not None, "restart inside `async with open_service(...)`"
+        self._prepared[execution_id] = prepared
+        self.worker.expect(execution_id)
+        try:
+            await self.store.restart(Restart(
+                execution_id, rerun, self.identity.private_queue, by, reason, from_task,
+                engine_pid=self.identity.pid, engine_host=self.identity.host, max_attempts=tries,
+            ))
+        except IllegalTransition:
+            self._prepared.pop(execution_id, None)
+            raise UsageError(f"execution {execution_id} is running again: only a finished execution can be restarted") from None
+        self.collector.set_masker(execution_id, Masker(prepared.secrets.values()))
+        await self._log_send.send(LogEntry(
+            execution_id, None, LogLevel.INFO, "scheduler",
+            f"Execution restarted by {by}" + (f" from task {from_task}" if from_task else "")
+            + f": {len(rerun)} task(s) run again ({', '.join(list(rerun)[:20])}{', ...' if len(rerun) > 20 else ''})",
+            {"restarted_by": by, "reason": reason, "from_task": from_task, "tasks": list(rerun)},
+        ))
+        self.worker.poke()
+        return prepared.workflow
 
     async def wait(self, execution_id: str) -> ExecutionResult:
         """The result of an execution enqueued pinned to this process (`queue=None`), once it has ended."""
@@ -336,6 +400,7 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
                         options=options, default_task_timeout=service.default_task_timeout,
+                        for_each_max_items=service.for_each_max_items,
                     )
                     service.worker = Worker(
                         engine, service.queue, service.audit_store, service.identity,

@@ -34,7 +34,7 @@ async def recover_lost_executions(store: ExecutionStore, logs: LogStore | None =
         error = {"message": message, "type": "EngineLost", "reason_code": Reason.ENGINE_LOST.value}
         changes = []
         for run in runs:
-            if run.state in ("SUCCESS", "FAILED", "CANCELLED"):
+            if State(run.state).is_terminal:
                 continue
             attempt = open_attempts.get(run.task_id)
             changes.append(

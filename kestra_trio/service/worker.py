@@ -154,7 +154,7 @@ class Worker:
                 audit_sink=self.audit_sink, secrets=prepared.secrets,
                 started_at=row.started_at or row.claimed_at or 0, workflow_revision=row.workflow_revision,
                 on_progress=prepared.on_progress, trigger=prepared.trigger or row.trigger,
-                task_status=_Registration(self, row.id),
+                restart_count=row.restart_count, task_status=_Registration(self, row.id),
             )
         finally:
             waiter.done.set()
@@ -205,7 +205,7 @@ async def _fail_unrunnable(engine: EngineServices, audit_sink: AuditSink, row: E
         StateChange(row.id, State.CANCELLED, Reason.INTERNAL_ERROR.value, message, task_id=task.task_id,
                     fields={"ended_at": at, "error": error}, at=at)
         for task in await engine.store.task_runs(row.id)
-        if task.state not in ("SUCCESS", "FAILED", "CANCELLED")
+        if not State(task.state).is_terminal
     ]
     changes.append(StateChange(
         row.id, State.FAILED, Reason.INTERNAL_ERROR.value, message, fields={"ended_at": at},

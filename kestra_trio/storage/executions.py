@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +124,7 @@ _EXEC_FIELDS = {
     "engine_pid", "engine_host", "worker_id", "claimed_at", "heartbeat_at", "outputs", "queue", "restart_count",
 }
 _TASK_FIELDS = {
-    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count", "sandbox",
+    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count", "sandbox", "max_attempts",
 }
 _JSON_FIELDS = {"inputs", "outputs", "error", "sandbox"}
 
@@ -269,9 +269,9 @@ def open_task_runs_sync(
     takes the RESTARTED edge back to PENDING/WAITING (its attempts stay: history), in one
     transaction."""
     existing = {
-        task_id: State(state)
-        for task_id, state in raw.execute(
-            "SELECT task_id, state FROM task_runs WHERE execution_id = ? AND "
+        task_id: attempts or 0
+        for task_id, attempts in raw.execute(
+            "SELECT task_id, attempt_count FROM task_runs WHERE execution_id = ? AND "
             f"task_id IN ({','.join('?' * len(tasks))})",
             (execution_id, *[t.task_id for t in tasks]),
         )
@@ -283,7 +283,7 @@ def open_task_runs_sync(
         [
             StateChange(
                 execution_id, t.first_state, "RESTARTED", "run again after a restart", task_id=t.task_id,
-                fields=dict(_CLEARED_TASK_FIELDS), restart=True, at=at,
+                fields={**_CLEARED_TASK_FIELDS, "max_attempts": existing[t.task_id] + t.max_attempts}, restart=True, at=at,
             )
             for t in tasks
             if t.task_id in existing
@@ -301,6 +301,57 @@ def open_task_runs_sync(
             (execution_id, execution_id),
         )
     return results
+
+
+@dataclass(frozen=True)
+class Restart:
+    """`execution restart`: who asked, why, which task runs go again, where it is queued."""
+
+    execution_id: str
+    #: task run id -> PENDING or WAITING (where it starts again)
+    rerun: Mapping[str, State]
+    queue: str
+    by: str
+    reason: str | None = None
+    from_task: str | None = None
+    engine_pid: int | None = None
+    engine_host: str | None = None
+    #: task run id -> its attempts so far + the retries it is given now (`inspect` shows n/max)
+    max_attempts: Mapping[str, int] = field(default_factory=dict)
+
+
+def restart_sync(raw: sqlite3.Connection, restart: Restart, at: int) -> int:
+    """The RESTARTED edge in one transaction: the execution back to QUEUED (its end, error
+    and outputs cleared, `restart_count` + 1), each re-run task run back to PENDING/WAITING
+    (its attempts stay: they are history), one RESTARTED audit event. Returns the new count.
+
+    Raises:
+        IllegalTransition: the execution is not finished (a running one is not restarted).
+    """
+    row = raw.execute("SELECT restart_count FROM executions WHERE id = ?", (restart.execution_id,)).fetchone()
+    if row is None:
+        raise ExecutionNotFound(restart.execution_id)
+    count = int(row[0] or 0) + 1
+    message = f"restarted by {restart.by}" + (f": {restart.reason}" if restart.reason else "")
+    event = AuditEvent(restart.execution_id, AuditEventType.RESTARTED, {
+        "restarted_by": restart.by, "reason": restart.reason, "from_task": restart.from_task,
+        "tasks": sorted(restart.rerun), "restart_count": count,
+    }, at)
+    apply_sync(raw, [
+        StateChange(
+            restart.execution_id, State.QUEUED, "RESTARTED", message, restart=True, audit=[event], at=at,
+            fields={"ended_at": None, "failed_task_id": None, "cancelled_by": None, "outputs": None,
+                    "queue": restart.queue, "engine_pid": restart.engine_pid, "engine_host": restart.engine_host,
+                    "worker_id": None, "claimed_at": None, "heartbeat_at": None, "restart_count": count},
+        ),
+        *[
+            StateChange(restart.execution_id, target, "RESTARTED", message, task_id=task_id, restart=True,
+                        fields={**_CLEARED_TASK_FIELDS, **({"max_attempts": restart.max_attempts[task_id]}
+                                                           if task_id in restart.max_attempts else {})}, at=at)
+            for task_id, target in restart.rerun.items()
+        ],
+    ])
+    return count
 
 
 #: what a task run that runs again starts without (its attempts keep the history)
@@ -488,7 +539,7 @@ def _unfinished_on_host(raw: sqlite3.Connection, host: str) -> list[tuple[str, i
 
 def _task_runs(raw: sqlite3.Connection, execution_id: str) -> list[TaskRunRow]:
     rows = raw.execute(
-        f"SELECT {TASK_RUN_SELECT} FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,)
+        f"SELECT {TASK_RUN_SELECT} FROM task_runs WHERE execution_id = ? ORDER BY position, iteration", (execution_id,)
     ).fetchall()
     return [TaskRunRow.from_row(r) for r in rows]
 
@@ -571,6 +622,10 @@ class ExecutionStore:
         """Newest first; `before` (created_at, id) continues after a previous page's last row;
         `labels`: only executions carrying every one of these (key, value) pairs."""
         return await self.db.run(_list, workflow_id, state, limit, before, tuple(labels))
+
+    async def restart(self, restart: Restart) -> int:
+        """See `restart_sync`."""
+        return await self.db.write(restart_sync, restart, now_ms())
 
     async def children(self, execution_id: str) -> list[ExecutionRow]:
         """The executions its subflow tasks started, oldest first."""

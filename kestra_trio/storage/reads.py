@@ -140,7 +140,7 @@ def snapshot_rows(
         TaskRunRow.from_row(r)
         for r in raw.execute(
             f"SELECT {TASK_RUN_SELECT if with_values else TASK_RUN_SELECT_WITHOUT_VALUES} FROM task_runs "
-            "WHERE execution_id = ? ORDER BY position",
+            "WHERE execution_id = ? ORDER BY position, iteration",
             (execution_id,),
         )
     ]

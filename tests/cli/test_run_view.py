@@ -66,7 +66,7 @@ async def test_live_view_redraws_at_most_ten_times_a_second_whatever_the_event_r
     monkeypatch.setattr(console_module, "stdout_console", lambda: screen)
     monkeypatch.setattr(run_module, "_isatty", lambda: True)
     tasks = tuple(TaskSpec(id=f"t{i}", type="core/shell.run") for i in range(300))
-    view = run_module._View(Workflow(id="wf", tasks=tasks), as_json=False)
+    view = run_module.RunView(Workflow(id="wf", tasks=tasks), as_json=False)
     redraws = []
     real_refresh = view.refresh
     view.refresh = lambda: (redraws.append(trio.current_time()), real_refresh())
