@@ -16,14 +16,14 @@ from typing import Any
 
 import trio
 
-from kestra_trio.engine.context import RunContext, TaskResult
+from kestra_trio.engine.context import RunContext, StopRequest, TaskResult
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.retry import decide
 from kestra_trio.engine.slots import TaskSlots
-from kestra_trio.errors import IllegalTransition
+from kestra_trio.errors import IllegalTransition, KestraTrioError
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.templates import NO_ITEM, TemplateError, render, secret_names
-from kestra_trio.model.workflow import TaskSpec
+from kestra_trio.model.workflow import TaskSpec, subflow_call
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
@@ -101,6 +101,68 @@ class TaskWorker:
                 await self._record_cancelled(result.task_id, state)
             raise
         return result, state["outputs"]
+
+    async def run_subflow(
+        self, result: TaskResult, upstream: Mapping[str, Any], *, first_attempt: int = 0
+    ) -> tuple[TaskResult, dict[str, Any] | None]:
+        """A `core/flow.subflow` task: start the child execution, wait for it (`wait: true`),
+        and take its id, state and workflow outputs as outputs. One attempt, no process."""
+        run = self.run
+        task_id = result.task_id
+        spec = run.workflow.task(task_id)
+        attempt = first_attempt + 1
+        st: dict[str, Any] = {"attempt": attempt, "base": first_attempt, "started_at": None, "attempt_started": None,
+                              "result": result, "handle": None, "spec": spec, "attempt_open": False, "outputs": None}
+        try:
+            call = subflow_call(render(dict(spec.inputs), run.template_context(task_id, attempt, upstream)))
+        except TemplateError as exc:
+            st["attempt"] = first_attempt
+            await self._fail(task_id, st, Outcome.failure(Reason.TEMPLATE_ERROR, str(exc), type="TemplateError"))
+            return result, None
+        started = now_ms()
+        st.update(started_at=started, attempt_started=started, attempt_open=True)
+        await run.apply(StateChange(
+            run.execution_id, State.RUNNING, Reason.STARTED.value, task_id=task_id,
+            fields={"attempt_count": attempt, "started_at": started, "inputs": run.masker.mask_value(
+                {"workflow": call.workflow, "inputs": dict(call.inputs), "wait": call.wait})},
+            attempt=AttemptWrite(attempt, AttemptState.RUNNING.value, started), at=started,
+        ))
+        result.state, result.attempts = State.RUNNING, attempt
+        run.progress(ProgressEvent(run.execution_id, task_id, State.RUNNING, "STARTED", None, attempt, attempt, spec.type))
+        launcher = run.services.subflows
+        try:
+            if launcher is None:
+                raise LookupError("subflows run only inside a service (kestra-trio run, the server)")
+            child = await launcher.start(run, task_id, call)
+        except (KestraTrioError, LookupError) as exc:
+            await self._fail(task_id, st, Outcome.failure(Reason.PLUGIN_FAILED, f"subflow not started: {exc}", type="SubflowRefused"))
+            return result, None
+        await run.log(
+            LogLevel.INFO, "worker",
+            f"Task {task_id} started subflow execution {child} (workflow {call.workflow}); "
+            f"its logs: kestra-trio execution logs {child}",
+            task_id=task_id, child_execution_id=child, wait=call.wait,
+        )
+        if not call.wait:
+            await self._succeed(task_id, st, Outcome.success({"execution_id": child, "state": State.QUEUED.value, "outputs": {}}))
+            return result, st["outputs"]
+        try:
+            ended = await launcher.wait(child)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                stop = run.stop_request or StopRequest(Reason.EXECUTION_CANCELLED, "system", "cancelled")
+                await launcher.stop(child, stop)
+                await self._record_cancelled(task_id, st)
+            raise
+        outputs = {"execution_id": child, "state": ended.state.value, "outputs": ended.outputs or {}}
+        if ended.state == State.SUCCESS:
+            await self._succeed(task_id, st, Outcome.success(outputs))
+            return result, st["outputs"]
+        await self._fail(task_id, st, Outcome.failure(
+            Reason.PLUGIN_FAILED, f"subflow execution {child} ended {ended.state.value}: {ended.message or ended.reason_code}",
+            type="SubflowFailed", execution_id=child,
+        ))
+        return result, None
 
     async def fail_unstarted(self, result: TaskResult, outcome: Outcome) -> None:
         """A task that fails before any attempt (a run_if or for_each that cannot be rendered)."""

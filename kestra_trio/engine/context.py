@@ -95,6 +95,17 @@ class RuntimeChooser(Protocol):
     def __call__(self, run: RunContext, policy: SandboxPolicy | None) -> Runtime: ...
 
 
+class SubflowLauncher(Protocol):
+    """How a `core/flow.subflow` task starts and follows its child execution (the service's
+    enqueue and worker, see `service.subflows`); `start` raises KestraTrioError when it cannot."""
+
+    async def start(self, run: RunContext, task_id: str, call: Any) -> str: ...
+
+    async def wait(self, child_id: str) -> ExecutionResult: ...
+
+    async def stop(self, child_id: str, request: StopRequest) -> None: ...
+
+
 @dataclass
 class EngineServices:
     """What a process opens once and every execution it runs shares (see `service.app`)."""
@@ -110,6 +121,8 @@ class EngineServices:
     default_task_timeout: float | None = None
     #: how many items one for_each may run (KESTRA_TRIO_FOR_EACH_MAX_ITEMS, read once)
     for_each_max_items: int = DEFAULT_FOR_EACH_MAX_ITEMS
+    #: runs `core/flow.subflow` tasks (None: they fail, e.g. in a bare engine without a service)
+    subflows: SubflowLauncher | None = None
 
 
 class RunContext:

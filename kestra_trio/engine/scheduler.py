@@ -30,7 +30,7 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.model.control import condition_holds, for_each_items, iteration_id
 from kestra_trio.model.dag import Dag, Upstream, VerdictKind, classify_upstream
 from kestra_trio.model.templates import TemplateError, render
-from kestra_trio.model.workflow import TaskSpec
+from kestra_trio.model.workflow import SUBFLOW_TYPE, TaskSpec
 from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Outcome
 from kestra_trio.state.states import Reason, State
@@ -176,6 +176,11 @@ class Scheduler:
             outputs: Any = None
             if spec.run_if is not None and not await self._condition_holds(spec, result):
                 pass  # SKIPPED, or FAILED for a broken run_if: recorded
+            elif spec.type == SUBFLOW_TYPE:
+                slot.give_back()  # waiting for the child is not running: its tasks need the slots
+                result, outputs = await self.worker.run_subflow(
+                    result, self.outputs, first_attempt=self.attempts_before.get(task_id, 0)
+                )
             elif spec.for_each is not None:
                 slot.give_back()  # each iteration takes a slot of its own
                 outputs = await self._for_each(spec, result)

@@ -44,6 +44,7 @@ from kestra_trio.plugin_runtime.reaper import open_group_reaper
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.secrets.providers import resolve_secrets
 from kestra_trio.service.recovery import recover_lost_executions
+from kestra_trio.service.subflows import ServiceSubflows
 from kestra_trio.service.worker import PreparedRun, Worker
 from kestra_trio.state.states import Reason, State
 from kestra_trio.storage.audit import AuditStore
@@ -400,7 +401,7 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
                         options=options, default_task_timeout=service.default_task_timeout,
-                        for_each_max_items=service.for_each_max_items,
+                        for_each_max_items=service.for_each_max_items, subflows=ServiceSubflows(service),
                     )
                     service.worker = Worker(
                         engine, service.queue, service.audit_store, service.identity,
