@@ -321,9 +321,48 @@ def execution_overview(snapshot: ExecutionSnapshot) -> Table:
         grid.add_row("Duration", Text(f"running for {format_duration_ms(duration)}", style="kt.state.running"))
     else:
         grid.add_row("Duration", Text(format_duration_ms(duration)))
-    grid.add_row("Tasks", Text(str(len(snapshot.tasks))))
+    allowed = snapshot.allowed_failures
+    grid.add_row("Tasks", Text(str(len(snapshot.tasks)) + (
+        f" ({len(allowed)} failure{'s' if len(allowed) != 1 else ''} allowed: {literal_line(', '.join(allowed))})"
+        if allowed else "")))
     grid.add_row("Log entries", Text(str(snapshot.log_count)))
+    for row in flow_overview_rows(snapshot):
+        grid.add_row(*row)
     return grid
+
+
+def flow_overview_rows(snapshot: ExecutionSnapshot) -> list[tuple[str, Text]]:
+    """Labels, subflow parent and children, restarts and the workflow's outputs (issue 11)."""
+    execution = snapshot.execution
+    rows: list[tuple[str, Text]] = []
+    if execution.labels:
+        rows.append(("Labels", Text(literal(", ".join(f"{k}={v}" for k, v in execution.labels.items())))))
+    if execution.parent_execution_id:
+        rows.append(("Parent", Text(literal(f"{execution.parent_execution_id} (task {execution.parent_task_id})"))))
+    if snapshot.children:
+        shown = ", ".join(f"{c.id} {c.workflow_id} {c.state}" for c in snapshot.children[:10])
+        more = f" and {len(snapshot.children) - 10} more" if len(snapshot.children) > 10 else ""
+        rows.append(("Children", Text(literal(shown + more))))
+    if execution.restart_count:
+        rows.append(("Restarts", Text(f"{execution.restart_count} (kestra-trio execution inspect {execution.id} --audit)")))
+    if execution.outputs:
+        rows.append(("Outputs", Text(literal(value_text(execution.outputs)))))
+    return rows
+
+
+def metric_lines(snapshot: ExecutionSnapshot, limit: int = 50) -> list[Text]:
+    """`::{"metrics": [...]}::` of the tasks: task (attempt), name, value, type, tags."""
+    lines = []
+    for metric in snapshot.metrics[:limit]:
+        tags = ", ".join(f"{k}={v}" for k, v in metric.tags.items())
+        value = f"{metric.value:g}"
+        lines.append(Text(literal(
+            f"  {metric.task_id} (attempt {metric.attempt})  {metric.name} = {value}"
+            + (f"  [{metric.type}]" if metric.type else "") + (f"  {{{tags}}}" if tags else "")
+        )))
+    if len(snapshot.metrics) > limit:
+        lines.append(Text(f"  ... {len(snapshot.metrics) - limit} more (inspect --json)", style="kt.hint"))
+    return lines
 
 
 def _needs_text(task: TaskRunRow, states: Mapping[str, str]) -> Text:
@@ -332,7 +371,7 @@ def _needs_text(task: TaskRunRow, states: Mapping[str, str]) -> Text:
         if index:
             text.append(", ")
         state = states.get(need, "?")
-        mark = {"SUCCESS": "✓", "FAILED": "✗", "CANCELLED": "✗"}.get(state, "…")
+        mark = {"SUCCESS": "✓", "FAILED": "✗", "CANCELLED": "✗", "SKIPPED": "–"}.get(state, "…")
         text.append(f"{literal(need)} {mark}", style=state_style(state) if mark != "…" else "kt.muted")
     return text if task.needs else Text("-", style="kt.muted")
 
@@ -360,9 +399,13 @@ def task_table(
     states = snapshot.task_states
     rows = [
         {
-            "TASK": Text(literal(task.task_id)),
+            "TASK": Text(literal(task.task_id)) + (
+                Text(f" ({task.phase})", style="kt.muted") if task.phase != "tasks" and task.parent_task_id is None else Text()
+            ),
             "TYPE": Text(literal(task.type)),
-            "STATE": state_text(task.state),
+            "STATE": state_text(task.state) + (
+                Text(" allowed", style="kt.muted") if (task.error or {}).get("failure_allowed") else Text()
+            ),
             "ATTEMPTS": Text(f"{task.attempt_count}/{task.max_attempts}"),
             "DURATION": _task_duration_text(task, now),
             "STARTED": Text(clock_ms(task.started_at)),
@@ -551,7 +594,9 @@ def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = Non
     return Group(*parts)
 
 
-_STATE_ORDER = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "RUNNING": 3, "WAITING": 4, "PENDING": 5, "QUEUED": 6}
+_STATE_ORDER = {
+    "SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "SKIPPED": 3, "RUNNING": 4, "WAITING": 5, "PENDING": 6, "QUEUED": 7,
+}
 
 
 def inspect_view(
@@ -592,6 +637,8 @@ def inspect_view(
         errors = [line for task in snapshot.tasks for line in error_lines(task)]
         if errors:
             parts += [Text(""), _section("Errors"), *errors]
+        if snapshot.metrics:
+            parts += [Text(""), _section(f"Metrics ({len(snapshot.metrics)})"), *metric_lines(snapshot)]
         if show_inputs:
             parts += [Text(""), _section("Inputs and outputs")]
             for task in snapshot.tasks:

@@ -325,9 +325,13 @@ class TaskWorker:
         result: TaskResult = st["result"]
         reason = (outcome.reason_code or Reason.PLUGIN_FAILED).value
         error = self._error(outcome, st["attempt"])
+        allowed = (st["spec"] or run.workflow.task(task_id.split("[", 1)[0])).allow_failure
+        if allowed:  # `inspect` says "failure allowed"; the execution goes on
+            error["failure_allowed"] = True
         ended = now_ms()
         duration = ended - (st["started_at"] or ended)
         exit_part = f" (exit code {error.get('exit_code')})" if error.get("exit_code") is not None else ""
+        exit_part += " (failure allowed)" if allowed else ""
         await run.log(
             LogLevel.ERROR, "worker", f"Task {task_id} failed: {error.get('message')}{exit_part} [{reason}]",
             task_id=task_id, attempt=st["attempt"], status=State.FAILED.value, duration_ms=duration, error=error,

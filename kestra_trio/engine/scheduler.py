@@ -312,6 +312,8 @@ class Scheduler:
             state, reason_code = State.FAILED, Reason.PLUGIN_FAILED.value
             error = {"message": message, "type": "IterationsFailed", "reason_code": reason_code,
                      "failed_iterations": [r.task_id for r in failed[:100]]}
+            if spec.allow_failure:
+                error["failure_allowed"] = True
         else:
             state, reason_code, message, error = State.SUCCESS, Reason.COMPLETED.value, None, None
         masked = run.masker.mask_value(outputs) if state == State.SUCCESS else None

@@ -19,7 +19,7 @@ from kestra_trio.storage.reads import snapshot_rows
 from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
 from kestra_trio.storage.sandbox import SandboxRows, sandbox_rows
 
-TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED", "SKIPPED"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,15 @@ class ExecutionSnapshot:
     focus_task: str | None = None
     taken_at_ms: int = 0
     sandbox: SandboxRows | None = None  # restricted mode: each task's sandbox and the refusals
+    #: subflow children, oldest first
+    children: list[ExecutionRow] = field(default_factory=list)
+    #: what its tasks reported with `::{"metrics": [...]}::` lines (`storage.metrics.MetricRow`)
+    metrics: list = field(default_factory=list)
+
+    @property
+    def allowed_failures(self) -> list[str]:
+        """Tasks that failed with `allow_failure: true` (the execution went on)."""
+        return [t.task_id for t in self.tasks if t.state == "FAILED" and (t.error or {}).get("failure_allowed")]
 
     @property
     def log_count(self) -> int:
@@ -88,7 +97,7 @@ class ExecutionInspector:
             raise ExecutionNotFound(execution_id)
         snapshot = ExecutionSnapshot(
             rows.execution, rows.tasks, rows.attempts, rows.audit, rows.task_logs, task_id, rows.taken_at_ms,
-            await self.db.read(sandbox_rows, resolved),
+            await self.db.read(sandbox_rows, resolved), rows.children, rows.metrics,
         )
         if task_id is not None and snapshot.task(task_id) is None:
             raise TaskNotFound(resolved, task_id)

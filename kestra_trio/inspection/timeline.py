@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from kestra_trio.storage.rows import AttemptRow, ExecutionRow, TaskRunRow
 
-_TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+_TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED", "SKIPPED"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,12 @@ def execution_document(execution: ExecutionRow, now: int) -> dict[str, Any]:
         "cancelled_by": execution.cancelled_by,
         "engine_pid": execution.engine_pid,
         "engine_host": execution.engine_host,
+        # issue 11: the workflow's outputs, labels, subflow parent, restarts
+        "outputs": execution.outputs,
+        "labels": execution.labels or {},
+        "parent_execution_id": execution.parent_execution_id,
+        "parent_task_id": execution.parent_task_id,
+        "restart_count": execution.restart_count,
     }
 
 
@@ -170,6 +176,10 @@ def _task_json(task: TaskRunRow, attempts: Sequence[AttemptRow], states: Mapping
         "outputs": task.outputs,
         "error": task.error,
         "attempts": [_attempt_json(a) for a in attempts],
+        "phase": task.phase,
+        "parent_task_id": task.parent_task_id,
+        "iteration": task.iteration,
+        "item": task.item,
     }
 
 
@@ -186,6 +196,10 @@ def snapshot_document(snapshot: ExecutionSnapshot, *, task_id: str | None = None
         "execution": execution_document(snapshot.execution, now),
         "tasks": [_task_json(t, snapshot.attempts_by_task.get(t.task_id, []), states, now) for t in tasks],
         "audit_events": [_audit_json(e) for e in snapshot.audit],
+        "children": [{"id": c.id, "workflow_id": c.workflow_id, "state": c.state, "parent_task_id": c.parent_task_id}
+                     for c in snapshot.children],
+        "metrics": [{"task_id": m.task_id, "attempt": m.attempt, "name": m.name, "type": m.type, "value": m.value,
+                     "tags": m.tags, "recorded_at": iso_ms(m.recorded_at)} for m in snapshot.metrics],
         "generated_at": iso_ms(now),
     }
     if task_id is not None:

@@ -10,7 +10,7 @@ prints up to a million of them and building a dataclass per row would be most of
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from kestra_trio.storage.logs import LogFilter
 from kestra_trio.storage.logs import filter_clauses as _log_where
@@ -125,6 +125,10 @@ class SnapshotRows:
     audit: list[AuditRow]
     task_logs: list[LogRow]  # last lines of `log_task_id` (empty when not asked)
     taken_at_ms: int
+    #: subflow children (executions this one's subflow tasks started), oldest first
+    children: list[ExecutionRow] = field(default_factory=list)
+    #: `::{"metrics": [...]}::` of its tasks (`storage.metrics.MetricRow`)
+    metrics: list = field(default_factory=list)
 
 
 def snapshot_rows(
@@ -166,4 +170,15 @@ def snapshot_rows(
             (execution_id, log_task_id, log_tail),
         ).fetchall()
         logs = [LogRow.from_row(r) for r in reversed(tail)]
-    return SnapshotRows(ExecutionRow.from_row(row), tasks, attempts, audit, logs, taken_at_ms)
+    from kestra_trio.storage.metrics import metric_rows
+
+    children = [
+        ExecutionRow.from_row(r)
+        for r in raw.execute(
+            f"SELECT {EXECUTION_SELECT} FROM executions WHERE parent_execution_id = ? ORDER BY created_at, id",
+            (execution_id,),
+        )
+    ]
+    return SnapshotRows(
+        ExecutionRow.from_row(row), tasks, attempts, audit, logs, taken_at_ms, children, metric_rows(raw, execution_id)
+    )
