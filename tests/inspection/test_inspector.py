@@ -51,7 +51,8 @@ async def test_query_count_does_not_grow_with_tasks(tmp_path: Path, task_id: str
         assert snapshot.log_count == 199
     # resolve id + execution + task runs + attempts + audit (+ one task's last lines)
     # + restricted mode's two: each task's sandbox, the refusals
-    assert counts["small"] == counts["large"] == (7 if task_id is None else 8)
+    # + issue 11's two: subflow children, metrics
+    assert counts["small"] == counts["large"] == (9 if task_id is None else 10)
 
 
 async def test_snapshot_contents(tmp_path: Path) -> None:
