@@ -156,6 +156,7 @@ def summary_lines(result: ExecutionResult, db: str | None = None) -> list[str]:
         f"Execution {result.execution_id} {result.state.value} in {format_duration(result.duration_ms / 1000)}"
         + (f" [{result.reason_code}]" if result.state != State.SUCCESS else "")
         + f" - {_plural(len(result.tasks), 'task')}: {by_state}"
+        + (f" ({_plural(len(result.allowed_failures), 'failure')} allowed)" if result.allowed_failures else "")
     ]
     if result.message and result.state != State.SUCCESS:
         lines.append(f"  reason: {indented(result.message)}")
@@ -187,6 +188,8 @@ def result_json(result: ExecutionResult) -> str:
         "duration_ms": result.duration_ms,
         "failed_task_id": result.failed_task_id,
         "error": result.error,
+        "allowed_failures": result.allowed_failures,
+        "outputs": result.outputs,
         "tasks": {
             tid: {
                 "state": t.state.value,
