@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kestra_trio.model.template_errors import describe
 from kestra_trio.sdk.protocol import MAX_RESULT_BYTES, loads_untrusted
 
 __all__ = [
@@ -96,14 +97,14 @@ def parse_directive(line: str) -> Directive | Malformed:
         return Malformed(f"unknown key {shown} (expected \"outputs\" and/or \"metrics\")" if unknown else "empty object")
     outputs = value.get("outputs")
     if "outputs" in value and not isinstance(outputs, dict):
-        return Malformed(f'"outputs" must be a JSON object, got {_kind(outputs)}')
+        return Malformed(f'"outputs" must be a JSON object, got {describe(outputs)}')
     metrics: list[Metric] = []
     if "metrics" in value:
         raw = value["metrics"]
         if isinstance(raw, dict):
             raw = [raw]
         if not isinstance(raw, list):
-            return Malformed(f'"metrics" must be a list of {{"name", "value", "tags"}} objects, got {_kind(raw)}')
+            return Malformed(f'"metrics" must be a list of {{"name", "value", "tags"}} objects, got {describe(raw)}')
         for index, item in enumerate(raw):
             metric = _metric(item)
             if isinstance(metric, str):
@@ -114,7 +115,7 @@ def parse_directive(line: str) -> Directive | Malformed:
 
 def _metric(item: Any) -> Metric | str:
     if not isinstance(item, dict):
-        return f"must be an object with name and value, got {_kind(item)}"
+        return f"must be an object with name and value, got {describe(item)}"
     extra = [key for key in item if key not in ("name", "value", "tags", "type")]
     if extra:
         return f"unknown key {extra[0]!r} (a metric has name, value, tags and type)"
@@ -122,7 +123,7 @@ def _metric(item: Any) -> Metric | str:
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_METRIC_NAME:
         return f'"name" must be text of 1 to {MAX_METRIC_NAME} characters'
     if isinstance(number, bool) or not isinstance(number, (int, float)):
-        return f'metric {name!r}: "value" must be a number, got {_kind(number)}'
+        return f'metric {name!r}: "value" must be a number, got {describe(number)}'
     if not math.isfinite(float(number)) or (isinstance(number, int) and abs(number) > 2**63):
         return f'metric {name!r}: "value" is out of range'
     if kind is not None and kind not in METRIC_TYPES:
@@ -177,20 +178,6 @@ class Reported:
         if malformed.too_long and self.problem is None:
             self.problem = f"an outputs line on stdout could not be read: {malformed.reason}"
             self.outputs = {}
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
 
 
 def _short(text: str) -> str:

@@ -20,6 +20,7 @@ from kestra_trio.state.states import State
 from kestra_trio.state.transitions import restart_transition, transition
 from kestra_trio.storage.audit import insert_audit_sync
 from kestra_trio.storage.db import Database
+from kestra_trio.storage.metrics import insert_metrics_sync
 from kestra_trio.storage.rows import (
     ATTEMPT_COLUMNS,
     ATTEMPT_SELECT,
@@ -497,22 +498,12 @@ def _list(
     return [ExecutionRow.from_row(r) for r in rows]
 
 
-def _children(raw: sqlite3.Connection, execution_id: str) -> list[ExecutionRow]:
+def children_sync(raw: sqlite3.Connection, execution_id: str) -> list[ExecutionRow]:
     rows = raw.execute(
         f"SELECT {EXECUTION_SELECT} FROM executions WHERE parent_execution_id = ? ORDER BY created_at, id",
         (execution_id,),
     ).fetchall()
     return [ExecutionRow.from_row(r) for r in rows]
-
-
-def _descendants(raw: sqlite3.Connection, execution_id: str) -> list[str]:
-    """Every execution a subflow chain started below this one (children, their children ...)."""
-    rows = raw.execute(
-        "WITH RECURSIVE below(id) AS (SELECT id FROM executions WHERE parent_execution_id = ? "
-        "UNION SELECT e.id FROM executions e JOIN below b ON e.parent_execution_id = b.id) SELECT id FROM below",
-        (execution_id,),
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 def _task_counts(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -629,19 +620,13 @@ class ExecutionStore:
 
     async def children(self, execution_id: str) -> list[ExecutionRow]:
         """The executions its subflow tasks started, oldest first."""
-        return await self.db.run(_children, execution_id)
-
-    async def descendants(self, execution_id: str) -> list[str]:
-        """Ids of every execution below it in subflow chains."""
-        return await self.db.run(_descendants, execution_id)
+        return await self.db.run(children_sync, execution_id)
 
     async def open_task_runs(self, execution_id: str, tasks: Sequence[NewTaskRun]) -> list[ChangeResult]:
         """Task runs made while it runs (for_each iterations, errors:/finally:), see `open_task_runs_sync`."""
         return await self.db.write(open_task_runs_sync, execution_id, list(tasks), now_ms())
 
     async def record_metrics(self, execution_id: str, task_id: str, attempt: int, metrics: Sequence[Any]) -> None:
-        from kestra_trio.storage.metrics import insert_metrics_sync
-
         await self.db.write(insert_metrics_sync, execution_id, task_id, attempt, list(metrics), now_ms())
 
     async def task_counts(self, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field, replace
 
+from kestra_trio.storage.executions import children_sync
 from kestra_trio.storage.logs import LogFilter
+from kestra_trio.storage.metrics import metric_rows
 from kestra_trio.storage.logs import filter_clauses as _log_where
 from kestra_trio.storage.rows import (
     ATTEMPT_SELECT,
@@ -170,15 +172,7 @@ def snapshot_rows(
             (execution_id, log_task_id, log_tail),
         ).fetchall()
         logs = [LogRow.from_row(r) for r in reversed(tail)]
-    from kestra_trio.storage.metrics import metric_rows
-
-    children = [
-        ExecutionRow.from_row(r)
-        for r in raw.execute(
-            f"SELECT {EXECUTION_SELECT} FROM executions WHERE parent_execution_id = ? ORDER BY created_at, id",
-            (execution_id,),
-        )
-    ]
     return SnapshotRows(
-        ExecutionRow.from_row(row), tasks, attempts, audit, logs, taken_at_ms, children, metric_rows(raw, execution_id)
+        ExecutionRow.from_row(row), tasks, attempts, audit, logs, taken_at_ms, children_sync(raw, execution_id),
+        metric_rows(raw, execution_id),
     )

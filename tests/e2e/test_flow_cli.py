@@ -207,3 +207,43 @@ def test_restart_after_kill_9_of_the_engine(tmp_path):
         (1, "FAILED", "ENGINE_LOST"), (2, "SUCCESS", "COMPLETED")
     ]
     assert (tmp_path / "produced").read_text() == "run\n"
+
+
+@pytest.mark.parametrize(
+    ("example", "args", "code"),
+    [
+        ("outputs.yaml", (), 0),
+        ("conditions.yaml", (), 0),
+        ("conditions.yaml", ("--input", "env=prod"), 0),
+        ("for_each.yaml", (), 0),
+        ("error_handling.yaml", (), 1),
+        ("subflow.yaml", (), 0),
+        ("context_and_filters.yaml", ("--input", "who=ada"), 0),
+    ],
+)
+def test_the_issue_11_examples_run(tmp_path, example, args, code):
+    result, payload = run_json(tmp_path / "k.db", str(ROOT / "examples" / example), *args)
+    assert result.returncode == code, result.stderr
+    tasks = payload["tasks"]
+    if example == "conditions.yaml":
+        assert tasks["deploy"]["state"] == ("SUCCESS" if args else "SKIPPED")
+    if example == "error_handling.yaml":
+        assert payload["allowed_failures"] == ["optional-cache-warmup"]
+        assert tasks["alert"]["state"] == tasks["cleanup"]["state"] == "SUCCESS"
+    if example == "subflow.yaml":
+        assert tasks["add"]["outputs"]["outputs"] == {"total": 6}
+
+
+def test_the_restartable_example(tmp_path):
+    db = tmp_path / "k.db"
+    ready = tmp_path / "ready"
+    example = str(ROOT / "examples" / "restartable.yaml")
+    failed, payload = run_json(db, example, "--input", f"ready_file={ready}")
+    assert failed.returncode == 1 and payload["failed_task_id"] == "load"
+    ready.write_text("")
+    restarted = kt("execution", "restart", payload["execution_id"], "--json", db=db)
+    assert restarted.returncode == 0, restarted.stderr
+    tasks = json.loads(restarted.stdout)["tasks"]
+    assert tasks["load"]["attempts"] == 3 and tasks["load"]["outputs"]["loaded"] == 1200
+    listed = json.loads(kt("execution", "list", "--label", "team=data", "--json", db=db).stdout)
+    assert [row["id"] for row in listed] == [payload["execution_id"]]
