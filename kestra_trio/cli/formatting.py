@@ -374,7 +374,8 @@ def _table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> Table:
 
 
 def execution_overview(snapshot: ExecutionSnapshot) -> Table:
-    """Workflow, id, state, reason, message, trigger, start, end, duration, log entry count."""
+    """Workflow, id, state, reason, message, trigger, start, end, duration, log entry count (and
+    the entries lost, if the database refused writes)."""
     execution = snapshot.execution
     now = snapshot.taken_at_ms
     grid = _kv_grid()
@@ -399,6 +400,12 @@ def execution_overview(snapshot: ExecutionSnapshot) -> Table:
         grid.add_row("Duration", Text(format_duration_ms(duration)))
     grid.add_row("Tasks", Text(str(len(snapshot.tasks))))
     grid.add_row("Log entries", Text(str(snapshot.log_count)))
+    if execution.log_entries_lost:
+        grid.add_row(
+            "Lost entries",
+            Text(f"{execution.log_entries_lost:,} could not be written (database error; see the ERROR log lines)",
+                 style="kt.state.failed"),
+        )
     return grid
 
 
@@ -823,6 +830,7 @@ def _execution_json(execution: ExecutionRow, now: int) -> dict[str, Any]:
         "timeout_ms": execution.timeout_ms,
         "task_count": execution.task_count,
         "log_entry_count": execution.log_entry_count,
+        "log_entries_lost": execution.log_entries_lost,
         "failed_task_id": execution.failed_task_id,
         "cancelled_by": execution.cancelled_by,
         "engine_pid": execution.engine_pid,

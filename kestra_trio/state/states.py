@@ -52,4 +52,5 @@ class Reason(enum.StrEnum):
     UPSTREAM_FAILED = "UPSTREAM_FAILED"
     USER_CANCELLED = "USER_CANCELLED"
     ENGINE_LOST = "ENGINE_LOST"  # the engine process died; found by a later start
+    DATABASE_ERROR = "DATABASE_ERROR"  # the database refused writes (disk full, read-only, I/O error)
     INTERNAL_ERROR = "INTERNAL_ERROR"

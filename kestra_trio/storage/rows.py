@@ -11,7 +11,7 @@ from typing import Any
 _INTEGER_COLUMNS = frozenset(
     {
         "id", "timestamp", "created_at", "started_at", "ended_at", "updated_at", "timeout_ms",
-        "log_entry_count", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
+        "log_entry_count", "log_entries_lost", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
         "duration_ms", "number", "exit_code", "pid",
     }
 )
@@ -49,7 +49,7 @@ EXECUTION_TEXT_ID = frozenset({"id"})
 EXECUTION_COLUMNS = (
     "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
-    "failed_task_id, cancelled_by, engine_pid, engine_host"
+    "failed_task_id, cancelled_by, engine_pid, engine_host, log_entries_lost"
 )
 #: the SELECT list for EXECUTION_COLUMNS, each column read as its expected type
 EXECUTION_SELECT = typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)
@@ -77,6 +77,8 @@ class ExecutionRow:
     cancelled_by: str | None
     engine_pid: int | None
     engine_host: str | None
+    #: entries that could not be written (the database refused writes until the engine gave up)
+    log_entries_lost: int = 0
 
     @classmethod
     def from_row(cls, row: tuple) -> ExecutionRow:

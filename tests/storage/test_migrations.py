@@ -118,8 +118,9 @@ def test_rollback_below_zero_is_refused(tmp_path: Path) -> None:
 
 async def test_async_apply_and_rollback(tmp_path: Path) -> None:
     async with open_database(tmp_path / "k.db", migrate=False) as db:
-        assert await apply_migrations(db) == [LATEST]
-        assert await rollback(db, 0) == [LATEST]
+        versions = [m.version for m in available_migrations()]
+        assert await apply_migrations(db) == versions
+        assert await rollback(db, 0) == versions[::-1]
         assert await db.run(current_version) == 0
 
 
@@ -264,3 +265,17 @@ def test_cannot_open_an_existing_file_hints_at_the_folder(tmp_path: Path) -> Non
     message = _describe(path, sqlite3.OperationalError("unable to open database file"))
     assert message.endswith("(SQLite also creates a.db-wal and a.db-shm there: the folder must be writable)")
     assert "folder" not in _describe(tmp_path / "missing.db", sqlite3.OperationalError("unable to open database file"))
+
+
+def test_0002_adds_log_entries_lost_to_existing_executions_and_removes_it_again(tmp_path: Path) -> None:
+    raw = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    migrate_sync(raw, 1)
+    raw.execute(
+        "INSERT INTO executions (id, workflow_id, state, created_at, updated_at, log_entry_count) "
+        "VALUES ('ex-1', 'wf', 'SUCCESS', 0, 0, 42)"
+    )
+    assert migrate_sync(raw) == [m.version for m in available_migrations() if m.version > 1]
+    assert raw.execute("SELECT log_entry_count, log_entries_lost FROM executions").fetchall() == [(42, 0)]
+    rollback_sync(raw, 1)
+    assert raw.execute("SELECT * FROM executions").fetchone()[0] == "ex-1"
+    assert "log_entries_lost" not in {r[1] for r in raw.execute("PRAGMA table_info(executions)")}
