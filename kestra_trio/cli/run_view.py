@@ -210,7 +210,7 @@ def result_json(result: ExecutionResult) -> str:
 
 def database_error_line(result: ExecutionResult) -> str:
     """The one line a run that could not store everything ends with (exit code 3)."""
-    line = f"the database refused writes ({for_terminal(result.database_error or 'unknown error')})"
+    line = f"database error ({for_terminal(result.database_error or 'unknown error')})"
     if result.log_entries_lost:
         line += f": {result.log_entries_lost:,} log entries of execution {result.execution_id} are lost"
     else:

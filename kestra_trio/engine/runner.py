@@ -492,9 +492,14 @@ async def _run_started(run: ExecutionRun, scheduler: Scheduler) -> ExecutionResu
         return await _finish(run, scheduler, internal_error)
 
 
-def _describe_failure(exc: BaseException) -> str:
+def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    return exc
+
+
+def _describe_failure(exc: BaseException) -> str:
+    exc = _first_leaf(exc)
     if is_storage_failure(exc):
         return f"database error: {exc}"
     return f"internal error: {exc!r}"
@@ -606,5 +611,6 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         stop=stop,
         log_entries_lost=lost,
         state_stored=stored,
+        database_error=str(_first_leaf(internal_error)) if reason == Reason.DATABASE_ERROR and internal_error else None,
     )
 

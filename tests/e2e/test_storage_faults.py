@@ -230,6 +230,12 @@ def wait_for(predicate, timeout: float = 60.0):
     raise AssertionError("condition not met in time")
 
 
+def kt(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"}
+    )
+
+
 def rows(db: Path, sql: str, *params) -> list[tuple]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
@@ -324,7 +330,7 @@ def test_sigterm_on_a_full_disk_exits_3_in_time_and_every_line_is_stored_or_coun
     assert elapsed < KILL_GRACE + CLOSE_GRACE + SLACK
     err = engine.stderr
     assert "Stopping (received SIGTERM)" in err and "Traceback" not in err
-    assert last_line(err).startswith("kestra-trio: error: the database refused writes (database or disk is full): ")
+    assert last_line(err).startswith("kestra-trio: error: database error (database or disk is full): ")
     assert last_line(err).endswith("it is recorded FAILED [DATABASE_ERROR]")
     # the disk never got room: the ballast kept space for the records of what was lost
     [(state, reason, lost)] = rows(small_disk.db, "SELECT state, reason_code, log_entries_lost FROM executions")
@@ -341,6 +347,13 @@ def test_sigterm_on_a_full_disk_exits_3_in_time_and_every_line_is_stored_or_coun
         assert any(f"could not be written to the database and are lost" in msg for t, msg, _ in gaps if t == task)
     messages = [m for (m,) in rows(small_disk.db, "SELECT message FROM execution_logs WHERE source = 'scheduler'")]
     assert any(m.startswith("Execution failed in ") and "cancelled by user: received SIGTERM" in m for m in messages)
+    # the readers say it too (and work on the full disk)
+    execution_id = engine.execution_id
+    logs = kt("execution", "logs", execution_id, "--level", "ERROR", db=small_disk.db)
+    assert logs.returncode == 0 and "could not be written to the database and are lost" in logs.stdout
+    assert f"note: {lost:,} log entries of execution {execution_id} could not be written" in logs.stderr
+    inspect = kt("execution", "inspect", execution_id, db=small_disk.db)
+    assert f"Lost entries  {lost:,} could not be written" in inspect.stdout and "DATABASE_ERROR" in inspect.stdout
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
@@ -396,10 +409,7 @@ def test_execution_cancel_stops_a_run_whose_database_refuses_writes(
     immutable.lock(db, db.with_name("k.db-wal"))
     engine.wait_for_fault()
     started = time.monotonic()
-    cancel = subprocess.run(
-        [CLI, "execution", "cancel", execution_id, "--wait", "0", "--db", str(db)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
-    )
+    cancel = kt("execution", "cancel", execution_id, "--wait", "0", db=db)
     assert cancel.returncode == 0, cancel.stderr
     assert f"Cancel requested for execution {execution_id} (the database refuses writes: its engine" in cancel.stdout
     engine.wait()
@@ -411,7 +421,7 @@ def test_execution_cancel_stops_a_run_whose_database_refuses_writes(
 def test_a_task_timeout_fires_while_its_lines_wait_and_keeps_its_stderr_tail(
     tmp_path: Path, small_disk: SmallDisk, engines: list[Engine]
 ) -> None:
-    created = subprocess.run([CLI, "db", "migrate", "--db", str(small_disk.db)], capture_output=True, text=True)
+    created = kt("db", "migrate", db=small_disk.db)
     assert created.returncode == 0, created.stderr
     small_disk.fill(leave=256 * 1024)  # a few thousand lines, then the disk is full
     engine = start(engines, tmp_path, small_disk.db,
@@ -430,3 +440,28 @@ def test_a_task_timeout_fires_while_its_lines_wait_and_keeps_its_stderr_tail(
     assert stored == [f"w padding-padding-padding line {i}" for i in range(len(stored))]
     assert len(stored) in (written(tmp_path, "w"), written(tmp_path, "w") + 1)  # all of them
     assert rows(small_disk.db, "SELECT log_entries_lost FROM executions") == [(0,)]
+
+
+def test_an_unexpected_database_error_is_database_error_exit_3_not_internal_error(tmp_path: Path) -> None:
+    # a real fault without root: the database itself rejects the task's SUCCESS (a trigger)
+    db = tmp_path / "k.db"
+    assert kt("db", "migrate", db=db).returncode == 0
+    with sqlite3.connect(db) as raw:
+        raw.execute(
+            "CREATE TRIGGER no_success BEFORE UPDATE OF state ON task_runs WHEN NEW.state = 'SUCCESS' "
+            "BEGIN SELECT RAISE(ABORT, 'the disk controller said no'); END"
+        )
+    raw.close()
+    path = tmp_path / "wf.yaml"
+    path.write_text("id: doomed\ntasks:\n  - id: t\n    type: core/shell.run\n    inputs: {command: 'echo hi'}\n")
+    result = kt("run", str(path), db=db)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[DATABASE_ERROR]" in result.stdout and "INTERNAL_ERROR" not in result.stdout + result.stderr
+    assert rows(db, "SELECT state, reason_code, message FROM executions") == [
+        ("FAILED", "DATABASE_ERROR", "database error: the disk controller said no")
+    ]
+    assert last_line(result.stderr) == (
+        "kestra-trio: error: database error (the disk controller said no) during execution "
+        f"{result.stdout.split()[1]}; it is recorded FAILED [DATABASE_ERROR]"
+    )
