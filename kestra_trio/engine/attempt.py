@@ -1,9 +1,9 @@
 """TaskWorker: one task run = attempts under a per-attempt timeout scope, with retry/backoff.
 
 Each state change is written before the progress event, and every log line of a task is
-flushed (collector barrier) before its terminal state is committed (`ExecutionRun.commit`). Whatever stops a task
-(timeout, cancel, crash), it records why, who, the signal sent and the exit code — in its
-error and as a final log line.
+flushed (collector barrier) before its terminal state is committed (`ExecutionRun.commit`).
+Whatever stops a task (timeout, cancel, crash), it records why, who, the signal sent, the
+exit code and the stderr tail — in its error and as a final log line.
 """
 
 from __future__ import annotations

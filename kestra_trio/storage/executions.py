@@ -250,20 +250,6 @@ def _request_cancel(
     return execution, True
 
 
-def _take_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
-    rows = raw.execute(
-        "SELECT id, execution_id, requested_by, reason, requested_at FROM cancel_requests "
-        "WHERE execution_id = ? AND handled_at IS NULL ORDER BY id",
-        (execution_id,),
-    ).fetchall()
-    if rows:
-        raw.execute(
-            "UPDATE cancel_requests SET handled_at = ? WHERE execution_id = ? AND handled_at IS NULL",
-            (now_ms(), execution_id),
-        )
-    return [CancelRequest(*r) for r in rows]
-
-
 def _pending_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
     rows = raw.execute(
         "SELECT id, execution_id, requested_by, reason, requested_at FROM cancel_requests "
@@ -278,6 +264,12 @@ def _mark_cancel_requests_handled(raw: sqlite3.Connection, execution_id: str, id
         "UPDATE cancel_requests SET handled_at = ? WHERE id = ? AND execution_id = ? AND handled_at IS NULL",
         [(now_ms(), request_id, execution_id) for request_id in ids],
     )
+
+
+def _take_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
+    requests = _pending_cancel_requests(raw, execution_id)
+    _mark_cancel_requests_handled(raw, execution_id, [r.id for r in requests])
+    return requests
 
 
 def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
