@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -295,18 +296,19 @@ def last_line(text: str) -> str:
 def test_a_full_disk_makes_the_plugins_wait_and_once_it_has_room_every_line_is_written_in_order(
     tmp_path: Path, small_disk: SmallDisk, engines: list[Engine]
 ) -> None:
+    token = secrets.token_hex(4)  # tells this test's plugins from any other's
     tasks = "".join(
         f"""
       - id: {t}
         type: core/shell.run
-        inputs: {{command: "seq 1 25000 | sed 's/^/{t} padding-padding-padding-padding line /'"}}"""
+        inputs: {{command: "seq 1 25000 | sed 's/^/{t} {token} padding-padding line /'"}}"""
         for t in ("b1", "b2", "b3", "b4")
     )
     engine = start(engines, tmp_path, small_disk.db, f"id: full-disk\ntasks:{tasks}\n")
     engine.wait_for_fault()
     # 100,000 lines do not fit in what the engine may hold: a plugin is blocked on its pipe
     # (a `sed` of 25,000 lines would otherwise be long gone), and nothing is dropped
-    assert plugin_processes("padding-padding-padding-padding line")
+    assert plugin_processes(token)
     assert rows(small_disk.db, "SELECT state, log_entries_lost FROM executions") == [("RUNNING", 0)]
     small_disk.grow()
     engine.wait()
@@ -314,9 +316,7 @@ def test_a_full_disk_makes_the_plugins_wait_and_once_it_has_room_every_line_is_w
     assert "work again" in engine.stderr and "Traceback" not in engine.stderr
     assert rows(small_disk.db, "SELECT state, log_entries_lost FROM executions") == [("SUCCESS", 0)]
     for task in ("b1", "b2", "b3", "b4"):
-        assert plugin_lines(small_disk.db, task) == [
-            f"{task} padding-padding-padding-padding line {i}" for i in range(1, 25001)
-        ]
+        assert plugin_lines(small_disk.db, task) == [f"{task} {token} padding-padding line {i}" for i in range(1, 25001)]
 
 
 def test_sigterm_on_a_full_disk_exits_3_in_time_and_every_line_is_stored_or_counted(
