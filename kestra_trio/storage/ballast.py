@@ -4,14 +4,16 @@ A disk that fills up during a run refuses every write, including the few that ma
 at the end: the count of what was lost, the ERROR line at the gap and the execution's final
 state. So an engine reserves `BALLAST_BYTES` in a file beside the database while it runs,
 and deletes it when it gives up waiting for the database: those last writes then fit
-(CockroachDB keeps an emergency ballast file for the same reason). One file per engine
-process; a file left by an engine that was killed is removed by the next one.
+(CockroachDB keeps an emergency ballast file for the same reason). One file per run
+(`.<db name>.ballast-<pid>-<random>`); a file left by an engine that was killed is removed
+by the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +39,7 @@ class Ballast:
 
 
 def ballast_path(db_path: Path, pid: int) -> Path:
-    return db_path.with_name(f".{db_path.name}.ballast-{pid}")
+    return db_path.with_name(f".{db_path.name}.ballast-{pid}-{secrets.token_hex(4)}")
 
 
 @contextlib.contextmanager
@@ -56,7 +58,7 @@ def hold_ballast(db_path: Path | None, size: int = BALLAST_BYTES) -> Iterator[Ba
 
 def _reserve(path: Path, size: int) -> Path | None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:  # a read-only folder, ...: run without a reserve
         return None
     try:
@@ -78,7 +80,7 @@ def _remove_stale(db_path: Path) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix):]
+        pid = name[len(prefix):].partition("-")[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
