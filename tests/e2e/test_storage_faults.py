@@ -260,13 +260,18 @@ def plugin_lines(db: Path, task_id: str) -> list[str]:
     )]
 
 
-def writer_task(task_id: str, tmp_path: Path, limit: int = 10**9, extra: str = "") -> str:
+#: longer than any fault a test makes: a task waiting for the database is not timed out
+LONG = "10m"
+
+
+def writer_task(task_id: str, tmp_path: Path, limit: int = 10**9, timeout: str = LONG) -> str:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     count = tmp_path / f"{task_id}.count"
     return f"""
       - id: {task_id}
-        type: core/shell.run{extra}
+        type: core/shell.run
+        timeout: {timeout}
         inputs: {{command: "exec {sys.executable} {script} {count} {task_id} {limit}"}}"""
 
 
@@ -301,6 +306,7 @@ def test_a_full_disk_makes_the_plugins_wait_and_once_it_has_room_every_line_is_w
         f"""
       - id: {t}
         type: core/shell.run
+        timeout: {LONG}
         inputs: {{command: "seq 1 25000 | sed 's/^/{t} {token} padding-padding line /'"}}"""
         for t in ("b1", "b2", "b3", "b4")
     )
@@ -425,7 +431,7 @@ def test_a_task_timeout_fires_while_its_lines_wait_and_keeps_its_stderr_tail(
     assert created.returncode == 0, created.stderr
     small_disk.fill(leave=256 * 1024)  # a few thousand lines, then the disk is full
     engine = start(engines, tmp_path, small_disk.db,
-                   "id: slow\ntasks:" + writer_task("w", tmp_path, extra="\n        timeout: 3s") + "\n")
+                   "id: slow\ntasks:" + writer_task("w", tmp_path, timeout="3s") + "\n")
     engine.wait_for_fault()
     marker = str(tmp_path / "w.count")
     wait_for(lambda: not plugin_processes(marker), timeout=3 + KILL_GRACE + SLACK)  # killed at its timeout...
