@@ -21,17 +21,23 @@ async def run_workflow(
     `inputs` are raw strings (as on the command line) or already-typed values.
     """
     from kestra_trio.config import resolve_db_path
-    from kestra_trio.engine.runner import EngineOptions, run_execution
+    from kestra_trio.engine.context import EngineOptions
     from kestra_trio.model.inputs import coerce_inputs
-    from kestra_trio.model.loading import load_workflow
     from kestra_trio.plugin_runtime.registry import PluginRegistry
-    from kestra_trio.storage.db import open_database
+    from kestra_trio.service.app import ServiceConfig, open_service
+    from kestra_trio.service.registry import load_file, revision_for_run
 
     registry = PluginRegistry.discover(extra_dirs=list(plugin_dirs))
-    workflow = load_workflow(path, catalog=registry)
+    loaded = load_file(Path(path), registry)
+    workflow = loaded.workflow
     raw = {k: v for k, v in (inputs or {}).items() if isinstance(v, str)}
     values = coerce_inputs(workflow, raw)
     values.update({k: v for k, v in (inputs or {}).items() if not isinstance(v, str)})
-    options = EngineOptions(max_parallel=max_parallel, handle_signals=handle_signals, workflow_path=str(path))
-    async with open_database(resolve_db_path(db)) as database:
-        return await run_execution(workflow, values, db=database, registry=registry, options=options)
+    from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
+
+    options = EngineOptions(max_parallel=max_parallel, handle_signals=handle_signals)
+    db_path = resolve_db_path(db)
+    await check_ready(workflow, protected=database_files(db_path))  # SandboxUnavailable: nothing runs
+    async with open_service(ServiceConfig(db_path, registry, options)) as service:
+        revision = await revision_for_run(service.workflows, loaded)
+        return await service.run(workflow, values, workflow_path=str(path), workflow_revision=revision)

@@ -114,3 +114,7 @@ class PluginNotFound(PluginError):
 
 class ConfigError(UsageError):
     """a configuration value (environment variable or option) is invalid."""
+
+
+class SandboxUnavailable(UsageError):
+    """restricted mode cannot start here; nothing was run"""

@@ -88,6 +88,7 @@ DEFAULT_FILES = [
     "docs/storage.md",
     "docs/engine.md",
     "docs/observability.md",
+    "docs/security.md",
 ]
 
 DIRECTIVE = re.compile(r"^<!--\s*(gen|gen-setup|gen-bg):\s*(.*?)\s*-->\s*$")

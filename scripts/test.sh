@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Set up (once) and run the whole test suite: ./scripts/test.sh [pytest args]
+# Set up and run the test suite on the locked dependencies: ./scripts/test.sh [options] [pytest args]
+#   --quick   skip the tests marked `slow` (end-to-end runs of the real CLI): pytest -m "not slow"
+#   --latest  the newest versions pyproject.toml allows, in .venv-latest/ (uv.lock is not used)
+#   --lowest  the lowest versions pyproject.toml allows for our own dependencies, in .venv-lowest/
+# When to run --latest and --lowest: docs/development.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    # a bare Debian/Ubuntu python3 lacks venv; install it when we can (CI runs as root)
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-    else
-        echo "python3 has no venv module: install python3-venv first" >&2
-        exit 2
-    fi
+. scripts/_env.sh
+venv=.venv
+resolution=
+pytest_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) pytest_args+=(-m "not slow") ;;
+    --latest) venv=.venv-latest resolution=highest ;;
+    --lowest) venv=.venv-lowest resolution=lowest-direct ;;
+    *) break ;;
+    esac
+    shift
+done
+if [ -z "$resolution" ]; then
+    sync_locked_venv
+else
+    # a new venv each time, resolved now from pyproject.toml's ranges
+    ensure_uv
+    rm -rf "$venv"
+    "$PY" -m venv "$venv"
+    "$UV" pip install --quiet --python "$venv/bin/python" --refresh --resolution "$resolution" -e '.[test]'
+    echo "testing with: $("$UV" pip freeze --quiet --python "$venv/bin/python" --exclude-editable | tr '\n' ' ')"
 fi
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest -q "$@"
+exec "$venv/bin/python" -m pytest -q "${pytest_args[@]}" "$@"

@@ -44,12 +44,19 @@ app.command(
     help="Read the logs, state and history of executions, and cancel running ones.",
 )
 app.command(
+    "kestra_trio.cli.workflow:workflow_app", name="workflow",
+    help="The workflow registry: apply files as revisions, list, show, history, enable or disable.",
+)
+app.command(
     "kestra_trio.cli.plugin:plugin_app", name="plugin",
     help="List, inspect and validate plugins (bundled, $KESTRA_TRIO_PLUGIN_PATH, --plugins DIR).",
 )
 app.command(
     "kestra_trio.cli.db:db_app", name="db",
     help="Manage the SQLite database: migrations, retention cleanup, size statistics.",
+)
+app.register_install_completion_command(
+    help="Install tab completion of commands and options for bash, zsh or fish (--shell; default: your shell).",
 )
 
 

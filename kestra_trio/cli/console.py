@@ -83,7 +83,8 @@ class _TrailingSpaceTrimmer:
         return self._file.fileno()
 
 
-def _is_terminal(file: TextIO) -> bool:
+def is_terminal(file: TextIO) -> bool:
+    """True when `file` is a terminal (a closed or odd stream is not)."""
     try:
         return bool(file.isatty())
     except (AttributeError, ValueError, OSError):
@@ -94,7 +95,7 @@ def _console(file: TextIO, *, soft_wrap: bool, width: int | None) -> Console:
     from rich.console import Console
 
     return Console(
-        file=file if _is_terminal(file) else _TrailingSpaceTrimmer(file),  # type: ignore[arg-type]
+        file=file if is_terminal(file) else _TrailingSpaceTrimmer(file),  # type: ignore[arg-type]
         theme=theme.build_theme(),
         highlight=False,
         markup=False,

@@ -20,7 +20,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from kestra_trio.cli.params import Number, WholeNumber
+from kestra_trio.cli.params import DbPath, Number, WholeNumber
 
 execution_app = App(
     name="execution",
@@ -28,15 +28,7 @@ execution_app = App(
     default_parameter=Parameter(negative=()),
 )
 
-DbPath = Annotated[
-    str | None,
-    Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
-]
-
 POLL_SECONDS = 0.1
-#: --follow: how often (at most) to look whether the engine process is still alive
-ENGINE_CHECK_SECONDS = 2.0
-PAGE_SIZE = 1000
 #: --reason longer than this is refused (it is stored with the request and in the audit log)
 MAX_REASON_CHARS = 1000
 EXIT_OK = 0
@@ -44,7 +36,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
-STATES = ("PENDING", "WAITING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED")
 
 
 def _say(message: str, *, stream=None) -> None:
@@ -132,6 +123,7 @@ async def logs(
     as_json: Annotated[bool, Parameter(name="--json")] = False,
     jsonl: bool = False,
     follow: bool = False,
+    raw: bool = False,
     db: DbPath = None,
 ) -> int:
     """Print the logs of an execution, oldest first.
@@ -154,6 +146,9 @@ async def logs(
         One JSON object per line; works with --follow.
     follow
         Keep printing new entries until the execution finishes (Ctrl+C stops).
+    raw
+        On a terminal too, show control characters as escapes (a program's colour codes as \x1b[32m,
+        carriage returns as \r), as in a pipe.
     db
         Database file.
     """
@@ -171,13 +166,29 @@ async def logs(
 
     _prepare_stdout()
     try:
-        return await _logs(execution_id, task, levels, since_seconds, source, as_json, jsonl, follow, db)
+        return await _logs(execution_id, task, levels, since_seconds, source, as_json, jsonl, follow, raw, db)
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_OK
     except KeyboardInterrupt:
         _flush_quietly()
         return EXIT_INTERRUPTED
+
+
+def _message_view(out, raw: bool):
+    """How a message holding control characters is shown: a program's colours on a terminal, escapes elsewhere."""
+    from functools import partial
+
+    from kestra_trio.cli import formatting, terminal_text
+    from kestra_trio.cli.console import color_enabled, is_terminal
+
+    if raw:
+        return formatting.literal
+    if color_enabled(out):  # a terminal, or FORCE_COLOR
+        return terminal_text.render
+    if is_terminal(out):  # NO_COLOR: the text without its colour codes
+        return partial(terminal_text.render, color=False)
+    return formatting.literal
 
 
 def _flush_quietly() -> None:
@@ -198,13 +209,17 @@ async def _logs(
     as_json: bool,
     jsonl: bool,
     follow: bool,
+    raw: bool,
     db_option: str | None,
 ) -> int:
     from kestra_trio.cli import formatting
+    from contextlib import aclosing
+
     from kestra_trio.cli.console import color_enabled, level_tags
     from kestra_trio.config import resolve_db_path
     from kestra_trio.errors import ExecutionNotFound
     from kestra_trio.observability.records import now_ms
+    from kestra_trio.query.logs import LogFollow, log_pages
     from kestra_trio.storage import reads
     from kestra_trio.storage.db import open_database
     from kestra_trio.storage.executions import ExecutionStore
@@ -236,7 +251,7 @@ async def _logs(
                     body = ",\n".join([encode(t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
                     return ("[\n" if first else ",\n") + body
         else:
-            fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)))
+            fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)), _message_view(out, raw))
 
             def render(page: list) -> str:
                 return "".join([fmt(ts, lv, src, msg) for (_i, _t, ts, lv, src, msg, _m) in page])
@@ -244,18 +259,21 @@ async def _logs(
         printed = 0
         lost_pid: int | None = None
         if follow:
-            printed, lost_pid = await _follow(database, reads, log_filter, resolved, render, write, out)
+            follower = LogFollow(database, log_filter)
+            async with aclosing(follower.batches(idle=True)) as batches:
+                async for page in batches:
+                    if page:
+                        write(render(page))
+                        printed += len(page)
+                        out.flush()
+                    elif _reader_gone(out):  # `--follow | head -n 5`: nothing to write that would tell
+                        raise BrokenPipeError(32, "the reader of stdout went away")
+            lost_pid = follower.lost_engine_pid
         else:
-            after: tuple[int, int] | None = None
-            while True:
-                page = await database.run(reads.log_page_by_time, log_filter, after, PAGE_SIZE)
-                if not page:
-                    break
-                write(render_json(page, printed == 0) if as_json else render(page))
-                printed += len(page)
-                after = (page[-1][2], page[-1][0])
-                if len(page) < PAGE_SIZE:
-                    break
+            async with aclosing(log_pages(database, log_filter)) as pages:
+                async for page in pages:
+                    write(render_json(page, printed == 0) if as_json else render(page))
+                    printed += len(page)
             if as_json:
                 write("\n]\n" if printed else "[]\n")
         out.flush()
@@ -279,64 +297,6 @@ async def _logs(
     return EXIT_OK
 
 
-async def _follow(database, reads, log_filter, execution_id: str, render, write, out) -> tuple[int, int | None]:
-    """Print in id (commit) order; poll every 100 ms; stop after one read that follows a terminal state.
-
-    The cursor is the last printed row id, so rows sharing a timestamp are neither skipped
-    nor repeated, and a row committed late (with an older timestamp) is still printed. The
-    engine commits a task's logs before its terminal state, so the read that follows the
-    observation of a terminal execution state sees every entry there will ever be.
-
-    An engine that died (SIGKILL, crash, power loss) never writes that terminal state: when a
-    poll brings nothing new, at most every `ENGINE_CHECK_SECONDS`, the recorded engine is
-    looked up; once it is known to be gone (it ran on this host and its pid no longer exists)
-    nothing more can be committed, so one last read prints the rest. Returns the number of
-    entries printed and the pid of the lost engine (None when the execution finished).
-    """
-    import trio
-
-    from kestra_trio.storage.executions import ExecutionStore
-
-    cursor = await database.run(reads.log_start_id, execution_id)
-    printed = 0
-
-    async def drain() -> int:
-        nonlocal cursor, printed
-        new = 0
-        while True:
-            page, cursor = await database.read(reads.log_follow_page, log_filter, cursor, PAGE_SIZE)
-            if page:
-                write(render(page))
-                new += len(page)
-            if len(page) < PAGE_SIZE:
-                break
-        printed += new
-        out.flush()
-        return new
-
-    store = ExecutionStore(database)
-    next_check = trio.current_time()  # the first quiet poll looks at once (the engine may be long gone)
-    while True:
-        state = await database.run(reads.execution_state, execution_id)
-        new = await drain()
-        if state is None or state in TERMINAL:
-            return printed, None
-        if new == 0 and _reader_gone(out):  # `--follow | head -n 5`: nothing to write that would tell
-            raise BrokenPipeError(32, "the reader of stdout went away")
-        if new == 0 and trio.current_time() >= next_check:
-            next_check = trio.current_time() + ENGINE_CHECK_SECONDS
-            row = await store.get(execution_id)
-            if row is not None and _engine_gone(row.engine_pid, row.engine_host):
-                # dead: nothing more will be written. The state first (it may have finished
-                # just before exiting), then the last entries.
-                state = await database.run(reads.execution_state, execution_id)
-                await drain()
-                if state is None or state in TERMINAL:
-                    return printed, None
-                return printed, row.engine_pid
-        await trio.sleep(POLL_SECONDS)
-
-
 def _reader_gone(out) -> bool:
     """True when stdout is a pipe whose reader has closed it (poll reports POLLERR/POLLHUP),
     which otherwise shows only at the next write, and a quiet execution may not write for hours."""
@@ -351,27 +311,9 @@ def _reader_gone(out) -> bool:
 
 
 def _engine_gone(pid: int | None, host: str | None) -> bool:
-    """True only when the recorded engine ran on this host and its process no longer exists.
+    from kestra_trio.query.liveness import engine_gone
 
-    No pid, another host (we cannot see its processes), a process of another user or any
-    doubt: False, keep waiting. A zombie (dead, not yet reaped by its parent) counts as gone.
-    """
-    import os
-    import socket
-
-    if pid is None or pid <= 0 or pid == os.getpid() or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError):  # PermissionError: alive, another user's
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
+    return engine_gone(pid, host)
 
 
 # --------------------------------------------------------------------------- inspect
@@ -439,8 +381,13 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
     from kestra_trio.cli.console import stdout_console
     from kestra_trio.inspection.timeline import build_timeline
 
+    from kestra_trio.cli.sandbox_view import sandbox_json, sandbox_view
+
     if as_json:
-        sys.stdout.write(formatting.dumps_pretty(formatting.snapshot_json(snapshot, task_id=task)) + "\n")
+        payload = formatting.snapshot_json(snapshot, task_id=task)
+        if snapshot.sandbox is not None and (snapshot.sandbox.sandboxes or snapshot.sandbox.refusals):
+            payload["sandbox"] = sandbox_json(snapshot.sandbox, task)
+        sys.stdout.write(formatting.dumps_pretty(payload) + "\n")
         sys.stdout.flush()
         return
     console = stdout_console()
@@ -459,6 +406,9 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
         ),
         soft_wrap=True,
     )
+    if snapshot.sandbox is not None:
+        for line in sandbox_view(snapshot.sandbox, task):
+            console.print(line, soft_wrap=True)
     execution = snapshot.execution
     if snapshot.running and _engine_gone(execution.engine_pid, execution.engine_host):
         # what `logs --follow` says too: "RUNNING" alone would look like a live execution
@@ -487,7 +437,7 @@ async def list_(
     workflow
         Only executions of this workflow id.
     state
-        Only executions in this state: PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED.
+        Only executions in this state: QUEUED, PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED.
     limit
         At most this many executions.
     as_json
@@ -499,20 +449,19 @@ async def list_(
     from kestra_trio.cli.console import stdout_console
     from kestra_trio.config import resolve_db_path
     from kestra_trio.observability.records import now_ms
+    from kestra_trio.query.executions import MAX_LIMIT, ExecutionFilter, InvalidState, list_executions
     from kestra_trio.storage.db import open_database
-    from kestra_trio.storage.executions import ExecutionStore
 
-    if state is not None:
-        state = state.strip().upper()
-        if state not in STATES:
-            return _fail(f"Invalid state. Must be one of: {', '.join(STATES)}")
-    if not 1 <= limit <= 1_000_000:  # a bad argument, as `--limit abc`: exit 2
-        _say("--limit must be between 1 and 1000000")
+    try:
+        where = ExecutionFilter(_stored(workflow), ExecutionFilter.parse_state(state))
+    except InvalidState as exc:
+        return _fail(str(exc))
+    if not 1 <= limit <= MAX_LIMIT:  # a bad argument, as `--limit abc`: exit 2
+        _say(f"--limit must be between 1 and {MAX_LIMIT}")
         return EXIT_USAGE
     async with open_database(resolve_db_path(db), must_exist=True) as database:
-        store = ExecutionStore(database)
-        rows = await store.list(workflow_id=_stored(workflow), state=state, limit=limit)
-        counts = await store.task_counts([r.id for r in rows])
+        page = await list_executions(database, where, limit=limit)
+    rows, counts = page.rows, page.task_counts
     now = now_ms()
     _prepare_stdout()
     try:
@@ -600,15 +549,24 @@ async def cancel(
             stream=sys.stdout,
         )
         state = execution.state
-        if _engine_gone(execution.engine_pid, execution.engine_host):  # nobody will act on it: say so now
+        if state == "QUEUED" and (execution.engine_pid is None or _engine_gone(execution.engine_pid, execution.engine_host)):
+            # no engine holds it: it ends here, never having run (one pinned to a live
+            # `kestra-trio run` is left to that process, which is about to claim it)
+            from kestra_trio.storage.queue import SqliteQueue
+
+            await SqliteQueue(database).cancel_queued(resolved, "user", _stored(reason) or "cancelled by request")
+        elif _engine_gone(execution.engine_pid, execution.engine_host):  # nobody will act on it: say so now
             wait = 0
+
+        async def recorded_state() -> str:
+            return await database.run(reads.execution_state, resolved) or "CANCELLED"
+
         try:
             with trio.move_on_after(wait):
-                while True:
-                    state = await database.run(reads.execution_state, resolved) or "CANCELLED"
-                    if state in TERMINAL:
-                        break
+                while (state := await recorded_state()) not in TERMINAL:
                     await trio.sleep(POLL_SECONDS)
+            if state not in TERMINAL:  # the wait ran out (or was skipped): the answer is the state recorded now
+                state = await recorded_state()
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         if state == "CANCELLED":
@@ -625,7 +583,8 @@ async def cancel(
 
 def _stop_engine_instead(execution, refused: Exception) -> None:
     """The database cannot record the request (disk full, read-only file): do what Ctrl+C in
-    the engine's terminal does. Only an engine on this host, still running kestra-trio.
+    the engine's terminal does. Only for an execution pinned to its process (`kestra-trio
+    run`), whose engine runs on this host and still is kestra-trio.
 
     Raises:
         StorageError: the engine cannot be reached that way either (exit 3).
@@ -638,6 +597,8 @@ def _stop_engine_instead(execution, refused: Exception) -> None:
 
     pid, host = execution.engine_pid, execution.engine_host
     reason = f"cannot record the cancel request: the database refuses writes ({refused})"
+    if not execution.queue.startswith("local:"):  # a server's: SIGTERM would stop all it runs
+        raise StorageError(f"{reason}; it runs in a server: stop that, or free the database and try again")
     if pid is None or pid <= 0 or host != socket.gethostname():
         raise StorageError(f"{reason}, and its engine does not run on this host; free the database and try again")
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -23,6 +23,14 @@ from rich.table import Table
 from rich.text import Text
 
 from kestra_trio.cli.theme import state_style
+from kestra_trio.query.documents import LogJsonFormatter as LogJsonFormatter
+from kestra_trio.query.documents import duration_of, iso_ms
+from kestra_trio.query.documents import execution_list_document as execution_list_json
+from kestra_trio.query.documents import log_json as log_json
+from kestra_trio.query.documents import log_json_object as log_json_object
+from kestra_trio.query.documents import log_row_json as log_row_json
+from kestra_trio.query.documents import snapshot_document as snapshot_json
+from kestra_trio.storage.rows import TERMINAL_STATES
 from kestra_trio.model.durations import format_duration as _format_seconds
 from kestra_trio.model.durations import parse_duration as _parse_duration
 
@@ -38,7 +46,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 LEVEL_ALIASES = {"WARNING": "WARN"}
 INVALID_LEVEL = "Invalid log level. Must be one of: DEBUG, INFO, WARN, ERROR"
 INVALID_TIME = "Invalid time format. Examples: 5m, 2h, 1d"
-_TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
 
 # --------------------------------------------------------------------------- literal text
 
@@ -91,14 +98,6 @@ def literal_line(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- time and durations
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
-    if ms is None:
-        return None
-    seconds, millis = divmod(int(ms), 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def clock_ms(ms: int | None) -> str:
@@ -168,13 +167,16 @@ class LogLineFormatter:
 
     `[2026-11-21T10:15:30.123Z] [INFO] [plugin:core/shell.run] message`; the continuation
     lines of a multi-line message are indented to where the message starts. `tags` maps a
-    level to its (possibly ANSI-coloured) tag, from `console.level_tags`.
+    level to its (possibly ANSI-coloured) tag, from `console.level_tags`; `show` makes a
+    message that is not plain printable text safe to print (`literal`: every control
+    character escaped; `terminal_text.render`: a program's colours kept).
     """
 
-    __slots__ = ("_tags", "_second", "_prefix")
+    __slots__ = ("_tags", "_show", "_second", "_prefix")
 
-    def __init__(self, tags: Mapping[str, str] | None = None) -> None:
+    def __init__(self, tags: Mapping[str, str] | None = None, show: Callable[[str], str] | None = None) -> None:
         self._tags = dict(tags or _PLAIN_TAGS)
+        self._show = show or literal
         self._second = -1
         self._prefix = ""
 
@@ -189,7 +191,7 @@ class LogLineFormatter:
         if not source.isprintable():
             source = literal(source)
         if not message.isprintable():
-            message = message.translate(_ESCAPES)
+            message = self._show(message)
             if "\n" in message:
                 plain_tag = len(level) + 2 if level in self._tags else len(tag)
                 indent = " " * (31 + plain_tag + len(source))
@@ -198,80 +200,6 @@ class LogLineFormatter:
 
     def row(self, row: LogRow) -> str:
         return self(row.timestamp, row.level, row.source, row.message)
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_encode = _ENCODER.encode
-_encode_str = json.encoder.encode_basestring  # the C version when available
-
-
-def log_json_object(
-    execution_id: str,
-    task_id: str | None,
-    timestamp: int,
-    level: str,
-    source: str,
-    message: str,
-    metadata: Any,
-) -> dict[str, Any]:
-    """The `--json` / `--jsonl` object. `metadata` may be the stored JSON text or a dict."""
-    if isinstance(metadata, str):
-        try:
-            metadata = json.loads(metadata)
-        except ValueError:
-            metadata = {"_unreadable": metadata}
-    return {
-        "execution_id": execution_id,
-        "task_id": task_id,
-        "timestamp": iso_ms(timestamp),
-        "level": level,
-        "source": source,
-        "message": message,
-        "metadata": metadata if metadata is not None else {},
-    }
-
-
-def log_json(execution_id: str, task_id, timestamp, level, source, message, metadata) -> str:
-    """One log entry as compact JSON text (no newline). Control characters are JSON-escaped."""
-    return _encode(log_json_object(execution_id, task_id, timestamp, level, source, message, metadata))
-
-
-class LogJsonFormatter:
-    """Fast `log_json` for one execution: the same text, built without a dict per row.
-
-    Strings go through the C string encoder; the timestamp's second part is cached; stored
-    metadata is JSON text that our own writer produced with `json.dumps`, so it is copied
-    into the line as is instead of being parsed and encoded again.
-    """
-
-    __slots__ = ("_head", "_second", "_prefix")
-
-    def __init__(self, execution_id: str) -> None:
-        self._head = '{"execution_id":' + _encode_str(execution_id) + ',"task_id":'
-        self._second = -1
-        self._prefix = ""
-
-    def __call__(self, task_id: str | None, timestamp: int, level: str, source: str, message: str, metadata: Any) -> str:
-        seconds, millis = divmod(timestamp, 1000)
-        if seconds != self._second:
-            self._second = seconds
-            self._prefix = ',"timestamp":"' + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        if metadata is None:
-            meta = "{}"
-        elif metadata.__class__ is str and metadata[:1] == "{" and metadata[-1:] == "}":
-            # stored by our own writer with json.dumps: already a JSON object, copied as is
-            meta = metadata
-        else:
-            meta = _encode(log_json_object("", None, 0, "", "", "", metadata)["metadata"])
-        return (
-            f'{self._head}{"null" if task_id is None else _encode_str(task_id)}{self._prefix}.{millis:03d}Z"'
-            f',"level":{_encode_str(level)},"source":{_encode_str(source)},"message":{_encode_str(message)}'
-            f',"metadata":{meta}}}'
-        )
-
-
-def log_row_json(row: LogRow) -> str:
-    return log_json(row.execution_id, row.task_id, row.timestamp, row.level, row.source, row.message, row.metadata)
 
 
 # --------------------------------------------------------------------------- stored rows, safe to show
@@ -342,14 +270,6 @@ def value_text(value: Any, *, truncate: bool = True) -> str:
     return text
 
 
-def _duration_of(started: int | None, ended: int | None, now_ms: int, running: bool) -> int | None:
-    if started is None:
-        return None
-    if ended is not None:
-        return ended - started
-    return now_ms - started if running else None
-
-
 def _kv_grid() -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="kt.label", no_wrap=True)
@@ -360,7 +280,7 @@ def _kv_grid() -> Table:
 _WRAPPING = {"NEEDS": 12, "DETAILS": 20, "TASKS": 12}
 
 
-def _table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> Table:
+def borderless_table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> Table:
     """A borderless table; on a narrow terminal only the `wrapping` columns wrap (each down
     to its minimum width)."""
     table = Table(box=None, header_style="kt.table.header", pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
@@ -391,9 +311,12 @@ def execution_overview(snapshot: ExecutionSnapshot) -> Table:
     if execution.cancelled_by:
         grid.add_row("Cancelled by", Text(execution.cancelled_by))
     grid.add_row("Trigger", Text(execution.trigger_type))
+    if execution.workflow_revision is not None:
+        grid.add_row("Revision", Text(f"{execution.workflow_revision} (kestra-trio workflow show "
+                                      f"{literal_line(execution.workflow_id)} --revision {execution.workflow_revision})"))
     grid.add_row("Started", Text(iso_ms(execution.started_at) or "-"))
     grid.add_row("Ended", Text(iso_ms(execution.ended_at) or "-"))
-    duration = _duration_of(execution.started_at, execution.ended_at, now, snapshot.running)
+    duration = duration_of(execution.started_at, execution.ended_at, now, snapshot.running)
     if snapshot.running and execution.started_at is not None:
         grid.add_row("Duration", Text(f"running for {format_duration_ms(duration)}", style="kt.state.running"))
     else:
@@ -423,7 +346,7 @@ def _needs_text(task: TaskRunRow, states: Mapping[str, str]) -> Text:
 def _task_duration_text(task: TaskRunRow, now: int) -> Text:
     if task.state == "RUNNING" and task.started_at is not None:
         return Text(f"running for {format_duration_ms(now - task.started_at)}", style="kt.state.running")
-    duration = task.duration_ms if task.duration_ms is not None else _duration_of(task.started_at, task.ended_at, now, False)
+    duration = task.duration_ms if task.duration_ms is not None else duration_of(task.started_at, task.ended_at, now, False)
     return Text(format_duration_ms(duration))
 
 
@@ -456,7 +379,7 @@ def task_table(
     ]
     columns = _fitting_columns(rows, width) if width else TASK_COLUMNS
     task_width = min(_TASK_ID_MIN, max([4, *(row["TASK"].cell_len for row in rows)]))
-    table = _table(*columns, wrapping={**_WRAPPING, "TASK": task_width})
+    table = borderless_table(*columns, wrapping={**_WRAPPING, "TASK": task_width})
     for row in rows:
         table.add_row(*(row[name] for name in columns))
     return table
@@ -487,7 +410,7 @@ def _attempt_line(attempt: AttemptRow, now: int) -> Text:
     if attempt.signal:
         details.append(f"signal {attempt.signal}")
     running = attempt.ended_at is None and attempt.state == "RUNNING"
-    duration = attempt.duration_ms if attempt.duration_ms is not None else _duration_of(
+    duration = attempt.duration_ms if attempt.duration_ms is not None else duration_of(
         attempt.started_at, attempt.ended_at, now, running
     )
     details.append(("running for " if running else "after ") + format_duration_ms(duration))
@@ -634,7 +557,7 @@ def execution_summary(snapshot: ExecutionSnapshot, table_width: int | None = Non
     return Group(*parts)
 
 
-_STATE_ORDER = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "RUNNING": 3, "WAITING": 4, "PENDING": 5}
+_STATE_ORDER = {"SUCCESS": 0, "FAILED": 1, "CANCELLED": 2, "RUNNING": 3, "WAITING": 4, "PENDING": 5, "QUEUED": 6}
 
 
 def inspect_view(
@@ -651,7 +574,10 @@ def inspect_view(
     bars; `table_width`: the terminal's, which the task table fits in)."""
     snapshot = display_safe_snapshot(snapshot)
     parts: list[Any] = []
-    if snapshot.running:
+    if snapshot.execution.state == "QUEUED":
+        queue = literal_line(snapshot.execution.queue)
+        parts.append(Text(f"Execution queued: waiting for a worker of queue {queue}", style="kt.note"))
+    elif snapshot.running:
         parts.append(Text("Execution in progress", style="kt.note"))
     parts.append(execution_overview(snapshot))
     if snapshot.focus_task is not None:
@@ -798,7 +724,7 @@ def audit_details(event: AuditRow) -> str:
 
 
 def audit_table(events: Iterable[AuditRow]) -> Table:
-    table = _table("TIME", "EVENT", "DETAILS")
+    table = borderless_table("TIME", "EVENT", "DETAILS")
     for event in events:
         table.add_row(
             Text(iso_ms(event.timestamp) or "-"),
@@ -809,93 +735,6 @@ def audit_table(events: Iterable[AuditRow]) -> Table:
 
 
 # --------------------------------------------------------------------------- inspect --json
-
-
-def _execution_json(execution: ExecutionRow, now: int) -> dict[str, Any]:
-    running = execution.state not in _TERMINAL
-    return {
-        "id": execution.id,
-        "workflow_id": execution.workflow_id,
-        "namespace": execution.namespace,
-        "state": execution.state,
-        "reason": execution.reason_code,
-        "message": execution.message,
-        "trigger": execution.trigger_type,
-        "inputs": execution.inputs,
-        "workflow_path": execution.workflow_path,
-        "created_at": iso_ms(execution.created_at),
-        "started_at": iso_ms(execution.started_at),
-        "ended_at": iso_ms(execution.ended_at),
-        "duration_ms": _duration_of(execution.started_at, execution.ended_at, now, running),
-        "timeout_ms": execution.timeout_ms,
-        "task_count": execution.task_count,
-        "log_entry_count": execution.log_entry_count,
-        "log_entries_lost": execution.log_entries_lost,
-        "failed_task_id": execution.failed_task_id,
-        "cancelled_by": execution.cancelled_by,
-        "engine_pid": execution.engine_pid,
-        "engine_host": execution.engine_host,
-    }
-
-
-def _attempt_json(attempt: AttemptRow) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "state": attempt.state,
-        "reason": attempt.reason_code,
-        "message": attempt.message,
-        "exit_code": attempt.exit_code,
-        "signal": attempt.signal,
-        "pid": attempt.pid,
-        "started_at": iso_ms(attempt.started_at),
-        "ended_at": iso_ms(attempt.ended_at),
-        "duration_ms": attempt.duration_ms,
-    }
-
-
-def _task_json(task: TaskRunRow, attempts: Sequence[AttemptRow], states: Mapping[str, str], now: int) -> dict[str, Any]:
-    running = task.state == "RUNNING"
-    return {
-        "task_id": task.task_id,
-        "type": task.type,
-        "position": task.position,
-        "state": task.state,
-        "reason": task.reason_code,
-        "message": task.message,
-        "needs": [{"task_id": need, "state": states.get(need)} for need in task.needs],
-        "attempt_count": task.attempt_count,
-        "max_attempts": task.max_attempts,
-        "timeout_ms": task.timeout_ms,
-        "started_at": iso_ms(task.started_at),
-        "ended_at": iso_ms(task.ended_at),
-        "duration_ms": task.duration_ms
-        if task.duration_ms is not None
-        else _duration_of(task.started_at, task.ended_at, now, running),
-        "inputs": task.inputs,
-        "outputs": task.outputs,
-        "error": task.error,
-        "attempts": [_attempt_json(a) for a in attempts],
-    }
-
-
-def _audit_json(event: AuditRow) -> dict[str, Any]:
-    return {"id": event.id, "event_type": event.event_type, "timestamp": iso_ms(event.timestamp), "metadata": event.metadata}
-
-
-def snapshot_json(snapshot: ExecutionSnapshot, *, task_id: str | None = None) -> dict[str, Any]:
-    """`execution inspect --json`: execution, tasks (inputs, outputs, errors, attempts), audit events."""
-    now = snapshot.taken_at_ms
-    states = snapshot.task_states
-    tasks = snapshot.tasks if task_id is None else [t for t in snapshot.tasks if t.task_id == task_id]
-    result: dict[str, Any] = {
-        "execution": _execution_json(snapshot.execution, now),
-        "tasks": [_task_json(t, snapshot.attempts_by_task.get(t.task_id, []), states, now) for t in tasks],
-        "audit_events": [_audit_json(e) for e in snapshot.audit],
-        "generated_at": iso_ms(now),
-    }
-    if task_id is not None:
-        result["task_logs"] = [json.loads(log_row_json(row)) for row in snapshot.task_logs]
-    return result
 
 
 # --------------------------------------------------------------------------- list
@@ -915,12 +754,12 @@ def execution_list_table(
 ) -> Table:
     """ID, WORKFLOW, STATE, STARTED (UTC), DURATION, TASKS — newest first, as given."""
     # STARTED may wrap too: else an 80-column terminal squeezes TASKS to nothing
-    table = _table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS", wrapping={**_WRAPPING, "STARTED": 10})
+    table = borderless_table("ID", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS", wrapping={**_WRAPPING, "STARTED": 10})
     for stored in executions:
         tasks = counts.get(stored.id, {})
         execution = display_safe(stored)
-        running = execution.state not in _TERMINAL
-        duration = _duration_of(execution.started_at, execution.ended_at, now_ms, running)
+        running = execution.state not in TERMINAL_STATES
+        duration = duration_of(execution.started_at, execution.ended_at, now_ms, running)
         started = iso_ms(execution.started_at or execution.created_at) or "-"
         table.add_row(
             Text(execution.id, style="kt.id"),
@@ -932,17 +771,6 @@ def execution_list_table(
         )
     table.columns[0].min_width = max((len(e.id) for e in executions), default=2)
     return table
-
-
-def execution_list_json(
-    executions: Sequence[ExecutionRow], counts: Mapping[str, Mapping[str, int]], now_ms: int
-) -> list[dict[str, Any]]:
-    result = []
-    for execution in executions:
-        item = _execution_json(execution, now_ms)
-        item["task_states"] = dict(counts.get(execution.id, {}))
-        result.append(item)
-    return result
 
 
 def dumps_pretty(value: Any) -> str:

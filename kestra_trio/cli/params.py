@@ -31,3 +31,9 @@ WholeNumber = Annotated[int, Parameter(converter=_whole_number)]
 OptionalWholeNumber = Annotated[int | None, Parameter(converter=_whole_number)]
 Number = Annotated[float, Parameter(converter=_number)]
 OptionalNumber = Annotated[float | None, Parameter(converter=_number)]
+
+#: `--db` of the commands that read or write executions and workflows
+DbPath = Annotated[
+    str | None,
+    Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
+]

@@ -193,7 +193,29 @@ def validate(folder: Path, /) -> ExitCode:
             print(f"warning: {manifest.path}: command file {token!r} not found in {manifest.folder}")
     types = ", ".join(manifest.task_types())
     print(f"ok: {manifest.full_name} {manifest.version} ({len(manifest.actions)} action(s): {types})")
+    for line in _restricted_notes(manifest):
+        print(f"  {line}")
     return ExitCode.OK
+
+
+def _restricted_notes(manifest) -> list[str]:
+    """What the plugin gets when a workflow runs it with security: restricted."""
+    import sys
+
+    uses_python = manifest.runtime != "builtin" and bool(manifest.argv) and manifest.argv[0] == sys.executable
+    notes = [
+        "restricted mode (security: restricted): the plugin sees its own folder read-only, a fresh work folder, a "
+        "private /tmp and only the paths, hosts and environment names the workflow's permissions grant",
+        "  bubblewrap: the system folders" + (" and this engine's Python" if uses_python else "") + " read-only; "
+        "no network unless permissions.network (then HTTP(S)_PROXY points at the engine's allow-list proxy)",
+    ]
+    if manifest.runtime == "builtin":
+        notes.append("  docker: the command runs with the image's /bin/sh")
+    elif uses_python:
+        notes.append("  docker: {python} is the image's python3 (the image must have one); kestra_trio.sdk is mounted for it")
+    else:
+        notes.append(f"  docker: {manifest.command[0]!r} must exist in the image; the plugin folder is mounted at the same path")
+    return notes
 
 
 def _program_problem(manifest) -> str | None:

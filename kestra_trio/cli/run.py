@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -68,25 +67,23 @@ async def run(
     as_json
         Print one JSON object with the execution id, final state and per-task results.
     """
-    import trio
-
     from kestra_trio.config import close_grace as resolve_close_grace
     from kestra_trio.config import kill_grace as resolve_kill_grace
     from kestra_trio.config import max_parallel as resolve_max_parallel
     from kestra_trio.config import resolve_db_path, retention_days
-    from kestra_trio.engine.runner import EngineOptions, run_execution
+    from kestra_trio.engine.context import EngineOptions
     from kestra_trio.model.inputs import coerce_inputs, parse_input_args
-    from kestra_trio.model.loading import load_workflow
     from kestra_trio.plugin_runtime.registry import PluginRegistry
+    from kestra_trio.service.app import ServiceConfig, open_service
+    from kestra_trio.service.registry import load_file, revision_for_run
     from kestra_trio.state.states import State
-    from kestra_trio.storage.db import open_database
 
     max_parallel = resolve_max_parallel(max_parallel)
     kill_grace = resolve_kill_grace(kill_grace)
     close_grace = resolve_close_grace(close_grace)
     registry = PluginRegistry.discover(extra_dirs=plugins or [])
     try:
-        spec = load_workflow(workflow, catalog=registry)
+        loaded = load_file(workflow, registry)
     except WorkflowInvalid as exc:
         for issue in exc.issues:
             _print_err(str(issue))
@@ -95,12 +92,8 @@ async def run(
         raise WorkflowInvalid(
             exc.issues, f"{workflow}: the workflow is invalid ({count} problem{'s' if count != 1 else ''} above); nothing was run"
         ) from None
-    if spec.security == "restricted":
-        raise UsageError(
-            f"{workflow}: security: restricted is not available yet (no sandbox runtime is installed); "
-            "use security: trusted to run plugins as plain child processes"
-        )
-    if spec.permissions != type(spec.permissions)():
+    spec = loaded.workflow
+    if spec.security != "restricted" and spec.permissions != type(spec.permissions)():
         _print_err(
             f"kestra-trio: warning: {workflow}: `permissions` are enforced only with security: restricted; "
             "this workflow runs trusted, so its plugins are not limited"
@@ -113,20 +106,20 @@ async def run(
 
     # an explicit --db is repeated in the follow hint (absolute: the hint is for another terminal)
     view = _View(spec, as_json=as_json, kill_grace=kill_grace, db_hint=str(Path(db).absolute()) if db else None)
-    options = EngineOptions(
-        max_parallel=max_parallel,
-        kill_grace=kill_grace,
-        close_grace=close_grace,
-        workflow_path=str(Path(workflow).resolve()),
-        on_progress=view.on_progress,
-    )
-    async with open_database(db_path) as database:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_retention, database, keep_days)
-            with view:
-                nursery.start_soon(view.tick)
-                result = await run_execution(spec, values, db=database, registry=registry, options=options)
-            nursery.cancel_scope.cancel()
+    from kestra_trio.plugin_runtime.sandbox import check_ready, database_files
+
+    # restricted mode that cannot be sandboxed here fails now, before anything is created
+    await check_ready(spec, protected=database_files(db_path))
+    options = EngineOptions(max_parallel=max_parallel, kill_grace=kill_grace, close_grace=close_grace)
+    config = ServiceConfig(db_path, registry, options, retention_days=keep_days)
+    async with open_service(config) as service:
+        revision = await revision_for_run(service.workflows, loaded)
+        with view:
+            service.start_soon(view.tick)
+            result = await service.run(
+                spec, values, workflow_path=str(Path(workflow).resolve()), workflow_revision=revision,
+                on_progress=view.on_progress,
+            )
     view.finish(result)
     if result.storage_incomplete:
         from kestra_trio.cli.run_view import database_error_line
@@ -141,26 +134,6 @@ async def run(
         by_signal = {signal.SIGTERM: ExitCode.TERMINATED, signal.SIGHUP: ExitCode.HANGUP}
         return int(by_signal.get(result.stop.signal, ExitCode.INTERRUPTED))
     return int(ExitCode.FAILURE)
-
-
-async def _retention(database, keep_days: int) -> None:
-    """Retention runs when an engine starts and every 24 h while it runs; it never delays or
-    fails the execution. After the first cleanup, oversized tables get a warning."""
-    import trio
-
-    from kestra_trio.retention.purge import run_retention_service, size_warnings, table_stats
-
-    first_done = trio.Event()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            partial(run_retention_service, database, retention_days=keep_days, on_report=lambda _: first_done.set())
-        )
-        await first_done.wait()
-        try:
-            for warning in size_warnings(await table_stats(database), retention_days=keep_days):
-                _print_err(f"kestra-trio: warning: {warning}")
-        except Exception as exc:
-            _print_err(f"kestra-trio: warning: cannot measure the database size ({exc})")
 
 
 class _View:

@@ -22,7 +22,7 @@ from kestra_trio.state.states import State
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from kestra_trio.engine.runner import ExecutionResult
+    from kestra_trio.engine.context import ExecutionResult
     from kestra_trio.model.workflow import Workflow
 
 STATE_STYLE = {
@@ -30,6 +30,7 @@ STATE_STYLE = {
     "FAILED": "kt.state.failed",
     "RUNNING": "kt.state.running",
     "PENDING": "kt.state.pending",
+    "QUEUED": "kt.state.queued",
     "WAITING": "kt.state.waiting",
     "CANCELLED": "kt.state.cancelled",
 }

@@ -12,6 +12,7 @@ STYLES: dict[str, str] = {
     "kt.state.failed": "red",
     "kt.state.running": "yellow",
     "kt.state.pending": "dim",
+    "kt.state.queued": "blue",
     "kt.state.waiting": "cyan",
     "kt.state.cancelled": "magenta",
     # log levels (INFO keeps the terminal's default colour)

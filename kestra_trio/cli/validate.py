@@ -32,7 +32,7 @@ def validate(files: list[Path], /, *, plugins: list[Path] | None = None) -> int:
     failed = 0
     for path in files:
         try:
-            load_workflow(path, catalog=catalog)
+            workflow = load_workflow(path, catalog=catalog)
         except WorkflowInvalid as exc:
             failed += 1
             for issue in exc.issues:
@@ -42,7 +42,17 @@ def validate(files: list[Path], /, *, plugins: list[Path] | None = None) -> int:
             _write(f"{exc}\n")
         else:
             _write(f"{path}: ok\n")
+            for line in _restricted_explanation(workflow):
+                _write(f"  {line}\n")
     return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+def _restricted_explanation(workflow) -> list[str]:
+    """What a `security: restricted` workflow's tasks will be allowed (nothing for trusted)."""
+    from kestra_trio.plugin_runtime.sandbox import explain
+
+    lines = explain(workflow)
+    return ["restricted: every task runs sandboxed; it may use:", *(f"  {line}" for line in lines)] if lines else []
 
 
 def schema() -> int:

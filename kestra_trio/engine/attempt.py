@@ -9,23 +9,45 @@ exit code and the stderr tail — in its error and as a final log line.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import trio
 
+from kestra_trio.engine.context import RunContext, TaskResult
 from kestra_trio.engine.progress import ProgressEvent
-from kestra_trio.errors import IllegalTransition
 from kestra_trio.engine.retry import decide
+from kestra_trio.engine.slots import TaskSlots
+from kestra_trio.errors import IllegalTransition
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.templates import TemplateError, find_references, render
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
+from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
 from kestra_trio.state.states import AttemptState, Reason, State
 from kestra_trio.storage.executions import AttemptWrite, StateChange
 
-if TYPE_CHECKING:
-    from kestra_trio.engine.runner import ExecutionRun
-    from kestra_trio.engine.scheduler import Scheduler
+
+class TaskSlot:
+    """One task's hold on the process-wide slots: taken to run, given back while it waits
+    out a retry backoff (--max-parallel counts running tasks), taken again (ahead of tasks
+    that have not started) to resume."""
+
+    __slots__ = ("_slots", "_held", "_taken_before")
+
+    def __init__(self, slots: TaskSlots) -> None:
+        self._slots = slots
+        self._held = False
+        self._taken_before = False
+
+    async def take(self) -> None:
+        await self._slots.acquire(resuming=self._taken_before)
+        self._held = self._taken_before = True
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 class _HandleSlot:
@@ -49,30 +71,42 @@ def _stop_details(handle: ProcessHandle | None) -> str:
 
 
 class TaskWorker:
-    def __init__(self, run: ExecutionRun, scheduler: Scheduler) -> None:
+    def __init__(self, run: RunContext) -> None:
         self.run = run
-        self.scheduler = scheduler
 
-    async def run_task(self, task_id: str) -> bool:
-        """Run every attempt of one task; True when it succeeded."""
-        state = {"attempt": 0, "started_at": None, "handle": None, "attempt_started": None, "attempt_open": False}
+    async def run_task(
+        self, result: TaskResult, upstream: Mapping[str, dict[str, Any]], slot: TaskSlot
+    ) -> tuple[TaskResult, dict[str, Any] | None]:
+        """Run every attempt of one task (holding `slot`); returns its record and, when it
+        succeeded, its outputs as the plugin gave them (for the templates of tasks below).
+
+        Raises:
+            trio.Cancelled: the execution was stopped; the task's CANCELLED state is recorded first.
+        """
+        state: dict[str, Any] = {
+            "attempt": 0, "started_at": None, "handle": None, "attempt_started": None, "attempt_open": False,
+            "result": result, "upstream": upstream, "slot": slot, "outputs": None,
+        }
         try:
-            return await self._attempts(task_id, state)  # the scheduler holds its limiter slot
+            await self._attempts(result.task_id, state)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
-                await self._record_cancelled(task_id, state)
+                await self._record_cancelled(result.task_id, state)
             raise
+        return result, state["outputs"]
 
     async def _attempts(self, task_id: str, st: dict[str, Any]) -> bool:
         run = self.run
         spec = run.workflow.task(task_id)
-        result = self.scheduler.results[task_id]
+        result: TaskResult = st["result"]
         try:
             manifest, action = run.registry.resolve(spec.type)
         except LookupError as exc:
             return await self._fail(task_id, st, Outcome.failure(Reason.UNKNOWN_PLUGIN, str(exc), type="UnknownPlugin"))
         max_attempts = spec.retry.max_attempts
         granted = _granted_secrets(spec.inputs, run.secrets)
+        policy = SandboxPolicy.for_task(run.workflow, spec)
+        runtime = run.services.runtime_for(run, policy)
         while True:
             st["attempt"] += 1
             attempt = st["attempt"]
@@ -81,7 +115,7 @@ class TaskWorker:
                 resolved = render(
                     dict(spec.inputs),
                     inputs=run.inputs,
-                    task_outputs=self.scheduler.outputs,
+                    task_outputs=st["upstream"],
                     secret=run.secrets.get,
                     # a whole-value template into a string input gives text: "{{ n }}" -> "2"
                     schema=action.input_schema,
@@ -97,6 +131,8 @@ class TaskWorker:
             if st["started_at"] is None:
                 st["started_at"] = started
                 fields["started_at"] = started
+                if policy is not None:
+                    fields["sandbox"] = policy.describe()
             await run.apply(
                 StateChange(
                     run.execution_id, State.RUNNING, Reason.STARTED.value, task_id=task_id, fields=fields,
@@ -115,23 +151,19 @@ class TaskWorker:
             invocation = Invocation(
                 execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
                 manifest=manifest, action=action, inputs=resolved, secrets=granted,
-                workdir=run.workdir,
+                workdir=run.workdir, policy=policy,
             )
-            slot = _HandleSlot()
+            handle_slot = _HandleSlot()
             outcome: Outcome | None = None
-            from kestra_trio.plugin_runtime.process import run_action
-
             with trio.move_on_after(spec.timeout) as attempt_scope:
                 try:
-                    outcome = await run_action(
-                        invocation, log_send=run.log_send, reaper=run.reaper,
-                        kill_grace=run.options.kill_grace, force_kill=run.force_kill,
-                        task_status=slot,  # type: ignore[arg-type]
+                    outcome = await runtime.run_action(
+                        invocation, log_send=run.log_send, task_status=handle_slot,  # type: ignore[arg-type]
                     )
                 finally:
-                    st["handle"] = slot.handle
+                    st["handle"] = handle_slot.handle
             if attempt_scope.cancelled_caught or outcome is None:
-                outcome = await self._timed_out(task_id, spec.timeout, attempt, slot.handle, started)
+                outcome = await self._timed_out(task_id, spec.timeout, attempt, handle_slot.handle, started)
             st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
             if outcome.ok:
                 return await self._succeed(task_id, st, outcome)
@@ -140,9 +172,9 @@ class TaskWorker:
                 return await self._fail(task_id, st, outcome)
             await self._backoff(task_id, st, outcome, decision.next_attempt, decision.delay)
             # a task waiting to retry does not run: --max-parallel counts running tasks
-            self.scheduler.give_back_slot(task_id)
+            st["slot"].give_back()
             await trio.sleep(decision.delay)
-            await self.scheduler.take_slot_again(task_id)
+            await st["slot"].take()
 
     async def _timed_out(
         self, task_id: str, timeout: float, attempt: int, handle: ProcessHandle | None, started: int
@@ -170,7 +202,7 @@ class TaskWorker:
 
     async def _succeed(self, task_id: str, st: dict[str, Any], outcome: Outcome) -> bool:
         run = self.run
-        result = self.scheduler.results[task_id]
+        result: TaskResult = st["result"]
         outputs = outcome.outputs or {}
         masked = run.masker.mask_value(outputs)
         ended = now_ms()
@@ -193,7 +225,7 @@ class TaskWorker:
                 at=ended,
             )
         )
-        self.scheduler.outputs[task_id] = outputs
+        st["outputs"] = outputs
         result.state, result.reason_code, result.outputs, result.duration_ms = State.SUCCESS, Reason.COMPLETED.value, masked, duration
         run.progress(ProgressEvent(run.execution_id, task_id, State.SUCCESS, Reason.COMPLETED.value, None, st["attempt"], 0))
         return True
@@ -206,7 +238,7 @@ class TaskWorker:
 
     async def _fail(self, task_id: str, st: dict[str, Any], outcome: Outcome) -> bool:
         run = self.run
-        result = self.scheduler.results[task_id]
+        result: TaskResult = st["result"]
         reason = (outcome.reason_code or Reason.PLUGIN_FAILED).value
         error = self._error(outcome, st["attempt"])
         ended = now_ms()
@@ -234,8 +266,6 @@ class TaskWorker:
         )
         result.state, result.reason_code, result.error, result.duration_ms = State.FAILED, reason, error, duration
         result.attempts = st["attempt"]
-        if self.scheduler.first_failure is None:
-            self.scheduler.first_failure = result
         run.progress(ProgressEvent(run.execution_id, task_id, State.FAILED, reason, str(error.get("message")), st["attempt"]))
         return False
 
@@ -271,7 +301,7 @@ class TaskWorker:
             AuditEventType.RETRY, task_id=task_id, attempt=st["attempt"], next_attempt=next_attempt,
             delay_ms=int(delay * 1000), reason_code=reason,
         )
-        self.scheduler.results[task_id].state = State.WAITING
+        st["result"].state = State.WAITING
         run.progress(
             ProgressEvent(run.execution_id, task_id, State.WAITING, Reason.BACKOFF.value, f"retry in {format_duration(delay)}",
                           st["attempt"], spec.retry.max_attempts, spec.type)
@@ -280,7 +310,7 @@ class TaskWorker:
     async def _record_cancelled(self, task_id: str, st: dict[str, Any]) -> None:
         """The execution scope was cancelled: record why, who, signal and exit code."""
         run = self.run
-        result = self.scheduler.results[task_id]
+        result: TaskResult = st["result"]
         if result.state.is_terminal:
             return
         stop = run.stop_request

@@ -1,19 +1,24 @@
-"""Scheduler: starts a task when all its `needs` succeeded; a CapacityLimiter bounds parallelism.
+"""Scheduler: starts a task when all its `needs` succeeded; the service's slots bound parallelism.
 
 Bookkeeping is O(V + E): each finished task decrements a counter on its dependents. A failed
 task's descendants never start and are recorded CANCELLED / UPSTREAM_FAILED in one
 transaction; independent branches already running finish.
+
+Ready tasks are admitted one by one, in workflow order, by one admitter task that waits
+for a slot of the process-wide `TaskSlots` (first come, first served): `--max-parallel` counts running
+tasks across every execution of the process, and the executions share it fairly.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import Any
 
 import trio
 
-from kestra_trio.engine.attempt import TaskWorker
+from kestra_trio.engine.attempt import TaskSlot, TaskWorker
+from kestra_trio.engine.context import RunContext, StopRequest, TaskResult
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.model.dag import Dag
 from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
@@ -21,87 +26,75 @@ from kestra_trio.state.states import Reason, State
 from kestra_trio.storage.db import is_storage_failure
 from kestra_trio.storage.executions import StateChange
 
-if TYPE_CHECKING:
-    from kestra_trio.engine.runner import ExecutionRun, StopRequest, TaskResult
-
 
 class Scheduler:
-    def __init__(self, run: ExecutionRun) -> None:
-        from kestra_trio.engine.runner import TaskResult
-
+    def __init__(self, run: RunContext) -> None:
         self.run_ctx = run
         self.dag = Dag(run.workflow.tasks)
         self.remaining = {tid: len(needs) for tid, needs in self.dag.needs.items()}
         self.results: dict[str, TaskResult] = {
             spec.id: TaskResult(spec.id, State.WAITING if spec.needs else State.PENDING) for spec in run.workflow.tasks
         }
+        #: outputs of the tasks that succeeded, for the templates of the tasks below them
         self.outputs: dict[str, dict[str, Any]] = {}
-        self.limiter = trio.CapacityLimiter(max(1, run.options.max_parallel))
-        #: tasks holding a limiter slot (one waiting out a retry backoff gives its slot back)
-        self.holding: set[str] = set()
-        self._wake: trio.MemorySendChannel[tuple[str, bool] | None] | None = None
+        self.slots = run.services.slots
         self.started: set[str] = set()
         self.first_failure: TaskResult | None = None
         self.cancelled_before_start = 0
-        self.worker = TaskWorker(run, self)
+        self.worker = TaskWorker(run)
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(result.state.value for result in self.results.values()))
 
     async def run(self) -> None:
-        # (task_id, ok) when a task ends; None when a slot was given back (a retry backoff)
-        done_send, done_receive = trio.open_memory_channel[tuple[str, bool] | None](math.inf)
-        self._wake = done_send
-        # Ready tasks wait here, not on the limiter: trio runs newly spawned tasks in a
-        # shuffled order, so only admitting them one by one keeps workflow order among tasks
-        # that became ready together (file order with --max-parallel 1, as users expect).
-        ready: deque[str] = deque(self.dag.roots())
+        done_send, done_receive = trio.open_memory_channel[tuple[str, bool]](math.inf)
+        # Ready tasks wait in this channel, not on the slots: trio runs newly spawned tasks
+        # in a shuffled order, so only admitting them one by one keeps workflow order among
+        # tasks that became ready together (file order with --max-parallel 1, as users expect).
+        ready_send, ready_receive = trio.open_memory_channel[str](math.inf)
+        outstanding = 0  # ready or running
+        for task_id in self.dag.roots():
+            ready_send.send_nowait(task_id)
+            outstanding += 1
+        if not outstanding:
+            return
         async with trio.open_nursery() as nursery:
-            running = 0
-            while True:
-                # a slot given back by a task in backoff goes first to a task waiting to
-                # resume (the limiter hands it over), so available tokens mean nobody waits
-                while ready and self.limiter.available_tokens:
-                    task_id = ready.popleft()
-                    self.limiter.acquire_on_behalf_of_nowait(task_id)
-                    self.holding.add(task_id)
-                    self.started.add(task_id)
-                    nursery.start_soon(self._run_one, task_id, done_send)
-                    running += 1
-                if not running:
-                    break
-                message = await done_receive.receive()
-                if message is None:
-                    continue
-                task_id, ok = message
-                running -= 1
+            nursery.start_soon(self._admit, ready_receive, done_send, nursery)
+            while outstanding:
+                task_id, ok = await done_receive.receive()
+                outstanding -= 1
                 if ok:
                     for dependent in self.dag.dependents[task_id]:
                         self.remaining[dependent] -= 1
                         if self.remaining[dependent] == 0 and self.results[dependent].state == State.WAITING:
-                            ready.append(dependent)
+                            ready_send.send_nowait(dependent)
+                            outstanding += 1
                 else:
                     await self._block_descendants(task_id)
+            nursery.cancel_scope.cancel()  # the admitter waits for tasks that will not come
 
-    async def _run_one(self, task_id: str, done: trio.MemorySendChannel[tuple[str, bool] | None]) -> None:
+    async def _admit(
+        self,
+        ready: trio.MemoryReceiveChannel[str],
+        done: trio.MemorySendChannel[tuple[str, bool]],
+        nursery: trio.Nursery,
+    ) -> None:
+        async for task_id in ready:
+            slot = TaskSlot(self.slots)
+            await slot.take()
+            self.started.add(task_id)
+            nursery.start_soon(self._run_one, task_id, slot, done)
+
+    async def _run_one(self, task_id: str, slot: TaskSlot, done: trio.MemorySendChannel[tuple[str, bool]]) -> None:
         try:
-            ok = await self.worker.run_task(task_id)
+            result, outputs = await self.worker.run_task(self.results[task_id], self.outputs, slot)
         finally:
-            self.give_back_slot(task_id, wake=False)
-        done.send_nowait((task_id, ok))
-
-    def give_back_slot(self, task_id: str, *, wake: bool = True) -> None:
-        """Free the task's slot while it does not run (a retry backoff), for other tasks."""
-        if task_id in self.holding:
-            self.holding.discard(task_id)
-            self.limiter.release_on_behalf_of(task_id)
-            if wake and self._wake is not None:
-                self._wake.send_nowait(None)  # the scheduler may admit a ready task now
-
-    async def take_slot_again(self, task_id: str) -> None:
-        """After a backoff: wait for a slot (ahead of tasks that have not started yet)."""
-        await self.limiter.acquire_on_behalf_of(task_id)
-        self.holding.add(task_id)
+            slot.give_back()
+        if outputs is not None:
+            self.outputs[task_id] = outputs
+        elif self.first_failure is None:
+            self.first_failure = result
+        done.send_nowait((task_id, result.state == State.SUCCESS))
 
     async def _block_descendants(self, failed_id: str) -> None:
         below = self.dag.descendants(failed_id)

@@ -17,6 +17,7 @@ from kestra_trio.storage.db import Database
 from kestra_trio.storage.executions import ExecutionStore
 from kestra_trio.storage.reads import snapshot_rows
 from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
+from kestra_trio.storage.sandbox import SandboxRows, sandbox_rows
 
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
 
@@ -30,6 +31,7 @@ class ExecutionSnapshot:
     task_logs: list[LogRow] = field(default_factory=list)  # last lines of `focus_task`
     focus_task: str | None = None
     taken_at_ms: int = 0
+    sandbox: SandboxRows | None = None  # restricted mode: each task's sandbox and the refusals
 
     @property
     def log_count(self) -> int:
@@ -85,7 +87,8 @@ class ExecutionInspector:
         if rows is None:  # deleted between the two reads (retention)
             raise ExecutionNotFound(execution_id)
         snapshot = ExecutionSnapshot(
-            rows.execution, rows.tasks, rows.attempts, rows.audit, rows.task_logs, task_id, rows.taken_at_ms
+            rows.execution, rows.tasks, rows.attempts, rows.audit, rows.task_logs, task_id, rows.taken_at_ms,
+            await self.db.read(sandbox_rows, resolved),
         )
         if task_id is not None and snapshot.task(task_id) is None:
             raise TaskNotFound(resolved, task_id)

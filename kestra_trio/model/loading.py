@@ -6,14 +6,26 @@ instead of `yaml.safe_load`, because that lets us:
 * record where each value starts (`tasks[2].type` -> line 14, column 11);
 * report duplicate keys instead of silently keeping the last one;
 * refuse any tag the safe loader would not build (`!!python/object` ...) with one line;
+* read booleans as YAML 1.2's core schema does (as Kestra and most YAML-in-CI tools read
+  them): only true/false in any case form; `yes`, `no`, `on`, `off`, `y`, `n` stay text, so
+  `id: off` is an id and `command: n` a command;
 * stop early on hostile input: nesting deeper than MAX_DEPTH (libyaml's composer would
   crash the interpreter, and its flow scanner is quadratic in depth) or more than
   MAX_VALUES values once aliases are expanded (the "billion laughs").
+
+The nesting limit is ours whatever the parser: the scanner reads up to ~1,000 characters
+ahead of the last event it hands over, so a dense run of `[`/`{` can hit the parser's own
+limit (libyaml in PyYAML >= 6.0.4 stops at 1,000 flow levels) before we see level 65. When
+the parser fails, `_too_deep_offset` counts the flow brackets between the last event and
+the failure, and a depth past MAX_DEPTH is reported in our words at the bracket that went
+past it — the same place the event check names when the parser gets that far.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +33,13 @@ from typing import Any
 from kestra_trio.errors import WorkflowError, WorkflowInvalid
 from kestra_trio.model.catalog import ActionCatalog
 from kestra_trio.model.durations import parse_duration
+from kestra_trio.model.sizes import parse_size
 from kestra_trio.model.validation import SourceMap, ValidationIssue, join_path, validate_document
 from kestra_trio.model.workflow import (
     DEFAULT_TASK_TIMEOUT,
     InputSpec,
     Permissions,
+    Resources,
     RetryPolicy,
     TaskSpec,
     TriggerSpec,
@@ -115,6 +129,10 @@ def load_document(text: str, filename: str = "<string>") -> tuple[dict[str, Any]
     except WorkflowError:
         raise
     except Exception as exc:  # yaml.YAMLError and anything libyaml raises on odd input
+        offset = _too_deep_offset(text, builder.parsed_to, len(builder.stack), _error_offset(exc, len(text)))
+        if offset is not None:
+            line, column = _line_column(text, offset)
+            raise WorkflowError(f"{filename}:{line}:{column}: {_TOO_DEEP}") from None
         raise WorkflowError(_yaml_error_line(filename, exc)) from None
     if builder.empty:
         raise WorkflowError(f"{filename}: file is empty; a workflow needs at least id and tasks")
@@ -133,6 +151,45 @@ def _yaml_error_line(filename: str, exc: Exception) -> str:
         return f"{filename}: not valid YAML: {exc.reason} (at character {exc.position})"  # type: ignore[attr-defined]
     detail = " ".join(str(exc).split()) or type(exc).__name__
     return f"{filename}: not valid YAML: {detail}"
+
+
+_TOO_DEEP = f"nesting is deeper than {MAX_DEPTH} levels; a workflow does not need that"
+
+# a flow bracket, or text whose brackets are not structure: a quoted scalar (possibly cut off
+# by the failure) or a comment
+_FLOW_TOKEN = re.compile(r"""[\[{\]}]|'(?:[^']|'')*'?|"(?:[^"\\]|\\.)*"?|(?:^|(?<=[ \t]))#[^\n\r]*""", re.MULTILINE)
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML 1.1 breaks, as PyYAML counts lines
+
+
+def _error_offset(exc: Exception, size: int) -> int:
+    """Where the parser stopped (a character offset), or the end if it does not say."""
+    mark = getattr(exc, "problem_mark", None)
+    index = getattr(mark, "index", None)
+    return min(index, size) if isinstance(index, int) and index >= 0 else size
+
+
+def _too_deep_offset(text: str, start: int, depth: int, stop: int) -> int | None:
+    """The offset of the flow bracket that takes nesting past MAX_DEPTH in text[start:stop + 1].
+
+    `depth` is the nesting at `start` (the end of the last event the parser handed over).
+    """
+    for token in _FLOW_TOKEN.finditer(text, start, stop + 1):
+        char = token.group()
+        if char in "[{":
+            if depth >= MAX_DEPTH:
+                return token.start()
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset, counting lines as the YAML reader does."""
+    line, line_start = 1, 0
+    for match in _LINE_BREAK.finditer(text, 0, offset):
+        line, line_start = line + 1, match.end()
+    return line, offset - line_start + 1
 
 
 def _tag_text(tag: str) -> str:
@@ -166,6 +223,7 @@ class _Builder:
         self.total = 0
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.stack: list[_Frame] = []
+        self.parsed_to = 0  # where the last event handed over ends (a character offset)
         self.resolver: Any = None
         self.constructor: Any = None
 
@@ -175,6 +233,7 @@ class _Builder:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         for event in yaml.parse(text, Loader=loader):
             self.on_event(event)
+            self.parsed_to = event.end_mark.index
 
     def fail(self, event: Any, message: str) -> None:
         line, column = _mark(event)
@@ -207,7 +266,7 @@ class _Builder:
         if self.stack and self.awaiting_key():
             self.fail(event, "mapping keys must be plain text, not a list or mapping")
         if len(self.stack) >= MAX_DEPTH:
-            self.fail(event, f"nesting is deeper than {MAX_DEPTH} levels; a workflow does not need that")
+            self.fail(event, _TOO_DEEP)
         allowed = _MAPPING_TAGS if is_mapping else _SEQUENCE_TAGS
         if event.tag not in allowed:
             self.fail(event, f"unsupported YAML tag {_tag_text(event.tag)!r} (only plain values, lists and mappings are allowed)")
@@ -300,7 +359,7 @@ class _Builder:
         import yaml
 
         if self.resolver is None:
-            self.resolver = yaml.resolver.Resolver()
+            self.resolver = _core_schema_resolver()
             self.constructor = yaml.constructor.SafeConstructor()
         tag = event.tag
         if tag is None or tag == "!":
@@ -314,6 +373,24 @@ class _Builder:
             return self.constructor.construct_object(node)
         except Exception:  # `!!int abc`, `!!bool maybe`: the value does not fit its tag
             self.fail(event, f"{event.value!r} is not a valid {_tag_text(tag)} value")
+
+
+_CORE_BOOLEAN = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+@functools.cache
+def _core_schema_resolver() -> Any:
+    """PyYAML's resolver (YAML 1.1) with YAML 1.2 core-schema booleans: true/false only."""
+    import yaml
+
+    class CoreSchemaResolver(yaml.resolver.Resolver):
+        yaml_implicit_resolvers = {
+            first: [(tag, pattern) for tag, pattern in resolvers if tag != _CORE + "bool"]
+            for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+        }
+
+    CoreSchemaResolver.add_implicit_resolver(_CORE + "bool", _CORE_BOOLEAN, list("tTfF"))
+    return CoreSchemaResolver()
 
 
 def _mark(event: Any) -> tuple[int, int]:
@@ -343,9 +420,21 @@ def build_workflow(data: dict[str, Any], *, source_path: str | None = None) -> W
             filesystem_read=tuple(filesystem.get("read") or ()),
             filesystem_write=tuple(filesystem.get("write") or ()),
             env=tuple(permissions.get("env") or ()),
+            resources=_resources(permissions.get("resources") or {}),
         ),
+        sandbox=data.get("sandbox", "bubblewrap"),
+        image=data.get("image"),
         tasks=tuple(_task_spec(item) for item in data["tasks"]),
         source_path=source_path,
+    )
+
+
+def _resources(data: dict[str, Any]) -> Resources:
+    return Resources(
+        memory=parse_size(data["memory"]) if "memory" in data else None,
+        cpu_seconds=float(data["cpu_seconds"]) if "cpu_seconds" in data else None,
+        processes=data.get("processes"),
+        file_size=parse_size(data["file_size"]) if "file_size" in data else None,
     )
 
 
@@ -385,4 +474,6 @@ def _task_spec(item: dict[str, Any]) -> TaskSpec:
         ),
         timeout=DEFAULT_TASK_TIMEOUT if timeout is None else timeout,
         description=item.get("description"),
+        sandbox=item.get("sandbox"),
+        image=item.get("image"),
     )

@@ -22,6 +22,7 @@ from typing import Any
 from kestra_trio.model.catalog import ActionCatalog
 from kestra_trio.model.dag import find_cycles
 from kestra_trio.model.durations import parse_duration
+from kestra_trio.model.sizes import SIZE_PATTERN, parse_size
 from kestra_trio.model.templates import (
     Reference,
     TemplateError,
@@ -51,14 +52,24 @@ _TYPE = re.compile(TYPE_PATTERN)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _LAST_SEGMENT = re.compile(r'(?:\.[A-Za-z0-9_-]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$')
 
-TOP_KEYS = ("id", "namespace", "description", "enabled", "trigger", "inputs", "timeout", "security", "permissions", "tasks")
-TASK_KEYS = ("id", "type", "inputs", "needs", "retry", "timeout", "description")
+TOP_KEYS = (
+    "id", "namespace", "description", "enabled", "trigger", "inputs", "timeout", "security", "permissions", "sandbox",
+    "image", "tasks",
+)
+TASK_KEYS = ("id", "type", "inputs", "needs", "retry", "timeout", "description", "sandbox", "image")
 RETRY_KEYS = ("max", "backoff", "delay", "max_delay")
 BACKOFF_KEYS = ("type", "delay", "max_delay")
 INPUT_KEYS = ("name", "type", "default", "required", "description")
 TRIGGER_KEYS = ("type", "schedule")
-PERMISSION_KEYS = ("network", "filesystem", "env")
+PERMISSION_KEYS = ("network", "filesystem", "env", "resources")
 FILESYSTEM_KEYS = ("read", "write")
+RESOURCE_KEYS = ("memory", "cpu_seconds", "processes", "file_size")
+SANDBOX_KINDS = ("bubblewrap", "docker")
+#: `api.example.com`, `*.example.com`, `127.0.0.1:8080`, `[::1]:8080` (no port: 80 and 443)
+HOST_PATTERN = r"^(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_HOST = re.compile(HOST_PATTERN)
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
 INPUT_TYPES = ("string", "integer", "number", "boolean", "json")
 SECURITY_MODES = ("trusted", "restricted")
 TRIGGER_TYPES = ("manual", "cron", "webhook")
@@ -173,6 +184,16 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _kind_for_boolean(value: Any) -> str:
+    """`_kind`, saying why `yes` is not a boolean: workflows are read with YAML 1.2's booleans."""
+    if isinstance(value, str) and value.lower() in _YAML_1_1_BOOLEANS:
+        return f"the text {value!r} (only true and false are booleans)"
+    return _kind(value)
+
+
+_YAML_1_1_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
+
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -215,6 +236,8 @@ class _Checker:
         self.issues: list[ValidationIssue] = []
         #: task ids already reported as malformed: a need naming one is not "unknown" too
         self.malformed_ids: set[str] = set()
+        #: the workflow's security mode, for task-level sandbox keys (None: invalid)
+        self.security: str | None = "trusted"
 
     # reporting
     def add(self, path: str, message: str, *, at_key: bool = False) -> None:
@@ -263,7 +286,7 @@ class _Checker:
 
     def boolean(self, value: dict[str, Any], key: str, path: str) -> None:
         if key in value and not isinstance(value[key], bool):
-            self.add(join_path(path, key), f"must be true or false, got {_kind(value[key])}")
+            self.add(join_path(path, key), f"must be true or false, got {_kind_for_boolean(value[key])}")
 
     def choice(self, value: dict[str, Any], key: str, path: str, choices: Sequence[str]) -> str | None:
         if key not in value:
@@ -328,7 +351,9 @@ class _Checker:
         self.string(data, "description", "")
         self.boolean(data, "enabled", "")
         self.duration(data, "timeout", "")
-        self.choice(data, "security", "", SECURITY_MODES)
+        security = self.choice(data, "security", "", SECURITY_MODES) if "security" in data else "trusted"
+        self.security = security
+        self.check_sandbox(data, "", security)
         if "trigger" in data:
             self.check_trigger(data["trigger"])
         if "permissions" in data:
@@ -337,6 +362,18 @@ class _Checker:
         if "tasks" in data:
             tasks = self.check_tasks(data["tasks"])
             self.check_graph(tasks, input_names)
+            self.check_docker_images(data)
+
+    def check_docker_images(self, data: dict[str, Any]) -> None:
+        """A task that runs in a docker sandbox needs an image (its own or the workflow's)."""
+        if data.get("security") != "restricted" or not isinstance(data.get("tasks"), list):
+            return
+        for index, task in enumerate(data["tasks"]):
+            if not isinstance(task, dict):
+                continue
+            if task.get("sandbox", data.get("sandbox")) == "docker" and not (task.get("image") or data.get("image")):
+                where = join_path(join_path("tasks", index), "sandbox") if "sandbox" in task else "sandbox"
+                self.add(where, "a docker sandbox needs an image: set image: (e.g. image: python:3.12-slim) on the task or the workflow")
 
     def check_trigger(self, trigger: Any) -> None:
         if not self.mapping(trigger, "trigger", "type, schedule"):
@@ -359,14 +396,66 @@ class _Checker:
         if not self.mapping(permissions, "permissions", "network, filesystem, env"):
             return
         self.keys(permissions, "permissions", PERMISSION_KEYS)
-        self.string_list(permissions, "network", "permissions", "host names")
-        self.string_list(permissions, "env", "permissions", "environment variable names")
+        for index, host in enumerate(self.string_list(permissions, "network", "permissions", "host names")):
+            port = host.rpartition(":")[2] if host.count(":") == 1 or host.startswith("[") else ""
+            if not _HOST.fullmatch(host) or (port.isdigit() and not 0 < int(port) < 65536):
+                self.add(
+                    f"permissions.network[{index}]",
+                    f"{host!r} is not a host: write a name or address, optionally with :port "
+                    "(api.example.com, *.example.com, 127.0.0.1:8080)",
+                )
+        for index, name in enumerate(self.string_list(permissions, "env", "permissions", "environment variable names")):
+            if not _ENV_NAME.fullmatch(name):
+                self.add(f"permissions.env[{index}]", f"{name!r} is not an environment variable name (letters, digits, '_')")
         filesystem = permissions.get("filesystem")
         if filesystem is not None or "filesystem" in permissions:
             if self.mapping(filesystem, "permissions.filesystem", "read: [paths], write: [paths]"):
                 self.keys(filesystem, "permissions.filesystem", FILESYSTEM_KEYS)
-                self.string_list(filesystem, "read", "permissions.filesystem", "paths")
-                self.string_list(filesystem, "write", "permissions.filesystem", "paths")
+                for key in FILESYSTEM_KEYS:
+                    where = f"permissions.filesystem.{key}"
+                    for index, item in enumerate(self.string_list(filesystem, key, "permissions.filesystem", "paths")):
+                        if not item.startswith("/") or "\0" in item:
+                            self.add(f"{where}[{index}]", f"{item!r} must be an absolute path (starting with /)")
+                        elif any(part == ".." for part in item.split("/")):
+                            self.add(f"{where}[{index}]", f"{item!r} must not contain '..'")
+        if "resources" in permissions:
+            self.check_resources(permissions["resources"])
+
+    def check_resources(self, resources: Any) -> None:
+        path = "permissions.resources"
+        if not self.mapping(resources, path, "memory, cpu_seconds, processes, file_size"):
+            return
+        self.keys(resources, path, RESOURCE_KEYS)
+        for key in ("memory", "file_size"):
+            if key in resources:
+                try:
+                    size = parse_size(resources[key]) if isinstance(resources[key], (str, int)) else None
+                except ValueError as exc:
+                    self.add(join_path(path, key), str(exc))
+                    continue
+                if size is None:
+                    self.add(join_path(path, key), f"must be a size such as 256Mi, 1Gi or 100M, got {_kind(resources[key])}")
+                elif size < 1024 * 1024:
+                    self.add(join_path(path, key), "must be at least 1Mi (a plugin cannot start with less)")
+        if "processes" in resources:
+            value = resources["processes"]
+            if not _is_int(value) or value < 1:
+                self.add(join_path(path, "processes"), f"must be a whole number of at least 1, got {value!r}")
+        if "cpu_seconds" in resources:
+            value = resources["cpu_seconds"]
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                self.add(join_path(path, "cpu_seconds"), f"must be a number of seconds above 0, got {value!r}")
+
+    def check_sandbox(self, data: dict[str, Any], path: str, security: str | None) -> None:
+        """`sandbox` and `image` (workflow or task level): only with security: restricted."""
+        self.choice(data, "sandbox", path, SANDBOX_KINDS)
+        image = self.string(data, "image", path)
+        if image is not None and (not image.strip() or any(c.isspace() for c in image)):
+            self.add(join_path(path, "image"), f"{image!r} is not an image name (e.g. python:3.12-slim)")
+        if security is not None and security != "restricted":
+            for key in ("sandbox", "image"):
+                if key in data:
+                    self.add(join_path(path, key), f"{key} is used only with security: restricted (set it at the top)", at_key=True)
 
     def check_inputs(self, declarations: Any) -> set[str]:
         """Check `inputs:` declarations; returns the declared names (even of broken entries)."""
@@ -395,7 +484,8 @@ class _Checker:
                 if not _TYPE_CHECKS[input_type](default):
                     self.add(
                         join_path(path, "default"),
-                        f"default must be {_TYPE_WORDS[input_type]} (the input's type is {input_type}), got {_kind(default)}",
+                        f"default must be {_TYPE_WORDS[input_type]} (the input's type is {input_type}), "
+                        f"got {_kind_for_boolean(default) if input_type == 'boolean' else _kind(default)}",
                     )
                 else:
                     self.finite_numbers(default, join_path(path, "default"))
@@ -445,6 +535,7 @@ class _Checker:
         self.duration(task, "timeout", path)
         if "retry" in task:
             self.check_retry(task["retry"], join_path(path, "retry"))
+        self.check_sandbox(task, path, self.security)
         needs = self.needs_of(task, path)
         if type_ok and self.catalog is not None:
             self.check_against_catalog(task_type, inputs, path, inputs_ok="inputs" not in task or inputs is not None)  # type: ignore[arg-type]
@@ -709,7 +800,8 @@ def _schema_message(error: Any) -> str:
         return f"unknown input {name!r}{hint}"
     if validator == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        return f"must be {' or '.join(_JSON_TYPE_WORDS.get(k, k) for k in kinds)}, got {_kind(instance)}"
+        got = _kind_for_boolean(instance) if "boolean" in kinds else _kind(instance)
+        return f"must be {' or '.join(_JSON_TYPE_WORDS.get(k, k) for k in kinds)}, got {got}"
     if validator == "enum":
         return f"must be one of {', '.join(str(v) for v in expected)}, got {instance!r}"
     if validator in ("anyOf", "oneOf"):
@@ -755,6 +847,17 @@ _DURATION: dict[str, Any] = {
         {"type": "number", "minimum": 0},
     ],
 }
+
+
+_SIZE: dict[str, Any] = {
+    "description": "A size: 256Mi, 1Gi (1024-based), 100M (1000-based), or a number of bytes.",
+    "oneOf": [{"type": "string", "pattern": SIZE_PATTERN}, {"type": "integer", "minimum": 0}],
+}
+_SANDBOX: dict[str, Any] = {
+    "enum": list(SANDBOX_KINDS),
+    "description": "What isolates restricted tasks: bubblewrap (namespaces on this machine) or docker (a container of image).",
+}
+_IMAGE: dict[str, Any] = {"type": "string", "pattern": r"^\S+$", "description": "The container image of a docker sandbox."}
 
 
 def workflow_json_schema() -> dict[str, Any]:
@@ -814,6 +917,8 @@ def workflow_json_schema() -> dict[str, Any]:
                 },
             },
             "timeout": {**_DURATION, "description": "Time limit of each attempt (default 30s). " + _DURATION["description"]},
+            "sandbox": {**_SANDBOX, "description": "Overrides the workflow's sandbox for this task (security: restricted)."},
+            "image": {**_IMAGE, "description": "Overrides the workflow's image for this task (sandbox: docker)."},
         },
     }
     input_declaration = {
@@ -860,18 +965,39 @@ def workflow_json_schema() -> dict[str, Any]:
                 "description": "What a restricted workflow's plugins may use.",
                 "additionalProperties": False,
                 "properties": {
-                    "network": _list_of_strings("Host names plugins may connect to."),
+                    "network": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": HOST_PATTERN},
+                        "description": "Hosts plugins may reach through the engine's proxy: api.example.com (ports 80 and 443), *.example.com, 127.0.0.1:8080.",
+                    },
                     "filesystem": {
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {
-                            "read": _list_of_strings("Paths plugins may read."),
-                            "write": _list_of_strings("Paths plugins may write."),
+                            "read": _list_of_strings("Absolute paths plugins may read."),
+                            "write": _list_of_strings("Absolute paths plugins may read and write."),
                         },
                     },
-                    "env": _list_of_strings("Environment variables passed to plugins."),
+                    "env": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": ENV_NAME_PATTERN},
+                        "description": "Names of the engine's environment variables passed to plugins.",
+                    },
+                    "resources": {
+                        "type": "object",
+                        "description": "Limits of each task; going over fails it with reason RESOURCE_LIMIT.",
+                        "additionalProperties": False,
+                        "properties": {
+                            "memory": {**_SIZE, "description": "Memory of the task's processes together (default 1Gi). " + _SIZE["description"]},
+                            "cpu_seconds": {"type": "number", "exclusiveMinimum": 0, "description": "CPU time of the task (no default: the timeout bounds it)."},
+                            "processes": {"type": "integer", "minimum": 1, "description": "Processes and threads at once (default 256)."},
+                            "file_size": {**_SIZE, "description": "Largest file a plugin may write (default 1Gi). " + _SIZE["description"]},
+                        },
+                    },
                 },
             },
+            "sandbox": {**_SANDBOX, "default": "bubblewrap"},
+            "image": _IMAGE,
             "tasks": {"type": "array", "minItems": 1, "items": task, "description": "The tasks; they run as soon as everything they need succeeded."},
         },
     }

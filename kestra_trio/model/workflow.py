@@ -13,6 +13,7 @@ BackoffType = Literal["constant", "exponential"]
 InputType = Literal["string", "integer", "number", "boolean", "json"]
 TriggerType = Literal["manual", "cron", "webhook"]
 SecurityMode = Literal["trusted", "restricted"]
+SandboxKind = Literal["bubblewrap", "docker"]
 
 #: a task without `timeout` gets this many seconds per attempt
 DEFAULT_TASK_TIMEOUT = 30.0
@@ -37,6 +38,8 @@ class TaskSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = DEFAULT_TASK_TIMEOUT
     description: str | None = None
+    sandbox: SandboxKind | None = None  # None: the workflow's
+    image: str | None = None  # None: the workflow's
 
     @property
     def namespace(self) -> str:
@@ -67,11 +70,22 @@ class TriggerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Resources:
+    """Limits of one restricted task; None: the sandbox default (see plugin_runtime.sandbox)."""
+
+    memory: int | None = None  # bytes
+    cpu_seconds: float | None = None
+    processes: int | None = None
+    file_size: int | None = None  # bytes, largest file a plugin may write
+
+
+@dataclass(frozen=True, slots=True)
 class Permissions:
     network: tuple[str, ...] = ()
     filesystem_read: tuple[str, ...] = ()
     filesystem_write: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +100,14 @@ class Workflow:
     timeout: float | None = None  # execution-level timeout, seconds
     security: SecurityMode = "trusted"
     permissions: Permissions = field(default_factory=Permissions)
+    sandbox: SandboxKind = "bubblewrap"
+    image: str | None = None
     source_path: str | None = None  # the file it was loaded from, for messages
+
+    def sandbox_of(self, spec: TaskSpec) -> tuple[SandboxKind, str | None]:
+        """Which sandbox runs a restricted task, and its image (docker): the task's own
+        `sandbox`/`image`, else the workflow's."""
+        return spec.sandbox or self.sandbox, spec.image or self.image
 
     def task(self, task_id: str) -> TaskSpec:
         for spec in self.tasks:

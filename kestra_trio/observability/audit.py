@@ -10,14 +10,11 @@ for the execution's final transaction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from kestra_trio.observability.records import AuditEvent, AuditEventType
+from kestra_trio.storage.ports import AuditSink
 from kestra_trio.storage.write_retry import WriteRetry, is_write_refused
-
-
-class AuditSink(Protocol):
-    async def append(self, *events: AuditEvent) -> None: ...
 
 
 class AuditLogger:

@@ -29,27 +29,18 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import trio
 
 from kestra_trio.observability.records import LogEntry, LogLevel, LostEntries
 from kestra_trio.secrets.masking import Masker
+from kestra_trio.storage.ports import LogSink
 from kestra_trio.storage.text import encodable
 from kestra_trio.storage.write_retry import DEFAULT_RETRY_DELAYS, WriteRetry, describe_refusal
 
 OVERFLOW_MESSAGE = "log buffer overflow: flushing early"
 #: entries received and not yet written before plugin readers wait (~250 bytes per 100-byte line)
 DEFAULT_MAX_UNWRITTEN = 65_536
-
-
-class LogSink(Protocol):
-    async def insert_batch(self, entries: Sequence[LogEntry]) -> None: ...
-
-    async def record_lost(self, lost: Sequence[LostEntries], entries: Sequence[LogEntry]) -> None:
-        """Store an ERROR entry per loss and add the counts to the executions, then `entries`,
-        in one transaction."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -197,6 +188,7 @@ class LogCollector:
         self._lost_pending: dict[tuple[str, str | None], LostEntries] = {}
         self._gave_up_cause: str | None = None
         self._lost = self._lost_unrecorded = 0
+        self._lost_by_execution: collections.Counter[str] = collections.Counter()
         self._in_overflow = False
         self._last_pressure = -math.inf
         self._calm_period = calm_period
@@ -226,6 +218,10 @@ class LogCollector:
         if masker.active:
             self._maskers[execution_id] = masker
 
+    def forget_masker(self, execution_id: str) -> None:
+        """The execution has ended and its lines are flushed: a long-lived collector lets go."""
+        self._maskers.pop(execution_id, None)
+
     async def flush(self) -> bool:
         """Return once every entry sent before this call is committed: True.
 
@@ -248,6 +244,15 @@ class LogCollector:
         self._closed = True
         self._send.close()
         self._control.close()
+
+    def lost_for(self, execution_id: str) -> int:
+        """Entries of `execution_id` that could not be written (counted, recorded or not)."""
+        return self._lost_by_execution[execution_id]
+
+    def unrecorded_for(self, execution_id: str) -> int:
+        """Entries of `execution_id` whose loss (or whose line) the database has not taken yet."""
+        pending = sum(r.count for (eid, _), r in self._lost_pending.items() if eid == execution_id)
+        return pending + sum(1 for entry in self._backlog if entry.execution_id == execution_id)
 
     def statistics(self) -> CollectorStatistics:
         return CollectorStatistics(
@@ -462,6 +467,7 @@ class LogCollector:
                 kept.append(entry)
                 continue
             lost += 1
+            self._lost_by_execution[entry.execution_id] += 1
             key = (entry.execution_id, entry.task_id)
             record = self._lost_pending.get(key)
             if record is None:
@@ -496,6 +502,7 @@ class LogCollector:
             await self._write_backlog()
         unrecorded = len(self._backlog) + sum(record.count for record in self._lost_pending.values())
         self._lost += len(self._backlog)
+        self._lost_by_execution.update(entry.execution_id for entry in self._backlog)
         self._lost_unrecorded += unrecorded
         if unrecorded and self._report_unrecorded_loss:
             cause = self._writes.last_error or "the database did not answer in time"

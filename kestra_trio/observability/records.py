@@ -84,6 +84,7 @@ def _utc_ms(ms: int) -> str:
 
 class AuditEventType(enum.StrEnum):
     CREATED = "CREATED"
+    QUEUED = "QUEUED"  # waiting in a queue for a worker (metadata.queue)
     STARTED = "STARTED"
     STATE_CHANGE = "STATE_CHANGE"  # execution or task state change (metadata.entity)
     COMPLETED = "COMPLETED"

@@ -18,16 +18,17 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
-import kestra_trio
 from kestra_trio.config import DEFAULT_KILL_GRACE, SECRET_ENV_PREFIX
 from kestra_trio.model.durations import format_duration
 from kestra_trio.observability.records import LogEntry, LogLevel
@@ -52,7 +53,7 @@ DRAIN_READ_DEADLINE = 2.0
 STDERR_TAIL_LINES = 20
 #: how long to wait for SIGKILLed group members to be gone before returning
 GROUP_EXIT_WAIT = 1.0
-_SDK_ROOT = str(Path(kestra_trio.__file__).resolve().parent.parent)
+_SDK_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the kestra_trio package
 _CORE_KEYS = ("plugin", "action", "stream", "attempt")
 
 
@@ -89,12 +90,14 @@ class _Plan:
     cwd: Path | None
     stdin: bytes | None  # None: /dev/null
     result_path: Path | None  # None: builtin, the exit code is the result
+    pass_fds: tuple[int, ...] = ()  # descriptors the child keeps (a sandbox's control pipes)
 
 
-def _base_env(invocation: Invocation) -> dict[str, str]:
+def _base_env(invocation: Invocation, inherited: Mapping[str, str] | None) -> dict[str, str]:
     # secrets reach a task only through its inputs (`{{ secrets.NAME }}`) and the protocol's
     # `secrets`: inherited, `env` or a crash dump would print them where no mask applies
-    env = {key: value for key, value in os.environ.items() if not key.startswith(SECRET_ENV_PREFIX)}
+    source = os.environ if inherited is None else inherited
+    env = {key: value for key, value in source.items() if not key.startswith(SECRET_ENV_PREFIX)}
     env[protocol.EXECUTION_ID_ENV] = invocation.execution_id
     env[protocol.TASK_ID_ENV] = invocation.task_id
     env[protocol.ATTEMPT_ENV] = str(invocation.attempt)
@@ -102,12 +105,12 @@ def _base_env(invocation: Invocation) -> dict[str, str]:
     return env
 
 
-def _builtin_shell_plan(invocation: Invocation) -> _Plan:
+def _builtin_shell_plan(invocation: Invocation, inherited: Mapping[str, str] | None) -> _Plan:
     """core/shell.run without a Python start: the engine execs ``sh -c`` itself."""
     inputs = invocation.inputs
     command = inputs.get("command")
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in inputs["argv"]]
-    env = _base_env(invocation)
+    env = _base_env(invocation, inherited)
     # numbers and booleans as JSON writes them: `true`, not Python's `True`
     env.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (inputs.get("env") or {}).items()})
     cwd = invocation.workdir
@@ -121,13 +124,13 @@ def _has_command(inputs: dict[str, Any]) -> bool:
     return isinstance(inputs.get("command"), str) or (isinstance(argv, list) and bool(argv))
 
 
-def _process_plan(invocation: Invocation) -> _Plan:
+def _process_plan(invocation: Invocation, result_dir: Path | None, inherited: Mapping[str, str] | None) -> _Plan:
     argv = list(invocation.manifest.argv)
-    env = _base_env(invocation)
+    env = _base_env(invocation, inherited)
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the pipe as printed, even if killed
     if argv and argv[0] == sys.executable:  # so `-S` plugins still import kestra_trio.sdk
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SDK_ROOT, env.get("PYTHONPATH")]))
-    fd, name = tempfile.mkstemp(prefix="kt-result-", suffix=".json")
+    fd, name = tempfile.mkstemp(prefix="kt-result-", suffix=".json", dir=result_dir)
     os.close(fd)
     env[protocol.RESULT_FILE_ENV] = name
     message = protocol.InputMessage(
@@ -168,6 +171,7 @@ def _unspawnable(plan: _Plan) -> str | None:
 async def _spawn(plan: _Plan) -> trio.Process:
     return await trio.lowlevel.open_process(
         plan.argv,
+        pass_fds=plan.pass_fds,
         stdin=subprocess.PIPE if plan.stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -184,7 +188,7 @@ async def _spawn(plan: _Plan) -> trio.Process:
 SEND_CHUNK = 256
 
 
-class _LogEmitter:
+class LogEmitter:
     """Turns lines from both pipes into LogEntries, under the per-task output budget."""
 
     def __init__(self, invocation: Invocation, log_send: trio.MemorySendChannel[LogEntry], limit: int) -> None:
@@ -301,7 +305,12 @@ def _read_ready(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:
 
 
 def _signal_group(handle: ProcessHandle, sig: int) -> bool:
-    """Signal the whole group (0: only check it exists); False when no process of it is left."""
+    """Signal the whole group (0: only check it exists); False when no process of it is left.
+
+    SIGTERM spares ``handle.spare`` (a sandbox's own supervisors, which would kill the plugin
+    at once instead of letting it use its grace period)."""
+    if sig == signal.SIGTERM and handle.spare:
+        return _signal_members(handle.pgid, sig, handle.spare)
     try:
         os.killpg(handle.pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -309,15 +318,13 @@ def _signal_group(handle: ProcessHandle, sig: int) -> bool:
     return True
 
 
-def _group_running(pgid: int) -> bool:
-    """True while a process of group ``pgid`` is not yet dead (zombies count as dead).
-
-    Reads /proc (Linux); elsewhere it answers False and the final SIGKILL has to do.
-    """
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of group ``pgid``, from /proc (Linux; elsewhere none)."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return False
+        return []
+    members = []
     for name in entries:
         if not name.isdigit():
             continue
@@ -327,8 +334,30 @@ def _group_running(pgid: int) -> bool:
         except OSError:
             continue
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+            members.append(int(name))
+    return members
+
+
+def _signal_members(pgid: int, sig: int, spare: tuple[int, ...]) -> bool:
+    found = False
+    for pid in _group_members(pgid):
+        if pid in spare:
+            found = True
+            continue
+        try:
+            os.kill(pid, sig)
+            found = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    return found
+
+
+def _group_running(pgid: int) -> bool:
+    """True while a process of group ``pgid`` is not yet dead (zombies count as dead).
+
+    Reads /proc (Linux); elsewhere it answers False and the final SIGKILL has to do.
+    """
+    return bool(_group_members(pgid))
 
 
 async def _wait_group_gone(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
@@ -379,10 +408,16 @@ async def _wait_exit_or_event(process: trio.Process, event: trio.Event) -> None:
 
 
 def _read_result(path: Path) -> protocol.Result | str:
-    """The decoded result, or a message saying why there is none (small file, read once)."""
+    """The decoded result, or a message saying why there is none (small file, read once).
+
+    Never follows a symlink: a sandboxed plugin owns the folder the file is in, and must not
+    make the engine read a file it cannot see itself."""
     try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size > protocol.MAX_RESULT_BYTES:
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "the result file is not a regular file"
+            if info.st_size > protocol.MAX_RESULT_BYTES:
                 return f"the result file is larger than {protocol.MAX_RESULT_BYTES} bytes"
             data = fh.read()
     except OSError as exc:
@@ -393,7 +428,7 @@ def _read_result(path: Path) -> protocol.Result | str:
         return str(exc)
 
 
-def _outcome(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str]) -> Outcome:
+def outcome_of(invocation: Invocation, plan: _Plan, handle: ProcessHandle, stderr_tail: list[str]) -> Outcome:
     code = handle.exit_code
     assert code is not None
     if code < 0:
@@ -487,6 +522,29 @@ async def run_action(
       trio.Cancelled: when the caller's scope was cancelled, after the group is dead and
         every line it wrote has been sent.
     """
+    plan = make_plan(invocation)
+    if isinstance(plan, Outcome):
+        return plan
+    try:
+        return await run_plan(
+            invocation, plan, log_send=log_send, reaper=reaper, kill_grace=kill_grace, force_kill=force_kill,
+            output_limit=output_limit, task_status=task_status,
+        )
+    finally:
+        if plan.result_path is not None:
+            try:
+                plan.result_path.unlink()
+            except OSError:
+                pass
+
+
+def make_plan(
+    invocation: Invocation, result_dir: Path | None = None, inherited: Mapping[str, str] | None = None
+) -> _Plan | Outcome:
+    """The child to start (argv, env, stdin, result file), or why the inputs cannot start one.
+
+    ``inherited``: the environment the child starts from (default: the engine's, less secrets);
+    ``result_dir``: where the result file is created (default: the system's temp folder)."""
     problems = schema_problems(invocation.action, "input", invocation.inputs)
     if problems:
         return Outcome.failure(
@@ -501,27 +559,44 @@ async def run_action(
             f"{invocation.task_type} needs `command` (a string) or `argv` (a non-empty list)",
             type="InvalidInput",
         )
-    plan = _builtin_shell_plan(invocation) if builtin else _process_plan(invocation)
-    try:
-        return await _run_plan(invocation, plan, log_send, reaper, kill_grace, force_kill, output_limit, task_status)
-    finally:
-        if plan.result_path is not None:
-            try:
-                plan.result_path.unlink()
-            except OSError:
-                pass
+    return _builtin_shell_plan(invocation, inherited) if builtin else _process_plan(invocation, result_dir, inherited)
 
 
-async def _run_plan(
+class Confinement:
+    """What a sandbox adds around one child process (the trusted runtime uses none).
+
+    ``started`` runs right after spawn, before the plugin's own code (bubblewrap waits on a
+    pipe for it); ``watch`` runs while the child runs and may kill it; ``judge`` may replace
+    the outcome (a limit that was hit is the reason, not the exit code)."""
+
+    #: True when the sandbox itself ends every process it holds (a pid namespace): the
+    #: group's last members are then its teardown, not background jobs worth a warning
+    reaps_leftovers = False
+
+    async def started(self, process: trio.Process, handle: ProcessHandle) -> str | None:
+        """None when the sandbox is ready, else why it could not be set up."""
+        return None
+
+    async def watch(self, kill: Any) -> None:
+        await trio.sleep_forever()
+
+    def judge(self, outcome: Outcome, handle: ProcessHandle) -> Outcome:
+        return outcome
+
+
+async def run_plan(
     invocation: Invocation,
     plan: _Plan,
+    *,
     log_send: trio.MemorySendChannel[LogEntry],
     reaper: GroupReaper | None,
     kill_grace: float,
     force_kill: trio.Event | None,
     output_limit: int,
     task_status: trio.TaskStatus[ProcessHandle],
+    confinement: Confinement | None = None,
 ) -> Outcome:
+    """Start ``plan`` and supervise it to its end (see :func:`run_action`)."""
     problem = _unspawnable(plan)
     if problem:
         return Outcome.failure(Reason.INVALID_INPUT, f"cannot start {invocation.task_type}: {problem}", type="InvalidInput")
@@ -546,14 +621,19 @@ async def _run_plan(
             Reason.PLUGIN_NOT_STARTED, f"cannot start {program}: {detail}", type=type(exc).__name__
         )
     handle = ProcessHandle(pid=process.pid, pgid=process.pid)
-    emitter = _LogEmitter(invocation, log_send, output_limit)
+    emitter = LogEmitter(invocation, log_send, output_limit)
     handle.stderr_tail = emitter.stderr_tail
     interrupted: BaseException | None = None
     try:
         if reaper is not None:
             await reaper.register(handle.pgid)
+        problem = await confinement.started(process, handle) if confinement is not None else None
+        if problem is not None:
+            _signal_group(handle, signal.SIGKILL)
+            handle.exit_code = await process.wait()
+            return Outcome.failure(Reason.SANDBOX_FAILED, problem, type="SandboxFailed")
         task_status.started(handle)
-        interrupted = await _supervise(process, plan, handle, emitter, kill_grace, force_kill)
+        interrupted = await _supervise(process, plan, handle, emitter, kill_grace, force_kill, confinement)
     finally:
         with trio.CancelScope(shield=True):
             if handle.exit_code is None:  # only if something above failed before supervising
@@ -568,36 +648,50 @@ async def _run_plan(
         await trio.lowlevel.checkpoint()  # the caller's scope is cancelled: a fresh Cancelled
     if interrupted is not None:
         raise interrupted
-    return _outcome(invocation, plan, handle, list(emitter.stderr_tail))
+    outcome = outcome_of(invocation, plan, handle, list(emitter.stderr_tail))
+    return confinement.judge(outcome, handle) if confinement is not None else outcome
 
 
 async def _supervise(
     process: trio.Process,
     plan: _Plan,
     handle: ProcessHandle,
-    emitter: _LogEmitter,
+    emitter: LogEmitter,
     kill_grace: float,
     force_kill: trio.Event | None = None,
+    confinement: Confinement | None = None,
 ) -> BaseException | None:
     """Pump, wait, kill if interrupted; returns the interruption (Cancelled...) to re-raise."""
     drain = _Drain()
     pump_scope = trio.CancelScope(shield=True)
+    # shielded: a cancel of the caller must reach only process.wait() below (a Cancelled
+    # raised in a child task would come out of the nursery wrapped in an ExceptionGroup)
+    watch_scope = trio.CancelScope(shield=True)
     interrupted: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_pumps, pump_scope, drain, process, emitter)
         if plan.stdin is not None and process.stdin is not None:
             nursery.start_soon(_feed, process.stdin, plan.stdin)
+        if confinement is not None:
+            nursery.start_soon(_watch, watch_scope, confinement, handle)
         try:
             await process.wait()
         except BaseException as exc:  # noqa: BLE001 - Cancelled or KeyboardInterrupt: kill, drain, re-raise
             interrupted = exc
             with trio.CancelScope(shield=True):
                 await _terminate(process, handle, kill_grace, force_kill)
+        watch_scope.cancel()
         handle.exit_code = process.returncode
         # the command ended on its own but left live processes (`cmd &`, nohup): they die with
         # the task, and the log says so (signal 0 first: the common path never scans /proc)
-        left_behind = interrupted is None and _signal_group(handle, 0) and _group_running(handle.pgid)
-        if _signal_group(handle, signal.SIGKILL):  # grandchildren were still in the group
+        left_behind = (
+            interrupted is None and not (confinement and confinement.reaps_leftovers)
+            and _signal_group(handle, 0) and _group_running(handle.pgid)
+        )
+        reaped = confinement is not None and confinement.reaps_leftovers
+        # grandchildren still in the group get SIGKILL; a sandbox's are being ended by the
+        # kernel already (its pid namespace), so their last milliseconds are not waited for
+        if _signal_group(handle, signal.SIGKILL) and not reaped:
             with trio.CancelScope(shield=True):
                 await _wait_group_gone(handle.pgid)
         drain.stop_reading_at(trio.current_time() + DRAIN_READ_DEADLINE)
@@ -618,7 +712,12 @@ async def _supervise(
     return interrupted
 
 
-async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, emitter: _LogEmitter) -> None:
+async def _watch(scope: trio.CancelScope, confinement: Confinement, handle: ProcessHandle) -> None:
+    with scope:
+        await confinement.watch(lambda: _signal_group(handle, signal.SIGKILL))
+
+
+async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, emitter: LogEmitter) -> None:
     """Both pipe readers, shielded so they drain even after the caller is cancelled."""
     with scope:
         async with trio.open_nursery() as nursery:
@@ -627,7 +726,7 @@ async def _pumps(scope: trio.CancelScope, drain: _Drain, process: trio.Process, 
                     nursery.start_soon(_pump, drain.reader(stream, name), name, emitter)
 
 
-async def _pump(receive_some: Any, stream: Stream, emitter: _LogEmitter) -> None:
+async def _pump(receive_some: Any, stream: Stream, emitter: LogEmitter) -> None:
     async def on_lines(lines: list[str]) -> None:
         await emitter.lines(stream, lines)
 
@@ -648,13 +747,18 @@ async def _feed(stdin: trio.abc.SendStream, payload: bytes) -> None:
 
 
 @dataclass
-class ProcessRuntime:
-    """The trusted-mode Runtime: :func:`run_action` with engine-wide settings bound."""
+class RuntimeSettings:
+    """What every runtime gets from the engine: the watchdog, how to stop, how much to keep."""
 
     reaper: GroupReaper | None = None
     kill_grace: float = DEFAULT_KILL_GRACE
     force_kill: trio.Event | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+
+
+@dataclass
+class ProcessRuntime(RuntimeSettings):
+    """The trusted-mode Runtime: :func:`run_action` with engine-wide settings bound."""
 
     async def run_action(
         self,

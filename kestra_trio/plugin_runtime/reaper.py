@@ -7,6 +7,10 @@ engine writes ``+<pgid>`` after spawning a plugin and ``-<pgid>`` once that grou
 When the watchdog reads EOF — the engine exited or died in any way, since the kernel closes
 the pipe's write end with the engine — it SIGKILLs every group still registered and exits.
 
+Docker containers are registered the same way (``+c<id> <socket>``): on EOF the watchdog
+removes them through the Docker Engine API (``DELETE /containers/<id>?force=1``), since a
+container is not a child of the engine and no signal of ours reaches it.
+
 The remaining window: an engine killed between spawning a plugin and writing ``+pgid``
 (a few microseconds) leaves that group behind.
 """
@@ -26,6 +30,7 @@ import os, signal, sys
 for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
     signal.signal(s, signal.SIG_IGN)
 groups = set()
+containers = {}
 stdin = sys.stdin.buffer
 while True:
     try:
@@ -35,6 +40,13 @@ while True:
     if not line:
         break
     line = line.strip()
+    if line[1:2] == b"c":
+        ident, _, sock = line[2:].partition(b" ")
+        if line[:1] == b"+" and ident.isalnum():
+            containers[ident] = sock
+        else:
+            containers.pop(ident, None)
+        continue
     if len(line) < 2 or not line[1:].isdigit():
         continue
     pgid = int(line[1:])
@@ -49,7 +61,30 @@ for pgid in groups:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
+if containers:
+    import socket
+    for ident, sock in containers.items():
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(30)
+                conn.connect(sock.decode())
+                conn.sendall(b"DELETE /containers/" + ident + b"?force=1&v=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+                while conn.recv(4096):
+                    pass
+        except OSError:
+            pass
 """
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class GroupReaper:
@@ -80,6 +115,13 @@ class GroupReaper:
         """The watchdog will kill group ``pgid`` if the engine dies before unregistering it."""
         self.registered.add(pgid)
         await self._send(f"+{pgid}\n")
+
+    async def register_container(self, container_id: str, socket_path: str) -> None:
+        """The watchdog will remove this Docker container if the engine dies first."""
+        await self._send(f"+c{container_id} {socket_path}\n")
+
+    async def unregister_container(self, container_id: str) -> None:
+        await self._send(f"-c{container_id}\n")
 
     async def unregister(self, pgid: int) -> None:
         """Group ``pgid`` is dead; forget it (its number may be reused by the system)."""

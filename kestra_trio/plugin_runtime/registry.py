@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-import kestra_trio
 from kestra_trio.config import PLUGIN_PATH_ENV
 from kestra_trio.errors import ExitCode, ManifestInvalid, PluginNotFound
 from kestra_trio.plugin_runtime.manifest import (
@@ -64,7 +63,7 @@ class ActionSchemaInvalid(ManifestInvalid, LookupError):
 
 def bundled_plugin_dirs() -> list[Path]:
     """`<repo>/plugins` in a checkout, `kestra_trio/bundled_plugins` in an installed wheel."""
-    package = Path(kestra_trio.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the kestra_trio package folder
     candidates = [package.parent / "plugins", package / "bundled_plugins"]
     return [path for path in candidates if path.is_dir()][:1]
 

@@ -1,4 +1,4 @@
-"""What every runtime (process now; sandbox and docker later) takes and returns."""
+"""What every runtime (process, bubblewrap, docker) takes and returns."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ class Invocation:
     inputs: dict[str, Any]
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     workdir: Path | None = None
+    #: restricted mode: the task's SandboxPolicy (plugin_runtime.sandbox); None: trusted
+    policy: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class ProcessHandle:
     exit_code: int | None = None  # returncode: negative = killed by that signal
     killed_by_us: bool = False
     escalation: str | None = None  # why SIGTERM became SIGKILL: grace period ran out / second signal
+    spare: tuple[int, ...] = ()  # group members SIGTERM skips (a sandbox's own supervisors)
     #: the last stderr lines, kept as they are read (a timed-out or cancelled task reports them too)
     stderr_tail: Sequence[str] = ()
 

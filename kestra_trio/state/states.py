@@ -8,6 +8,7 @@ import enum
 class State(enum.StrEnum):
     """One state set for executions and task runs (Kestra's names)."""
 
+    QUEUED = "QUEUED"  # an execution waiting in the queue for a worker to claim it
     PENDING = "PENDING"  # created, not started
     RUNNING = "RUNNING"  # an attempt is running (or the execution is)
     WAITING = "WAITING"  # blocked: see the reason (DEPENDENCY, BACKOFF)
@@ -48,6 +49,8 @@ class Reason(enum.StrEnum):
     TEMPLATE_ERROR = "TEMPLATE_ERROR"  # a {{ }} reference could not be resolved
     UNKNOWN_PLUGIN = "UNKNOWN_PLUGIN"
     TIMEOUT = "TIMEOUT"
+    RESOURCE_LIMIT = "RESOURCE_LIMIT"  # a restricted task went over a permissions.resources limit
+    SANDBOX_FAILED = "SANDBOX_FAILED"  # the sandbox (bubblewrap, docker) could not run the task
     EXECUTION_CANCELLED = "EXECUTION_CANCELLED"
     UPSTREAM_FAILED = "UPSTREAM_FAILED"
     USER_CANCELLED = "USER_CANCELLED"

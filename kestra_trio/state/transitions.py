@@ -7,12 +7,16 @@ from kestra_trio.state.states import TERMINAL, State
 
 #: target state -> states it may be entered from
 ALLOWED_SOURCES: dict[State, frozenset[State]] = {
+    # executions are created QUEUED (tasks PENDING or WAITING): nothing enters either
+    State.QUEUED: frozenset(),
     State.PENDING: frozenset(),
     State.WAITING: frozenset({State.PENDING, State.RUNNING}),
-    State.RUNNING: frozenset({State.PENDING, State.WAITING}),
+    # QUEUED -> RUNNING is the claim: a worker takes the execution
+    State.RUNNING: frozenset({State.QUEUED, State.PENDING, State.WAITING}),
     State.SUCCESS: frozenset({State.RUNNING}),
-    State.FAILED: frozenset({State.PENDING, State.WAITING, State.RUNNING}),
-    State.CANCELLED: frozenset({State.PENDING, State.WAITING, State.RUNNING}),
+    # a queued execution ends without running when it is cancelled, or its engine is lost
+    State.FAILED: frozenset({State.QUEUED, State.PENDING, State.WAITING, State.RUNNING}),
+    State.CANCELLED: frozenset({State.QUEUED, State.PENDING, State.WAITING, State.RUNNING}),
 }
 
 

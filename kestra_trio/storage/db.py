@@ -3,7 +3,7 @@
 Every write is one plain-Python function that runs a whole transaction in sqlite-anyio's
 worker thread (`Database.write`). That costs one thread hop per transaction instead of one
 per statement, and a transaction can never be interrupted halfway by a trio cancellation:
-the thread call is not abandoned, so a state change and its audit event commit together.
+the thread call is not abandoned, so a state change and its audit events are one transaction.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """ExecutionStore: executions, task runs, attempts and cancel requests.
 
 Every state change goes through `apply`: one transaction holds the guarded UPDATE, the
-attempt row and the audit events that describe it, so they commit together or not at all.
+attempt row and the audit events that describe it. If inserting the audit events fails, a
+savepoint undoes that insert alone and the change commits: `ChangeResult.audit_failed` says
+why, and the engine reports it on stderr (a database write failure never stops an execution).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+#: the queue every server worker serves (`kestra-trio run` uses a private one)
+DEFAULT_QUEUE = "default"
+
+
 @dataclass(frozen=True)
 class NewExecution:
     id: str
@@ -42,8 +48,10 @@ class NewExecution:
     inputs: dict[str, Any]  # masked
     workflow_path: str | None
     timeout_ms: int | None
-    engine_pid: int | None
+    engine_pid: int | None  # set at creation only for an execution pinned to its process
     engine_host: str | None
+    queue: str = DEFAULT_QUEUE
+    workflow_revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +101,14 @@ class ChangeResult:
     audit_failed: str | None = None
 
 
-_EXEC_FIELDS = {"started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count"}
-_TASK_FIELDS = {
-    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count",
+_EXEC_FIELDS = {
+    "started_at", "ended_at", "failed_task_id", "cancelled_by", "message", "task_count",
+    "engine_pid", "engine_host", "worker_id", "claimed_at", "heartbeat_at",
 }
-_JSON_FIELDS = {"inputs", "outputs", "error"}
+_TASK_FIELDS = {
+    "started_at", "ended_at", "duration_ms", "inputs", "outputs", "error", "attempt_count", "sandbox",
+}
+_JSON_FIELDS = {"inputs", "outputs", "error", "sandbox"}
 
 
 def _apply_one(raw: sqlite3.Connection, change: StateChange) -> ChangeResult:
@@ -175,19 +186,23 @@ def _upsert_attempt(raw: sqlite3.Connection, execution_id: str, task_id: str, at
     )
 
 
-def _apply_many(raw: sqlite3.Connection, changes: Sequence[StateChange]) -> list[ChangeResult]:
+def apply_sync(raw: sqlite3.Connection, changes: Sequence[StateChange]) -> list[ChangeResult]:
+    """Guarded transitions in the caller's transaction (the queue's claim and cancel use it too)."""
     return [_apply_one(raw, change) for change in changes]
 
 
-def _create(raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskRun], at: int) -> None:
+def create_sync(
+    raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskRun], at: int, state: State = State.PENDING
+) -> None:
+    """Insert the execution (in `state`), its task runs and the CREATED audit event."""
     raw.execute(
         "INSERT INTO executions (id, workflow_id, namespace, state, reason_code, trigger_type, inputs, "
-        "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host, queue, "
+        "workflow_revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
-            new.id, new.workflow_id, new.namespace, State.PENDING.value, "CREATED", new.trigger_type,
+            new.id, new.workflow_id, new.namespace, state.value, "CREATED", new.trigger_type,
             dumps(new.inputs), new.workflow_path, at, at, new.timeout_ms, len(tasks), new.engine_pid,
-            new.engine_host,
+            new.engine_host, new.queue, new.workflow_revision,
         ),
     )
     raw.executemany(
@@ -202,17 +217,10 @@ def _create(raw: sqlite3.Connection, new: NewExecution, tasks: Sequence[NewTaskR
             for t in tasks
         ],
     )
-    insert_audit_sync(
-        raw,
-        [
-            AuditEvent(
-                new.id,
-                AuditEventType.CREATED,
-                {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)},
-                at,
-            )
-        ],
-    )
+    created = {"workflow_id": new.workflow_id, "trigger_type": new.trigger_type, "task_count": len(tasks)}
+    if new.workflow_revision is not None:
+        created["workflow_revision"] = new.workflow_revision
+    insert_audit_sync(raw, [AuditEvent(new.id, AuditEventType.CREATED, created, at)])
 
 
 @dataclass(frozen=True)
@@ -281,6 +289,17 @@ def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
     )
 
 
+def _pending_cancels(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> list[str]:
+    marks = ",".join("?" * len(execution_ids))
+    return [
+        row[0]
+        for row in raw.execute(
+            f"SELECT DISTINCT execution_id FROM cancel_requests WHERE handled_at IS NULL AND execution_id IN ({marks})",
+            tuple(execution_ids),
+        )
+    ]
+
+
 def _get(raw: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
     row = raw.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE id = ?", (execution_id,)).fetchone()
     return ExecutionRow.from_row(row) if row else None
@@ -325,8 +344,15 @@ def _find(raw: sqlite3.Connection, prefix: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _list(raw: sqlite3.Connection, workflow_id: str | None, state: str | None, limit: int) -> list[ExecutionRow]:
-    clauses, params = [], []
+def _list(
+    raw: sqlite3.Connection, workflow_id: str | None, state: str | None, limit: int,
+    before: tuple[int, str] | None = None,
+) -> list[ExecutionRow]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if before is not None:  # keyset: the rows after the last one of the previous page
+        clauses.append("(created_at, id) < (?, ?)")
+        params.extend(before)
     if workflow_id:
         clauses.append("workflow_id = ?")
         params.append(workflow_id)
@@ -357,7 +383,8 @@ def _task_counts(raw: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[
 
 def _unfinished_on_host(raw: sqlite3.Connection, host: str) -> list[tuple[str, int | None]]:
     return raw.execute(
-        "SELECT id, engine_pid FROM executions WHERE state IN ('PENDING', 'RUNNING', 'WAITING') AND engine_host = ?",
+        "SELECT id, engine_pid FROM executions WHERE state IN ('QUEUED', 'PENDING', 'RUNNING', 'WAITING') "
+        "AND engine_host = ?",
         (host,),
     ).fetchall()
 
@@ -390,8 +417,9 @@ class ExecutionStore:
         self.db = db
 
     async def create(self, new: NewExecution, tasks: Sequence[NewTaskRun], *, at: int | None = None) -> None:
-        """`at`: the creation time (Unix ms), now by default."""
-        await self.db.write(_create, new, tasks, now_ms() if at is None else at)
+        """A PENDING execution outside the queue (the engine enqueues: `SqliteQueue.enqueue`).
+        `at`: the creation time (Unix ms), now by default."""
+        await self.db.write(create_sync, new, tasks, now_ms() if at is None else at)
 
     async def apply(self, *changes: StateChange) -> list[ChangeResult]:
         """Apply guarded transitions in one transaction.
@@ -400,17 +428,23 @@ class ExecutionStore:
             IllegalTransition: a change the state machine forbids (nothing is written).
         """
         try:
-            return await self.db.write(_apply_many, changes)
+            return await self.db.write(apply_sync, changes)
         except UnicodeEncodeError:  # a lone surrogate in some text: store it replaced, once
             from kestra_trio.storage.text import encodable
 
-            return await self.db.write(_apply_many, tuple(encodable(c) for c in changes))
+            return await self.db.write(apply_sync, tuple(encodable(c) for c in changes))
 
     async def request_cancel(self, execution_id: str, requested_by: str, reason: str | None) -> tuple[ExecutionRow, bool]:
         return await self.db.write(_request_cancel, execution_id, requested_by, reason)
 
     async def has_cancel_request(self, execution_id: str) -> bool:
         return await self.db.run(_has_cancel_request, execution_id)
+
+    async def pending_cancels(self, execution_ids: Sequence[str]) -> list[str]:
+        """Which of `execution_ids` have an unhandled cancel request (one query for all)."""
+        if not execution_ids:
+            return []
+        return await self.db.run(_pending_cancels, list(execution_ids))
 
     async def take_cancel_requests(self, execution_id: str) -> list[CancelRequest]:
         return await self.db.write(_take_cancel_requests, execution_id)
@@ -440,8 +474,12 @@ class ExecutionStore:
             raise ExecutionNotFound(text)
         return matches[0]
 
-    async def list(self, *, workflow_id: str | None = None, state: str | None = None, limit: int = 20) -> list[ExecutionRow]:
-        return await self.db.run(_list, workflow_id, state, limit)
+    async def list(
+        self, *, workflow_id: str | None = None, state: str | None = None, limit: int = 20,
+        before: tuple[int, str] | None = None,
+    ) -> list[ExecutionRow]:
+        """Newest first; `before` (created_at, id) continues after a previous page's last row."""
+        return await self.db.run(_list, workflow_id, state, limit, before)
 
     async def task_counts(self, execution_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self.db.run(_task_counts, list(execution_ids))

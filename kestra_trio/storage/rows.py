@@ -6,13 +6,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kestra_trio.state.states import TERMINAL
+
+#: the terminal state names, as stored
+TERMINAL_STATES = frozenset(state.value for state in TERMINAL)
+
 
 #: columns read back as integers; every other column is read back as text
 _INTEGER_COLUMNS = frozenset(
     {
         "id", "timestamp", "created_at", "started_at", "ended_at", "updated_at", "timeout_ms",
         "log_entry_count", "log_entries_lost", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
-        "duration_ms", "number", "exit_code", "pid",
+        "duration_ms", "number", "exit_code", "pid", "claimed_at", "heartbeat_at", "workflow_revision",
+        "revision", "applied_at", "enabled",
     }
 )
 
@@ -24,7 +30,8 @@ def typed(columns: str, *, text: frozenset[str] = frozenset()) -> str:
     names = [c.strip() for c in columns.split(",")]
     return ", ".join(
         # no `AS name`: ORDER BY / WHERE must keep meaning the indexed table column
-        f"CAST({n} AS INTEGER)" if n in _INTEGER_COLUMNS and n not in text else f"CAST({n} AS TEXT)" for n in names
+        f"CAST({n} AS INTEGER)" if n.rsplit(".", 1)[-1] in _INTEGER_COLUMNS and n not in text else f"CAST({n} AS TEXT)"
+        for n in names
     )
 
 
@@ -49,7 +56,8 @@ EXECUTION_TEXT_ID = frozenset({"id"})
 EXECUTION_COLUMNS = (
     "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
-    "failed_task_id, cancelled_by, engine_pid, engine_host, log_entries_lost"
+    "failed_task_id, cancelled_by, engine_pid, engine_host, queue, worker_id, claimed_at, heartbeat_at, "
+    "workflow_revision, log_entries_lost"
 )
 #: the SELECT list for EXECUTION_COLUMNS, each column read as its expected type
 EXECUTION_SELECT = typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)
@@ -77,6 +85,11 @@ class ExecutionRow:
     cancelled_by: str | None
     engine_pid: int | None
     engine_host: str | None
+    queue: str = "default"  # where it waited to be claimed
+    worker_id: str | None = None  # the service that claimed it
+    claimed_at: int | None = None
+    heartbeat_at: int | None = None
+    workflow_revision: int | None = None  # the registry revision it ran
     #: entries that could not be written (the database refused writes until the engine gave up)
     log_entries_lost: int = 0
 
@@ -88,7 +101,7 @@ class ExecutionRow:
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in ("SUCCESS", "FAILED", "CANCELLED")
+        return self.state in TERMINAL_STATES
 
 
 TASK_RUN_COLUMNS = (

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 TESTS = Path(__file__).resolve().parents[1]
 KT = str(Path(sys.executable).with_name("kestra-trio"))
 ENV = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "KESTRA_TRIO_DB")}
@@ -25,7 +27,7 @@ def _into_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
     read_end, write_end = os.pipe()
     os.close(read_end)  # `| head -1` that has already gone away
     try:
-        return subprocess.run([KT, *args], stdout=write_end, stderr=subprocess.PIPE, env=ENV, timeout=30)
+        return subprocess.run([KT, *args], stdout=write_end, stderr=subprocess.PIPE, env=ENV, timeout=120)
     finally:
         os.close(write_end)
 
@@ -63,7 +65,7 @@ def test_a_table_into_a_closed_pipe_exits_0_quietly(tmp_path: Path) -> None:
 
 
 def test_help_read_in_full_still_works() -> None:
-    result = subprocess.run([KT, "--help"], capture_output=True, text=True, env={**ENV, "COLUMNS": "200"}, timeout=30)
+    result = subprocess.run([KT, "--help"], capture_output=True, text=True, env={**ENV, "COLUMNS": "200"}, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("Usage: kestra-trio")
     # every command says what it is for, although none is imported to list them
     for command, summary in [
@@ -75,7 +77,7 @@ def test_help_read_in_full_still_works() -> None:
         ("db", "Manage the SQLite database"),
     ]:
         assert re.search(rf"│ {command} +{re.escape(summary)}", result.stdout), (command, result.stdout)
-    run_help = subprocess.run([KT, "run", "--help"], capture_output=True, text=True, env={**ENV, "COLUMNS": "200"}, timeout=30)
+    run_help = subprocess.run([KT, "run", "--help"], capture_output=True, text=True, env={**ENV, "COLUMNS": "200"}, timeout=120)
     assert "Exit codes: 0 SUCCESS" in run_help.stdout and "--max-parallel" in run_help.stdout
 
 

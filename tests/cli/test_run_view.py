@@ -5,7 +5,7 @@ from rich.console import Console
 
 from kestra_trio.cli.run_view import LiveModel, live_table, progress_line, summary_lines
 from kestra_trio.engine.progress import ProgressEvent
-from kestra_trio.engine.runner import ExecutionResult, TaskResult
+from kestra_trio.engine.context import ExecutionResult, TaskResult
 from kestra_trio.model.workflow import RetryPolicy, TaskSpec, Workflow
 from kestra_trio.state.states import State
 

@@ -14,6 +14,8 @@ import pytest
 
 from kestra_trio.storage.migrate import available_migrations
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 KESTRA_TRIO = str(Path(sys.executable).with_name("kestra-trio"))
 DAY_MS = 86_400_000
 
@@ -40,15 +42,15 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "kestra.db"
 
 
-MIGRATIONS = [f"{m.version:04d}_{m.name}" for m in available_migrations()]
-LATEST = available_migrations()[-1].version
+MIGRATIONS = available_migrations()
+LATEST = MIGRATIONS[-1].version
 
 
 def test_migrate_then_up_to_date(db: Path, tmp_path: Path) -> None:
     first = run("db", "migrate", "--db", str(db), home=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
-        *(f"applied migration {name}" for name in MIGRATIONS), f"database {db} is now at version {LATEST}"
+        *(f"applied migration {m.version:04d}_{m.name}" for m in MIGRATIONS), f"database {db} is now at version {LATEST}",
     ]
     second = run("db", "migrate", "--db", str(db), home=tmp_path)
     assert (second.returncode, second.stdout) == (0, f"database is up to date (version {LATEST})\n")
@@ -59,7 +61,7 @@ def test_rollback_and_reapply(db: Path, tmp_path: Path) -> None:
     result = run("db", "rollback", "--to", "0", "--db", str(db), home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        *(f"rolled back migration {name}" for name in reversed(MIGRATIONS)), f"database {db} is now at version 0"
+        *(f"rolled back migration {m.version:04d}_{m.name}" for m in reversed(MIGRATIONS)), f"database {db} is now at version 0",
     ]
     with sqlite3.connect(db) as raw:
         names = {n for (n,) in raw.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}

@@ -27,6 +27,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 CLI = str(Path(sys.executable).with_name("kestra-trio"))
 KILL_GRACE = 1.0
 CLOSE_GRACE = 3.0

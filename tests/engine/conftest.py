@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kestra_trio.engine.runner import EngineOptions, run_execution
+from kestra_trio.engine.context import EngineOptions
+from kestra_trio.service.app import run_execution
 from kestra_trio.model.loading import load_workflow
 from kestra_trio.plugin_runtime.registry import PluginRegistry
 from kestra_trio.storage.db import open_database

@@ -14,6 +14,8 @@ import trio
 
 from kestra_trio.state.states import State
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 
 def marker_command(tmp, name, seconds=0.3):
     """Shell that records start/end times, to check order and parallelism from the outside."""
@@ -204,6 +206,17 @@ tasks:
         "after": "CANCELLED:TIMEOUT",
     }
     assert engine.rows("SELECT COUNT(*) FROM execution_audit_events WHERE event_type='TIMEOUT'") == [(1,)]
+    # docs/engine.md: an ERROR line with the limit and the elapsed time
+    [(level, message, metadata)] = engine.rows(
+        "SELECT level, message, metadata FROM execution_logs WHERE source = 'scheduler' AND message LIKE 'execution timeout%'"
+    )
+    assert (level, message) == ("ERROR", "execution timeout of 1s reached")
+    metadata = json.loads(metadata)
+    assert (metadata["reason_code"], metadata["timeout_ms"]) == ("TIMEOUT", 1000) and metadata["elapsed_ms"] >= 1000
+    [(event,)] = engine.rows("SELECT metadata FROM execution_audit_events WHERE event_type='TIMEOUT'")
+    assert {k: v for k, v in json.loads(event).items() if k != "elapsed_time"} == {
+        "scope": "execution", "timeout_duration": "1s", "reason_code": "TIMEOUT",
+    }
 
 
 async def test_cancel_request_from_another_process(engine, tmp_path):
@@ -243,7 +256,7 @@ tasks:
             kill_grace=1.0,
         )
     finally:
-        canceller.wait(timeout=20)
+        canceller.wait(timeout=60)
     assert result.state == State.CANCELLED
     assert dict(engine.rows("SELECT task_id, state || ':' || reason_code FROM task_runs")) == {
         "long": "CANCELLED:EXECUTION_CANCELLED",
@@ -537,6 +550,43 @@ tasks:
         )
     ]
     assert started == ["flaky#1", "other#1", "flaky#2"]  # `other` ran during flaky's backoff
+    # docs/observability.md: the RETRY audit event
+    [(retry,)] = engine.rows("SELECT metadata FROM execution_audit_events WHERE event_type = 'RETRY'")
+    assert json.loads(retry) == {
+        "task_id": "flaky", "attempt": 1, "next_attempt": 2, "delay_ms": 1000, "reason_code": "PLUGIN_FAILED",
+    }
+
+
+async def test_a_task_back_from_backoff_goes_ahead_of_tasks_that_have_not_started(engine, tmp_path):
+    """docs/engine.md: when its delay is over it takes the next free slot, ahead of tasks not started yet."""
+    gate = tmp_path / "failed-once"  # flaky fails its first attempt only
+    # flaky#1 fails and waits 500 ms; `blocker` takes the only slot for 1.5 s, so when it ends
+    # flaky#2 (due for 1 s by then) and both `late` tasks (never started) wait for the slot
+    result = await engine.run(
+        f"""
+id: backoff-ahead
+tasks:
+  - id: flaky
+    type: core/shell.run
+    retry: {{max: 2, delay: 500ms}}
+    inputs: {{command: "if [ -e {gate}.first ]; then exit 0; else touch {gate}.first; exit 1; fi"}}
+  - id: blocker
+    type: core/shell.run
+    inputs: {{command: "sleep 1.5"}}
+  - id: late-1
+    type: core/shell.run
+    inputs: {{command: "true"}}
+  - id: late-2
+    type: core/shell.run
+    inputs: {{command: "true"}}
+""",
+        max_parallel=1,
+    )
+    assert result.state == State.SUCCESS
+    started = [
+        f"{task}#{attempt}" for task, attempt in engine.rows("SELECT task_id, number FROM task_attempts ORDER BY started_at")
+    ]
+    assert started == ["flaky#1", "blocker#1", "flaky#2", "late-1#1", "late-2#1"]
 
 
 def test_ctrl_c_while_the_execution_is_being_created_still_records_it_cancelled(tmp_path):
@@ -546,7 +596,8 @@ def test_ctrl_c_while_the_execution_is_being_created_still_records_it_cancelled(
     workflow.write_text("id: early\ntasks:\n  - id: a\n    type: core/shell.run\n    inputs: {command: 'sleep 60'}\n")
     script = f"""
 import os, signal, sqlite3, trio
-from kestra_trio.engine.runner import EngineOptions, run_execution
+from kestra_trio.engine.context import EngineOptions
+from kestra_trio.service.app import run_execution
 from kestra_trio.model.loading import load_workflow
 from kestra_trio.plugin_runtime.registry import PluginRegistry
 from kestra_trio.storage.db import open_database

@@ -1,6 +1,6 @@
 import pytest
 
-from kestra_trio.engine.retry import backoff_delay, decide
+from kestra_trio.engine.retry import RetryDecision, backoff_delay, decide
 from kestra_trio.model.workflow import RetryPolicy
 from kestra_trio.state.states import Reason
 
@@ -31,6 +31,13 @@ def test_retry_max_is_the_total_number_of_attempts():
     assert decide(policy, 3, Reason.PLUGIN_FAILED) is None
 
 
-@pytest.mark.parametrize("reason", [Reason.TEMPLATE_ERROR, Reason.INVALID_INPUT, Reason.UNKNOWN_PLUGIN])
+@pytest.mark.parametrize(
+    "reason", [Reason.TEMPLATE_ERROR, Reason.INVALID_INPUT, Reason.UNKNOWN_PLUGIN, Reason.PLUGIN_NOT_STARTED]
+)
 def test_failures_another_attempt_cannot_fix_are_not_retried(reason):
     assert decide(RetryPolicy(5), 1, reason) is None
+
+
+@pytest.mark.parametrize("reason", [Reason.PLUGIN_FAILED, Reason.PLUGIN_CRASHED, Reason.INVALID_RESULT, Reason.TIMEOUT])
+def test_failures_another_attempt_may_fix_are_retried(reason):
+    assert decide(RetryPolicy(5, "constant", 1.0), 1, reason) == RetryDecision(2, 1.0)

@@ -50,7 +50,8 @@ async def test_query_count_does_not_grow_with_tasks(tmp_path: Path, task_id: str
         assert len(snapshot.attempts) == 200
         assert snapshot.log_count == 199
     # resolve id + execution + task runs + attempts + audit (+ one task's last lines)
-    assert counts["small"] == counts["large"] == (5 if task_id is None else 6)
+    # + restricted mode's two: each task's sandbox, the refusals
+    assert counts["small"] == counts["large"] == (7 if task_id is None else 8)
 
 
 async def test_snapshot_contents(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -63,12 +62,12 @@ def test_find_cycles(needs: dict[str, list[str]], cycles: list[list[str]]) -> No
     assert find_cycles(needs) == cycles
 
 
-def test_ten_thousand_task_chain_is_linear_and_iterative() -> None:
+def test_ten_thousand_task_chain_is_iterative() -> None:
+    """No recursion limit is hit; the time it takes is scripts/bench_model.py's."""
     count = 10_000
     chain = [TaskSpec(id="t0", type="core/shell.run")] + [
         TaskSpec(id=f"t{i}", type="core/shell.run", needs=(f"t{i - 1}",)) for i in range(1, count)
     ]
-    started = time.perf_counter()
     dag = Dag(chain)
     assert dag.topological_order()[-1] == f"t{count - 1}"
     assert len(dag.descendants("t0")) == count - 1
@@ -77,7 +76,6 @@ def test_ten_thousand_task_chain_is_linear_and_iterative() -> None:
     # closing the chain makes one 10,000-task cycle, still found without recursion
     cycle = find_cycles({**dag.needs, "t0": (f"t{count - 1}",)})
     assert len(cycle) == 1 and len(cycle[0]) == count + 1
-    assert time.perf_counter() - started < 5
 
 
 def test_wide_fan_out_and_fan_in() -> None:
@@ -85,11 +83,9 @@ def test_wide_fan_out_and_fan_in() -> None:
     specs = [TaskSpec(id="root", type="core/shell.run")]
     specs += [TaskSpec(id=f"w{i}", type="core/shell.run", needs=("root",)) for i in range(width)]
     specs.append(TaskSpec(id="join", type="core/shell.run", needs=tuple(f"w{i}" for i in range(width))))
-    started = time.perf_counter()
     dag = Dag(specs)
     order = dag.topological_order()
     assert order[0] == "root" and order[-1] == "join" and order[1:3] == ["w0", "w1"]
     assert len(dag.dependents["root"]) == width
     assert len(dag.descendants("root")) == width + 1
     assert len(dag.ancestors("join")) == width + 1
-    assert time.perf_counter() - started < 5

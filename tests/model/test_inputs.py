@@ -69,12 +69,14 @@ def test_coercion(name: str, text: str, value: Any) -> None:
 def test_every_problem_in_one_message() -> None:
     with pytest.raises(InputError) as info:
         coerce_inputs(WF, {"nmae": "x", "ratio": "abc", "verbose": "maybe", "config": "{bad"})
-    assert str(info.value) == (
+    message, json_problem = str(info.value).rsplit("(", 1)  # the last is in the json module's words
+    assert json_problem.endswith(" at character 1)")
+    assert message + "(" == (
         "invalid inputs: unknown input 'nmae' (did you mean 'name'?); "
         "missing required input 'count' (pass --input count=VALUE); "
         "input 'ratio' must be a number, got 'abc'; "
         "input 'verbose' must be true or false (or yes/no, y/n, on/off, 1/0), got 'maybe'; "
-        "input 'config' must be JSON (Expecting property name enclosed in double quotes at character 1)"
+        "input 'config' must be JSON ("
     )
 
 

@@ -323,10 +323,11 @@ def test_an_unclosed_opener_is_reported_once_per_string() -> None:
     ]
 
 
-@pytest.mark.parametrize("text", ["{{ " * 200_000, "{% a " * 200_000, "${#x} " * 200_000, "{# " * 200_000 + "#}"])
-def test_hostile_strings_scan_in_linear_time(text: str) -> None:
-    import time
-
-    started = time.perf_counter()
+@pytest.mark.parametrize(
+    "text",
+    ["{{ " * 200_000, "{% a " * 200_000, "${#x} " * 200_000, "{# " * 200_000 + "#}"],
+    ids=["expressions", "tags", "dollar-braces", "comments"],
+)
+def test_hostile_strings_scan(text: str) -> None:
+    """At most one finding, not one per opener; the time it takes is scripts/bench_model.py's."""
     assert len(scan_string(text)) <= 1
-    assert time.perf_counter() - started < 2  # rescanning the rest at every opener would be quadratic

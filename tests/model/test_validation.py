@@ -278,6 +278,7 @@ SHAPE_ERRORS = [
     "missing_id", "missing_tasks", "unknown_key_did_you_mean", "unknown_top_key", "wrong_types", "bad_id_format",
     "bad_type_format", "bad_duration", "cron_without_schedule", "bad_retry", "secrets_key", "bad_security",
     "empty_tasks", "tasks_not_list", "bad_permissions", "bad_input_declaration", "task_not_mapping",
+    "bad_sandbox",
 ]
 
 

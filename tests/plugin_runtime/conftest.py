@@ -101,3 +101,11 @@ def run_plugin() -> RunPlugin:
         return outcome, entries
 
     return run
+
+
+@pytest.fixture(scope="session")
+def docker_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox-static image made with `docker import` (skips with the reason when no engine)."""
+    from sandbox_support import build_docker_image
+
+    return build_docker_image(tmp_path_factory)

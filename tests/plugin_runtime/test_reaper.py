@@ -62,7 +62,7 @@ async def test_group_dies_when_the_engine_is_sigkilled() -> None:
     )
     try:
         assert engine.stdout is not None
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             line = b""
             while not line.endswith(b"\n"):
                 line += await engine.stdout.receive_some(100)
@@ -70,8 +70,8 @@ async def test_group_dies_when_the_engine_is_sigkilled() -> None:
         assert len(group_members(pgid)) >= 3  # sh and both sleeps
         engine.send_signal(signal.SIGKILL)
         await engine.wait()
-        assert await wait_until(lambda: not group_members(pgid), timeout=2.0), group_members(pgid)
-        assert await wait_until(lambda: not psutil.pid_exists(watchdog) or _zombie(watchdog), timeout=2.0)
+        assert await wait_until(lambda: not group_members(pgid), timeout=30), group_members(pgid)
+        assert await wait_until(lambda: not psutil.pid_exists(watchdog) or _zombie(watchdog), timeout=30)
     finally:
         if engine.returncode is None:
             engine.kill()
@@ -97,7 +97,7 @@ async def test_closing_the_reaper_kills_registered_groups_only() -> None:
             await reaper.unregister(forgotten.pid)
             watchdog = reaper.pid
             assert reaper.registered == {registered.pid} and reaper.alive
-        with trio.fail_after(2):
+        with trio.fail_after(30):
             assert await registered.wait() == -signal.SIGKILL
         assert forgotten.returncode is None and _zombie(watchdog)
     finally:
@@ -110,7 +110,7 @@ async def test_closing_the_reaper_kills_registered_groups_only() -> None:
 async def test_a_dead_watchdog_does_not_break_the_engine() -> None:
     async with open_group_reaper() as reaper:
         os.kill(reaper.pid, signal.SIGKILL)
-        await trio.sleep(0.05)
+        assert await wait_until(lambda: _zombie(reaper.pid), timeout=30)  # dead: its end of the pipe is closed
         await reaper.register(12345)  # no exception: registration becomes a no-op
         await reaper.register(12346)
         assert not reaper.alive

@@ -14,6 +14,8 @@ import trio
 from kestra_trio.observability.records import LogLevel
 from kestra_trio.state.states import Reason
 
+pytestmark = pytest.mark.slow  # starts the real CLI or engine and its processes (--quick skips it)
+
 RunBundled = Any
 BOTH = pytest.mark.parametrize("runtime", ["builtin", "process"])  # engine-run and SDK shell agree
 

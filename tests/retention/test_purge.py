@@ -228,7 +228,7 @@ async def test_service_on_a_real_database(db: Database) -> None:
         reports.append(report)
         done.set()
 
-    with trio.fail_after(10):
+    with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(run_retention_service, db, retention_days=30, on_report=on_report))
             await done.wait()

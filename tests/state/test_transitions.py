@@ -11,9 +11,11 @@ from kestra_trio.state.states import TERMINAL, State
 from kestra_trio.state.transitions import ALLOWED_SOURCES, is_allowed, transition
 
 P, R, W, S, F, C = State.PENDING, State.RUNNING, State.WAITING, State.SUCCESS, State.FAILED, State.CANCELLED
+Q = State.QUEUED
 
 #: the edges the product promises (issue 2, section 3), written out by hand
 ALLOWED = {
+    (Q, R), (Q, F), (Q, C),
     (P, R), (P, W), (P, F), (P, C),
     (W, R), (W, F), (W, C),
     (R, W), (R, S), (R, F), (R, C),
@@ -59,11 +61,16 @@ def test_terminal_set() -> None:
     assert [s for s in State if s.is_terminal] == [S, F, C]
 
 
-def test_nothing_enters_pending() -> None:
+@pytest.mark.parametrize("initial", [P, Q])
+def test_nothing_enters_an_initial_state(initial: State) -> None:
     for state in State:
-        if state != P:
+        if state != initial:
             with pytest.raises(IllegalTransition):
-                transition(state, P)
+                transition(state, initial)
+
+
+def test_a_queued_execution_is_claimed_or_ends_without_running() -> None:
+    assert {target for target in State if is_allowed(Q, target)} == {R, F, C}
 
 
 def test_every_non_terminal_state_can_end() -> None:

@@ -1,0 +1,211 @@
+"""The JSON documents readers print and (next) the HTTP API returns: one definition of each.
+
+`execution inspect --json`, `execution list --json` and `execution logs --json/--jsonl` print
+these; `GET /executions/{id}` and the log endpoints return the same objects, so a script
+written against one works against the other. Pure: values in, JSON-ready values out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kestra_trio.storage.rows import TERMINAL_STATES
+
+if TYPE_CHECKING:
+    from kestra_trio.inspection.inspector import ExecutionSnapshot
+    from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(int(ms), 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
+
+
+
+def duration_of(started: int | None, ended: int | None, now_ms: int, running: bool) -> int | None:
+    """How long it ran: to its end, or to `now_ms` while it still runs; None before it started."""
+    if started is None:
+        return None
+    if ended is not None:
+        return ended - started
+    return now_ms - started if running else None
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_encode = _ENCODER.encode
+_encode_str = json.encoder.encode_basestring  # the C version when available
+
+
+def log_json_object(
+    execution_id: str,
+    task_id: str | None,
+    timestamp: int,
+    level: str,
+    source: str,
+    message: str,
+    metadata: Any,
+) -> dict[str, Any]:
+    """The `--json` / `--jsonl` object. `metadata` may be the stored JSON text or a dict."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            metadata = {"_unreadable": metadata}
+    return {
+        "execution_id": execution_id,
+        "task_id": task_id,
+        "timestamp": iso_ms(timestamp),
+        "level": level,
+        "source": source,
+        "message": message,
+        "metadata": metadata if metadata is not None else {},
+    }
+
+
+def log_json(execution_id: str, task_id, timestamp, level, source, message, metadata) -> str:
+    """One log entry as compact JSON text (no newline). Control characters are JSON-escaped."""
+    return _encode(log_json_object(execution_id, task_id, timestamp, level, source, message, metadata))
+
+
+class LogJsonFormatter:
+    """Fast `log_json` for one execution: the same text, built without a dict per row.
+
+    Strings go through the C string encoder; the timestamp's second part is cached; stored
+    metadata is JSON text that our own writer produced with `json.dumps`, so it is copied
+    into the line as is instead of being parsed and encoded again.
+    """
+
+    __slots__ = ("_head", "_second", "_prefix")
+
+    def __init__(self, execution_id: str) -> None:
+        self._head = '{"execution_id":' + _encode_str(execution_id) + ',"task_id":'
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, task_id: str | None, timestamp: int, level: str, source: str, message: str, metadata: Any) -> str:
+        seconds, millis = divmod(timestamp, 1000)
+        if seconds != self._second:
+            self._second = seconds
+            self._prefix = ',"timestamp":"' + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        if metadata is None:
+            meta = "{}"
+        elif metadata.__class__ is str and metadata[:1] == "{" and metadata[-1:] == "}":
+            # stored by our own writer with json.dumps: already a JSON object, copied as is
+            meta = metadata
+        else:
+            meta = _encode(log_json_object("", None, 0, "", "", "", metadata)["metadata"])
+        return (
+            f'{self._head}{"null" if task_id is None else _encode_str(task_id)}{self._prefix}.{millis:03d}Z"'
+            f',"level":{_encode_str(level)},"source":{_encode_str(source)},"message":{_encode_str(message)}'
+            f',"metadata":{meta}}}'
+        )
+
+
+def log_row_json(row: LogRow) -> str:
+    return log_json(row.execution_id, row.task_id, row.timestamp, row.level, row.source, row.message, row.metadata)
+
+
+def execution_document(execution: ExecutionRow, now: int) -> dict[str, Any]:
+    running = execution.state not in TERMINAL_STATES
+    return {
+        "id": execution.id,
+        "workflow_id": execution.workflow_id,
+        "namespace": execution.namespace,
+        "state": execution.state,
+        "reason": execution.reason_code,
+        "message": execution.message,
+        "trigger": execution.trigger_type,
+        "inputs": execution.inputs,
+        "workflow_path": execution.workflow_path,
+        "workflow_revision": execution.workflow_revision,
+        "queue": execution.queue,
+        "created_at": iso_ms(execution.created_at),
+        "started_at": iso_ms(execution.started_at),
+        "ended_at": iso_ms(execution.ended_at),
+        "duration_ms": duration_of(execution.started_at, execution.ended_at, now, running),
+        "timeout_ms": execution.timeout_ms,
+        "task_count": execution.task_count,
+        "log_entry_count": execution.log_entry_count,
+        "log_entries_lost": execution.log_entries_lost,
+        "failed_task_id": execution.failed_task_id,
+        "cancelled_by": execution.cancelled_by,
+        "engine_pid": execution.engine_pid,
+        "engine_host": execution.engine_host,
+    }
+
+
+def _attempt_json(attempt: AttemptRow) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "state": attempt.state,
+        "reason": attempt.reason_code,
+        "message": attempt.message,
+        "exit_code": attempt.exit_code,
+        "signal": attempt.signal,
+        "pid": attempt.pid,
+        "started_at": iso_ms(attempt.started_at),
+        "ended_at": iso_ms(attempt.ended_at),
+        "duration_ms": attempt.duration_ms,
+    }
+
+
+def _task_json(task: TaskRunRow, attempts: Sequence[AttemptRow], states: Mapping[str, str], now: int) -> dict[str, Any]:
+    running = task.state == "RUNNING"
+    return {
+        "task_id": task.task_id,
+        "type": task.type,
+        "position": task.position,
+        "state": task.state,
+        "reason": task.reason_code,
+        "message": task.message,
+        "needs": [{"task_id": need, "state": states.get(need)} for need in task.needs],
+        "attempt_count": task.attempt_count,
+        "max_attempts": task.max_attempts,
+        "timeout_ms": task.timeout_ms,
+        "started_at": iso_ms(task.started_at),
+        "ended_at": iso_ms(task.ended_at),
+        "duration_ms": task.duration_ms
+        if task.duration_ms is not None
+        else duration_of(task.started_at, task.ended_at, now, running),
+        "inputs": task.inputs,
+        "outputs": task.outputs,
+        "error": task.error,
+        "attempts": [_attempt_json(a) for a in attempts],
+    }
+
+
+def _audit_json(event: AuditRow) -> dict[str, Any]:
+    return {"id": event.id, "event_type": event.event_type, "timestamp": iso_ms(event.timestamp), "metadata": event.metadata}
+
+
+def snapshot_document(snapshot: ExecutionSnapshot, *, task_id: str | None = None) -> dict[str, Any]:
+    """`execution inspect --json`: execution, tasks (inputs, outputs, errors, attempts), audit events."""
+    now = snapshot.taken_at_ms
+    states = snapshot.task_states
+    tasks = snapshot.tasks if task_id is None else [t for t in snapshot.tasks if t.task_id == task_id]
+    result: dict[str, Any] = {
+        "execution": execution_document(snapshot.execution, now),
+        "tasks": [_task_json(t, snapshot.attempts_by_task.get(t.task_id, []), states, now) for t in tasks],
+        "audit_events": [_audit_json(e) for e in snapshot.audit],
+        "generated_at": iso_ms(now),
+    }
+    if task_id is not None:
+        result["task_logs"] = [json.loads(log_row_json(row)) for row in snapshot.task_logs]
+    return result
+
+
+def execution_list_document(
+    executions: Sequence[ExecutionRow], counts: Mapping[str, Mapping[str, int]], now_ms: int
+) -> list[dict[str, Any]]:
+    result = []
+    for execution in executions:
+        item = execution_document(execution, now_ms)
+        item["task_states"] = dict(counts.get(execution.id, {}))
+        result.append(item)
+    return result

@@ -1,0 +1,70 @@
+"""Execution lists: filters, keyset pages (newest first), and the task counts they show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kestra_trio.errors import UsageError
+from kestra_trio.query.cursors import decode_cursor, encode_cursor
+from kestra_trio.state.states import State
+from kestra_trio.storage.db import Database
+from kestra_trio.storage.executions import ExecutionStore
+from kestra_trio.storage.rows import ExecutionRow
+
+#: the states a list can be filtered on, in the order messages name them
+STATES = tuple(
+    state.value
+    for state in (State.QUEUED, State.PENDING, State.WAITING, State.RUNNING, State.SUCCESS, State.FAILED, State.CANCELLED)
+)
+MAX_LIMIT = 1_000_000
+
+
+class InvalidState(UsageError):
+    def __init__(self, given: str) -> None:
+        self.given = given
+        super().__init__(f"Invalid state. Must be one of: {', '.join(STATES)}")
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    workflow_id: str | None = None
+    state: str | None = None  # one of STATES; see `parse_state`
+
+    @staticmethod
+    def parse_state(text: str | None) -> str | None:
+        """A state as a user types it (any case, spaces around); InvalidState otherwise."""
+        if text is None:
+            return None
+        state = text.strip().upper()
+        if state not in STATES:
+            raise InvalidState(text)
+        return state
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    rows: list[ExecutionRow]
+    #: execution id -> {task state: count}
+    task_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: pass back to get the next page; None on the last page
+    next_cursor: str | None = None
+
+
+async def list_executions(
+    db: Database, where: ExecutionFilter = ExecutionFilter(), *, limit: int = 20, cursor: str | None = None
+) -> ExecutionPage:
+    """One page of executions, newest first, with their task counts.
+
+    Raises:
+        InvalidCursor: `cursor` is not one a previous page returned.
+    """
+    store = ExecutionStore(db)
+    before = decode_cursor(cursor, int, str) if cursor else None
+    rows = await store.list(
+        workflow_id=where.workflow_id, state=where.state, limit=limit + 1, before=before  # type: ignore[arg-type]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    counts = await store.task_counts([row.id for row in rows])
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return ExecutionPage(rows, counts, next_cursor)
