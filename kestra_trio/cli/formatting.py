@@ -24,7 +24,8 @@ from rich.text import Text
 
 from kestra_trio.cli.theme import state_style
 from kestra_trio.query.documents import LogJsonFormatter as LogJsonFormatter
-from kestra_trio.query.documents import duration_of, iso_ms
+from kestra_trio.observability.records import iso_ms as iso_ms
+from kestra_trio.query.documents import duration_of
 from kestra_trio.query.documents import execution_list_document as execution_list_json
 from kestra_trio.query.documents import log_json as log_json
 from kestra_trio.query.documents import log_json_object as log_json_object

@@ -9,6 +9,7 @@ exit code and the stderr tail — in its error and as a final log line.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from kestra_trio.engine.retry import decide
 from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.errors import IllegalTransition
 from kestra_trio.model.durations import format_duration
-from kestra_trio.model.templates import TemplateError, find_references, render
+from kestra_trio.model.templates import TemplateError, render, secret_names
 from kestra_trio.observability.records import AuditEventType, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Invocation, Outcome, ProcessHandle
 from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
@@ -114,9 +115,7 @@ class TaskWorker:
             try:
                 resolved = render(
                     dict(spec.inputs),
-                    inputs=run.inputs,
-                    task_outputs=st["upstream"],
-                    secret=run.secrets.get,
+                    run.template_context(task_id, attempt, st["upstream"]),
                     # a whole-value template into a string input gives text: "{{ n }}" -> "2"
                     schema=action.input_schema,
                 )
@@ -155,7 +154,8 @@ class TaskWorker:
             )
             handle_slot = _HandleSlot()
             outcome: Outcome | None = None
-            with trio.move_on_after(spec.timeout) as attempt_scope:
+            timeout = run.task_timeout(spec)
+            with trio.move_on_after(math.inf if timeout is None else timeout) as attempt_scope:
                 try:
                     outcome = await runtime.run_action(
                         invocation, log_send=run.log_send, task_status=handle_slot,  # type: ignore[arg-type]
@@ -163,7 +163,7 @@ class TaskWorker:
                 finally:
                     st["handle"] = handle_slot.handle
             if attempt_scope.cancelled_caught or outcome is None:
-                outcome = await self._timed_out(task_id, spec.timeout, attempt, handle_slot.handle, started)
+                outcome = await self._timed_out(task_id, timeout or 0.0, attempt, handle_slot.handle, started)
             st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
             if outcome.ok:
                 return await self._succeed(task_id, st, outcome)
@@ -378,10 +378,10 @@ def _pid(st: dict[str, Any]) -> int | None:
 def _granted_secrets(inputs: Any, secrets: dict[str, str]) -> dict[str, str]:
     """A plugin receives only the secrets its task's inputs name, as a GitHub Actions step does."""
     try:
-        refs = find_references(dict(inputs))
+        names = secret_names(dict(inputs))
     except TemplateError:
         return {}  # rendering reports the broken template and fails the task
-    return {ref.name: secrets[ref.name] for ref in refs if ref.root == "secrets" and ref.name in secrets}
+    return {name: secrets[name] for name in names if name in secrets}
 
 
 #: a log line's copy of a task's inputs or outputs is at most this much JSON; the task run

@@ -18,10 +18,11 @@ import trio
 from kestra_trio.config import DEFAULT_CLOSE_GRACE
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.slots import TaskSlots
+from kestra_trio.model.templates import TemplateContext, render
 from kestra_trio.model.workflow import TaskSpec, Workflow
 from kestra_trio.observability.audit import AuditLogger
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
-from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
+from kestra_trio.observability.records import LogEntry, LogLevel, iso_ms, now_ms
 from kestra_trio.plugin_runtime.runtime import Runtime
 from kestra_trio.plugin_runtime.sandbox import SandboxPolicy
 from kestra_trio.secrets.masking import Masker
@@ -127,6 +128,8 @@ class EngineServices:
     #: execution's own stop (its timeout, `execution cancel`) then also bounds the process's
     #: waits for the database. A server's do not: its other executions keep waiting, whole.
     bound_writes_on_stop: bool = False
+    #: for tasks without `timeout:` (None: no limit; KESTRA_TRIO_DEFAULT_TASK_TIMEOUT, read once)
+    default_task_timeout: float | None = None
 
 
 class RunContext:
@@ -143,6 +146,8 @@ class RunContext:
         audit: AuditLogger,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         started_at: int | None = None,
+        workflow_revision: int | None = None,
+        trigger: Mapping[str, Any] | None = None,
     ) -> None:
         self.services = services
         self.execution_id = execution_id
@@ -165,6 +170,26 @@ class RunContext:
         self.stop_request: StopRequest | None = None
         self.workdir = Path(workflow.source_path).resolve().parent if workflow.source_path else None
         self.started_at = now_ms() if started_at is None else started_at
+        self.workflow_revision = workflow_revision
+        self.trigger = dict(trigger or {"type": "manual"})
+        self._variables: dict[str, Any] | None = None
+
+    def task_timeout(self, spec: TaskSpec) -> float | None:
+        return spec.timeout if spec.timeout is not None else self.services.default_task_timeout
+
+    def template_context(self, task_id: str, attempt: int, outputs: Mapping[str, Any]) -> TemplateContext:
+        """What a task's templates see."""
+        workflow = self.workflow
+        execution = {"id": self.execution_id, "started_at": iso_ms(self.started_at)}
+        about = {"id": workflow.id, "namespace": workflow.namespace, "revision": self.workflow_revision}
+        if self._variables is None:  # rendered once, at first use
+            base = TemplateContext(inputs=self.inputs, execution=execution, trigger=self.trigger, workflow=about)
+            self._variables = render(dict(workflow.variables), base)
+        return TemplateContext(
+            inputs=self.inputs, outputs=outputs, secret=self.secrets.get, execution=execution,
+            workflow=about, task={"id": task_id, "attempt": attempt}, trigger=self.trigger,
+            variables=self._variables,
+        )
 
     async def log(
         self, level: LogLevel, source: str, message: str, *, task_id: str | None = None, **metadata: Any

@@ -140,6 +140,7 @@ async def run_claimed(
     started_at: int,
     workflow_revision: int | None = None,
     on_progress: Any = None,
+    trigger: Mapping[str, Any] | None = None,
     task_status: trio.TaskStatus[ExecutionRun] = trio.TASK_STATUS_IGNORED,
 ) -> ExecutionResult:
     """Run an execution a worker has claimed (it is RUNNING since `started_at`) to its end.
@@ -149,7 +150,7 @@ async def run_claimed(
     run = ExecutionRun(
         services, execution_id, workflow, inputs, secrets=secrets,
         audit=AuditLogger(audit_sink, execution_id, services.options.on_error, services.writes),
-        on_progress=on_progress, started_at=started_at,
+        on_progress=on_progress, started_at=started_at, workflow_revision=workflow_revision, trigger=trigger,
     )
     services.collector.set_masker(execution_id, run.masker)
     scheduler = Scheduler(run)

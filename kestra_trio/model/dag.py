@@ -7,19 +7,67 @@ quadratic. Edges point from a task to the tasks it `needs`.
 
 from __future__ import annotations
 
+import enum
 import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from kestra_trio.model.workflow import TaskSpec
 
-__all__ = ["Dag", "find_cycles", "reachable"]
+__all__ = ["Dag", "Upstream", "Verdict", "VerdictKind", "classify_upstream", "find_cycles", "reachable"]
+
+
+class Upstream(enum.Enum):
+    """How a finished task counts for the tasks that need it."""
+
+    DONE = "done"  # SUCCESS: its dependents run, its outputs exist
+    DONE_WITHOUT_OUTPUTS = "done_without_outputs"  # SKIPPED, or FAILED with allow_failure
+    BLOCKING = "blocking"  # FAILED (failure not allowed) or CANCELLED: its dependents do not run
+
+
+def classify_upstream(state: str, *, allow_failure: bool = False) -> Upstream | None:
+    """A task's terminal state as its dependents see it; None while it is not finished.
+
+    `state` is a `State` value ("SUCCESS", "SKIPPED" ...): the model does not import the
+    state package, and a StrEnum compares equal to its text.
+    """
+    if state == "SUCCESS":
+        return Upstream.DONE
+    if state == "SKIPPED" or (state == "FAILED" and allow_failure):
+        return Upstream.DONE_WITHOUT_OUTPUTS
+    if state in ("FAILED", "CANCELLED"):
+        return Upstream.BLOCKING
+    return None
+
+
+class VerdictKind(enum.Enum):
+    RUN = "run"
+    SKIP = "skip"  # end SKIPPED (reason OUTPUTS_UNAVAILABLE): it uses outputs that do not exist
+    BLOCK = "block"  # end CANCELLED (reason UPSTREAM_FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: VerdictKind
+    #: the task that caused a SKIP or BLOCK
+    cause: str | None = None
+
+    @property
+    def message(self) -> str:
+        if self.kind is VerdictKind.BLOCK:
+            return f"upstream task {self.cause!r} failed"
+        if self.kind is VerdictKind.SKIP:
+            return f"it uses outputs of task {self.cause!r}, which has none (it was skipped or its failure was allowed)"
+        return "its needs are done"
 
 
 class Dag:
     """A validated workflow's dependency graph (build it only from validated tasks)."""
 
     def __init__(self, tasks: Sequence[TaskSpec]) -> None:
+        self._specs = {task.id: task for task in tasks}
+        self._outputs_used: dict[str, frozenset[str]] = {}
         self.order: tuple[str, ...] = tuple(task.id for task in tasks)
         self._index = {task_id: index for index, task_id in enumerate(self.order)}
         self.needs: dict[str, tuple[str, ...]] = {task.id: tuple(task.needs) for task in tasks}
@@ -63,6 +111,44 @@ class Dag:
     def ancestors(self, task_id: str) -> set[str]:
         """Tasks `task_id` (transitively) needs: the only ones whose outputs it may use."""
         return reachable(self.needs, [task_id])
+
+    def uses_outputs_of(self, task_id: str) -> frozenset[str]:
+        """Tasks whose outputs `task_id` reads without a fallback: in its inputs, run_if and
+        for_each, not under `| default(...)` or `is defined` (cached)."""
+        cached = self._outputs_used.get(task_id)
+        if cached is None:
+            from kestra_trio.model.templates import find_references
+
+            spec = self._specs[task_id]
+            values = [spec.inputs, spec.run_if]
+            if spec.for_each is not None:
+                values.append(spec.for_each.items)
+            refs = find_references(values)
+            cached = frozenset(str(ref.name) for ref in refs if ref.root == "tasks" and ref.parts and not ref.guarded)
+            self._outputs_used[task_id] = cached
+        return cached
+
+    def verdict(self, task_id: str, upstream: Mapping[str, Upstream]) -> Verdict:
+        """Whether a task whose needs have all finished runs, is skipped or is blocked.
+
+        `upstream` says how each finished task counts (`classify_upstream`); it may hold
+        every finished task of the run. The rules, in order:
+
+        1. a need that failed (failure not allowed) or was cancelled blocks it;
+        2. it is skipped when it reads outputs of a task that has none — one that was
+           SKIPPED or whose failure was allowed — except under `| default(...)`;
+        3. otherwise it runs: a SKIPPED need counts as done (as if it had succeeded).
+        """
+        for need in self.needs[task_id]:
+            if upstream.get(need) is Upstream.BLOCKING:
+                return Verdict(VerdictKind.BLOCK, need)
+        for used in sorted(self.uses_outputs_of(task_id), key=self._position):
+            if upstream.get(used) is Upstream.DONE_WITHOUT_OUTPUTS:
+                return Verdict(VerdictKind.SKIP, used)
+        return Verdict(VerdictKind.RUN)
+
+    def _position(self, task_id: str) -> int:
+        return self._index.get(task_id, len(self._index))
 
 
 def reachable(edges: Mapping[str, Iterable[str]], starts: Iterable[str]) -> set[str]:

@@ -36,13 +36,17 @@ from kestra_trio.model.durations import parse_duration
 from kestra_trio.model.sizes import parse_size
 from kestra_trio.model.validation import SourceMap, ValidationIssue, join_path, validate_document
 from kestra_trio.model.workflow import (
-    DEFAULT_TASK_TIMEOUT,
+    Concurrency,
+    CronTrigger,
+    FlowTrigger,
+    ForEach,
     InputSpec,
     Permissions,
     Resources,
     RetryPolicy,
     TaskSpec,
     TriggerSpec,
+    WebhookTrigger,
     Workflow,
 )
 
@@ -403,7 +407,6 @@ def _mark(event: Any) -> tuple[int, int]:
 
 def build_workflow(data: dict[str, Any], *, source_path: str | None = None) -> Workflow:
     """Turn a document that passed validation into frozen model objects."""
-    trigger = data.get("trigger") or {}
     permissions = data.get("permissions") or {}
     filesystem = permissions.get("filesystem") or {}
     return Workflow(
@@ -411,7 +414,6 @@ def build_workflow(data: dict[str, Any], *, source_path: str | None = None) -> W
         namespace=data.get("namespace", "default"),
         description=data.get("description"),
         enabled=data.get("enabled", True),
-        trigger=TriggerSpec(type=trigger.get("type", "manual"), schedule=trigger.get("schedule")),
         inputs=tuple(_input_spec(item) for item in data.get("inputs") or ()),
         timeout=_seconds(data.get("timeout")),
         security=data.get("security", "trusted"),
@@ -426,6 +428,53 @@ def build_workflow(data: dict[str, Any], *, source_path: str | None = None) -> W
         image=data.get("image"),
         tasks=tuple(_task_spec(item) for item in data["tasks"]),
         source_path=source_path,
+        **_flow_fields(data),
+    )
+
+
+def _flow_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The Workflow fields of issue 11's keys (version, phases, context, triggers)."""
+    concurrency = data.get("concurrency")
+    return {
+        "api_version": _api_version(data),
+        "errors": tuple(_task_spec(item) for item in data.get("errors") or ()),
+        "finally_tasks": tuple(_task_spec(item) for item in data.get("finally") or ()),
+        "variables": dict(data.get("variables") or {}),
+        "outputs": dict(data.get("outputs") or {}),
+        "labels": dict(data.get("labels") or {}),
+        "triggers": _triggers(data),
+        "concurrency": None if concurrency is None else Concurrency(
+            limit=concurrency["limit"], behavior=concurrency.get("behavior", "queue")
+        ),
+    }
+
+
+def _api_version(data: dict[str, Any]) -> str:
+    written = data.get("apiVersion", data.get("version", "v1"))
+    return f"v{written}" if isinstance(written, int) or str(written).isdigit() else str(written)
+
+
+def _triggers(data: dict[str, Any]) -> tuple[TriggerSpec, ...]:
+    if "triggers" in data:
+        return tuple(_trigger(item, item["id"]) for item in data["triggers"] or ())
+    single = data.get("trigger") or {}
+    if single.get("type", "manual") == "manual":
+        return ()
+    return (_trigger(single, single.get("id", "trigger")),)
+
+
+def _trigger(item: dict[str, Any], trigger_id: str) -> TriggerSpec:
+    common = {"id": trigger_id, "inputs": dict(item.get("inputs") or {}), "enabled": item.get("enabled", True)}
+    if item["type"] == "cron":
+        return CronTrigger(
+            cron=item.get("cron", item.get("schedule")), timezone=item.get("timezone", "UTC"),
+            catch_up=item.get("catch_up", "last"), **common,
+        )
+    if item["type"] == "webhook":
+        return WebhookTrigger(key=item["key"], **common)
+    return FlowTrigger(
+        workflow=item["workflow"], namespace=item.get("namespace"),
+        states=tuple(item.get("states") or ("SUCCESS",)), **common,
     )
 
 
@@ -460,7 +509,10 @@ def _task_spec(item: dict[str, Any]) -> TaskSpec:
         retry.update({k: v for k, v in long_form.items() if k in ("delay", "max_delay")})
         retry["backoff"] = long_form.get("type", "constant")
     defaults = RetryPolicy()
-    timeout = _seconds(item.get("timeout"))
+    for_each = None
+    if "for_each" in item:
+        items = item["for_each"]
+        for_each = ForEach(items=items if isinstance(items, str) else tuple(items), concurrency=item.get("concurrency", 1))
     return TaskSpec(
         id=item["id"],
         type=item["type"],
@@ -472,8 +524,11 @@ def _task_spec(item: dict[str, Any]) -> TaskSpec:
             delay=_seconds(retry.get("delay")) if "delay" in retry else defaults.delay,
             max_delay=_seconds(retry.get("max_delay")),
         ),
-        timeout=DEFAULT_TASK_TIMEOUT if timeout is None else timeout,
+        timeout=_seconds(item.get("timeout")),
         description=item.get("description"),
         sandbox=item.get("sandbox"),
         image=item.get("image"),
+        run_if=item.get("run_if"),
+        for_each=for_each,
+        allow_failure=item.get("allow_failure", False),
     )

@@ -1,148 +1,142 @@
-"""The `{{ ... }}` mini-language used in task inputs.
+"""Templates in workflow values: Jinja2 expressions in a JSON-only sandbox.
 
-An expression is only a dotted path under one of three roots: `inputs.NAME...`,
-`tasks.ID.outputs...` and `secrets.NAME`. Numeric parts index lists
-(`tasks.extract.outputs.rows.0.id`). There is deliberately no Jinja and no eval: a
-workflow file can never run code in the engine, and every reference can be checked
-before anything runs.
+`{{ inputs.day }}`, `{{ tasks.extract.outputs.rows | length }}`, `{% if %}`, `{% for %}`,
+filters and `{% raw %}` are Jinja2 (`ImmutableSandboxedEnvironment`, see
+`template_sandbox`), so the language is the one Kestra's Pebble and Airflow users know. What
+we add on top, and why Jinja alone would not do:
 
-Besides `{{ expr }}` the only syntax is `{% raw %}...{% endraw %}` (literal text). Other
-Jinja tags (`{% if %}`, `{% for %}` ...) and `{# comments #}` are reported, never passed
-through as text, so a Jinja habit cannot silently produce a wrong command.
+* **A whole value keeps its JSON type.** A string that is exactly one `{{ expr }}` becomes
+  the expression's value (a list stays a list); any other string is text, with non-strings
+  written as JSON. `render(..., schema=)` turns a scalar into its JSON text where the
+  action's input schema wants a string.
+* **Every reference is known before anything runs.** `analyze()` walks Jinja's AST and
+  returns each `root.key.key` path (`Reference`), so validation checks every one with
+  file:line:column and did-you-mean, and the engine knows which secrets a task uses.
+* **Secrets stay maskable.** A secret can only be written as `{{ secrets.NAME }}`: a filter
+  or operator on it would produce text the masker cannot recognise (`| reverse`), and a
+  comparison would leak it bit by bit.
+* **Plain paths skip Jinja.** Most values are text with `{{ a.b.c }}` paths; those are
+  analysed by a small linear scanner and rendered with the sandbox's own lookups, so the
+  result is the same (a property test compares the two) at a fraction of the cost, and
+  validating such a workflow does not even import Jinja.
+
+This module is the public API and the Jinja-free core; `template_jinja` analyses the rest,
+`template_render` renders, `template_sandbox` is the environment, `template_errors` the
+errors and limits, `template_scope` what is legal where.
 """
+
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from kestra_trio.errors import KestraTrioError
+from kestra_trio.model.template_errors import (
+    DEFAULT_LIMITS,
+    TemplateError,
+    TemplateLimitExceeded,
+    TemplateLimits,
+    UnsupportedTemplate,
+)
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
 
 __all__ = [
+    "NO_ITEM",
     "ROOTS",
+    "Analysis",
     "Reference",
+    "TemplateContext",
     "TemplateError",
+    "TemplateLimitExceeded",
+    "TemplateLimits",
     "UnsupportedTemplate",
+    "analyze",
     "find_references",
     "has_template",
     "has_template_syntax",
-    "parse_expression",
-    "references_in_string",
-    "scan_string",
     "render",
+    "scan_string",
+    "secret_names",
     "walk_strings",
 ]
 
-Root = Literal["inputs", "tasks", "secrets"]
-ROOTS: tuple[Root, ...] = ("inputs", "tasks", "secrets")
+#: every name a template may start with; validation decides which are legal where
+ROOTS = ("inputs", "vars", "tasks", "secrets", "execution", "workflow", "task", "trigger", "item", "item_index")
+#: roots that must be followed by a name (`{{ inputs }}` alone is a mistake)
+_NEED_A_NAME = {"inputs": "name", "vars": "NAME", "tasks": "ID.outputs.NAME", "secrets": "NAME",
+                "execution": "id", "workflow": "id", "task": "id"}  # fmt: skip
+_SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-# What starts template syntax: `{{` (expression), `{%` (tag), `{#` (comment).
-_OPENER = re.compile(r"\{[{%#]")
-# A tag runs to the first `%}`, and never across another `{%`.
-_TAG = re.compile(r"\{%((?:(?!\{%|%\}).)*)%\}", re.DOTALL)
-_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
-# `{% raw %}...{% endraw %}` keeps its content literal (as in Jinja and Kestra's Pebble):
-# `docker inspect --format '{% raw %}{{.Id}}{% endraw %}'`
-_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
-_CONTINUATIONS = frozenset({"else", "elif", "elseif"})
-_SUPPORTED = "only {{ expression }} and {% raw %}...{% endraw %} are supported"
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One `root.key.key` path a template reads, as far as its keys are written out.
 
-# Tokens of a string: literal text, the content of a raw block, a `{{ ... }}`, a problem.
-_Token = tuple[Literal["text", "raw", "expr", "error"], Any]
-
-
-def _lex(text: str) -> list[_Token]:
-    """Split a string into text, raw-block content, `{{ ... }}` expressions and problems.
-
-    `{#` without a later `#}` is plain text (so shell's `${#var}` needs no escaping); an
-    unclosed `{{` or `{%` is an error, as in Jinja.
+    `guarded`: written under
+    `| default(...)` or `is defined`, so it may be missing. `exact`: written alone in a
+    `{{ }}` (what a secret must be). `dynamic`: the path goes on with a computed key
+    (`inputs[name]`), which `parts` stops before.
     """
-    if "{{" not in text and "{%" not in text and "{#" not in text:
-        return [("text", text)]
-    tokens: list[_Token] = []
-    pos = 0
-    unclosed_reported = unsupported_reported = comment_unclosed = tag_unclosed = False
-    while True:
-        match = _OPENER.search(text, pos)
-        if match is None:
-            break
-        start = match.start()
-        if start > pos:
-            tokens.append(("text", text[pos:start]))
-        opener = match.group()
-        if opener == "{{":
-            # once one `{{` had no `}}` after it, no later one has: do not search again
-            close = -1 if unclosed_reported else text.find("}}", match.end())
-            if close >= 0:
-                tokens.append(("expr", text[match.end() : close]))
-                pos = close + 2
-                continue
-            if not unclosed_reported:  # every later `{{` is unclosed too: say it once
-                tokens.append(("error", TemplateError(f"'{{{{' without a closing '}}}}' in {_snippet(text, start)!r}")))
-                unclosed_reported = True
-            tokens.append(("text", opener))
-            pos = match.end()
-        elif opener == "{#":
-            comment = None if comment_unclosed else _COMMENT.match(text, start)
-            if comment is None:  # `{#` without a later `#}`: text, and so is every later `{#`
-                comment_unclosed = True
-                tokens.append(("text", opener))
-                pos = match.end()
-                continue
-            tokens.append((
-                "error",
-                UnsupportedTemplate(
-                    "unsupported template comment {# ... #}: remove it (a YAML comment starts with #), "
-                    "or for literal text wrap it in {% raw %}...{% endraw %}"
-                ),
-            ))
-            pos = comment.end()
+
+    root: str
+    parts: tuple[str | int, ...]
+    guarded: bool = False
+    exact: bool = True
+    dynamic: bool = False
+
+    @property
+    def raw(self) -> str:
+        """The path as template text, for messages: `{{ tasks.a.outputs.rows.0 }}`."""
+        return f"{{{{ {_path_text(self.root, self.parts)} }}}}"
+
+    @property
+    def name(self) -> str | int | None:
+        """The input, variable, secret or task this path starts with."""
+        return self.parts[0] if self.parts else None
+
+    @property
+    def output_path(self) -> tuple[str | int, ...]:
+        """For `tasks.ID.outputs.a.b`: `("a", "b")`; empty for other roots."""
+        return self.parts[2:] if self.root == "tasks" else ()
+
+
+def _path_text(root: str, parts: tuple[str | int, ...]) -> str:
+    text = root
+    for part in parts:
+        if isinstance(part, int) and part >= 0:
+            text += f".{part}"
+        elif isinstance(part, str) and _IDENTIFIER.fullmatch(part):
+            text += f".{part}"
         else:
-            tag = None if tag_unclosed else _TAG.match(text, start)
-            if tag is None:
-                if not tag_unclosed:
-                    tokens.append((
-                        "error",
-                        TemplateError(
-                            f"'{{%' without a closing '%}}' in {_snippet(text, start)!r} "
-                            "(for a literal '{%', wrap it in {% raw %}...{% endraw %})"
-                        ),
-                    ))
-                    # no `%}` after this one: the later `{%` are unclosed too, say it once
-                    tag_unclosed = text.find("%}", match.end()) < 0
-                tokens.append(("text", opener))
-                pos = match.end()
-                continue
-            body = tag.group(1).strip().lstrip("-+").rstrip("-+").strip()
-            name = body.split()[0] if body else ""
-            if name == "raw":
-                end = _ENDRAW.search(text, tag.end())
-                if end is None:
-                    tokens.append(("error", TemplateError("{% raw %} without {% endraw %}")))
-                    tokens.append(("text", text[start:]))
-                    return tokens
-                tokens.append(("raw", text[tag.end() : end.start()]))
-                pos = end.end()
-            elif name == "endraw":
-                tokens.append(("error", TemplateError("{% endraw %} without {% raw %}")))
-                pos = tag.end()
-            else:
-                # `{% if %}...{% else %}...{% endif %}` is one problem: report its first tag
-                if not (unsupported_reported and (name.startswith("end") or name in _CONTINUATIONS)):
-                    shown = f"{{% {name[:30]} %}}" if name else "{% %}"
-                    tokens.append(("error", UnsupportedTemplate(f"unsupported template tag {shown}: {_SUPPORTED}")))
-                    unsupported_reported = True
-                pos = tag.end()
-    if pos < len(text):
-        tokens.append(("text", text[pos:]))
-    return tokens
+            text += f"[{part!r}]"
+    return text
 
 
-def _snippet(text: str, start: int) -> str:
-    return text[start : start + 30].splitlines()[0]
+def _reference(root: str, parts: tuple[str | int, ...], **flags: bool) -> Reference:
+    return Reference(root, parts, **flags)
+
+
+# -- analysis ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What one string holds: its references and problems, and how it renders."""
+
+    kind: Literal["text", "simple", "jinja"]
+    references: tuple[Reference, ...] = ()
+    problems: tuple[TemplateError, ...] = ()
+    #: the string is exactly one `{{ expr }}`: it renders to the value, not to text
+    whole: bool = False
+    #: simple kind: the text pieces and (root, steps) paths, alternating, text first
+    pieces: tuple[Any, ...] = ()
+    #: jinja kind: the parsed template
+    tree: nodes.Template | None = field(default=None, compare=False)
 
 
 def has_template_syntax(text: str) -> bool:
@@ -150,41 +144,115 @@ def has_template_syntax(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-_PART = r"[A-Za-z0-9_-]+"
-_EXPRESSION = re.compile(rf"{_PART}(?:\.{_PART})*")
-_SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+def analyze(text: str) -> Analysis:
+    """Parse one string (cached): plain text, plain `{{ a.b }}` paths, or full Jinja."""
+    if not has_template_syntax(text):
+        return _PLAIN
+    return _analyze(text)
 
 
-class TemplateError(KestraTrioError):
-    """a `{{ ... }}` template is malformed or refers to something that does not exist."""
+_PLAIN = Analysis("text")
 
 
-class UnsupportedTemplate(TemplateError):
-    """Jinja syntax this language does not have: a `{% tag %}` other than raw, a `{# comment #}`."""
+@functools.lru_cache(maxsize=4096)
+def _analyze(text: str) -> Analysis:
+    simple = _simple(text)
+    if simple is not None:
+        return simple
+    from kestra_trio.model.template_jinja import analyze_jinja  # Jinja is loaded only when needed
+
+    return analyze_jinja(text)
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """One `{{ root.part.part }}` occurrence; `raw` is the normalised `{{ expr }}` text."""
-
-    root: Root
-    parts: tuple[str, ...]
-    raw: str
-
-    @property
-    def name(self) -> str:
-        """The input name, secret name or task id this reference starts with."""
-        return self.parts[0]
-
-    @property
-    def output_path(self) -> tuple[str, ...]:
-        """For `tasks.ID.outputs.a.b`: `("a", "b")`; empty for other roots."""
-        return self.parts[2:] if self.root == "tasks" else ()
+# A plain path: `root.key.0['other key']` — what most templates are.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_INDEX = r"(?:0|[1-9][0-9]*)"
+_STEP = rf"\.({_NAME})|\.({_INDEX})|\[({_INDEX})\]|\['([^'\\{{}}\n]*)'\]|\[\"([^\"\\{{}}\n]*)\"\]"
+_STEPS = re.compile(_STEP)
+_SIMPLE_PATH = re.compile(rf"\s*({_NAME})((?:{_STEP})*)\s*")
+_DOTTED_PATH = re.compile(rf"\s*({_NAME}(?:\.{_NAME})*)\s*")
 
 
-def has_template(value: Any) -> bool:
-    """True when a string (or any string nested in lists/mappings) contains `{{`."""
-    return any("{{" in text for _, text in walk_strings(value))
+def _simple(text: str) -> Analysis | None:
+    """The fast form: no tags or comments, each `{{ }}` a plain path under a known root.
+
+    Linear: one forward scan with `str.find` (a regex looking for each `{{`'s `}}` would
+    rescan the rest of the text at every `{{`)."""
+    if "{%" in text or "{#" in text:
+        return None
+    pieces: list[Any] = []
+    references = []
+    position = 0
+    while True:
+        start = text.find("{{", position)
+        if start < 0:
+            break
+        end = text.find("}}", start + 2)
+        if end < 0 or text.find("{{", start + 2, end) >= 0:
+            return None  # unclosed, or a `{{` inside: Jinja says what is wrong
+        dotted = _DOTTED_PATH.fullmatch(text, start + 2, end)
+        if dotted is not None:  # the common `a.b.c`: no need for the general step parser
+            root, *names = dotted.group(1).split(".")
+            if root not in ROOTS:
+                return None
+            pieces.extend((text[position:start], (root, tuple(("attr", name) for name in names))))
+            references.append(Reference(root, tuple(names)))
+            position = end + 2
+            continue
+        path = _SIMPLE_PATH.fullmatch(text, start + 2, end)
+        if path is None or path.group(1) not in ROOTS:
+            return None
+        steps: list[tuple[str, str | int]] = []
+        for step in _STEPS.finditer(path.group(2)):
+            name, dot_index, index, single, double = step.groups()
+            if name is not None:
+                steps.append(("attr", name))
+            elif dot_index is not None or index is not None:
+                steps.append(("item", int(dot_index if dot_index is not None else index)))
+            else:
+                steps.append(("item", single if single is not None else double))
+        root = path.group(1)
+        pieces.extend((text[position:start], (root, tuple(steps))))
+        references.append(_reference(root, tuple(key for _, key in steps)))
+        position = end + 2
+    if not references:
+        return None
+    rest = text[position:]
+    pieces.append(rest)
+    whole = len(references) == 1 and pieces[0] == "" and rest == ""
+    problems = tuple(problem for ref in references if (problem := _path_problem(ref)) is not None)
+    return Analysis("simple", tuple(references), problems, whole, tuple(pieces))
+
+
+def _path_problem(ref: Reference) -> TemplateError | None:
+    """Rules on a path that hold wherever it is written."""
+    if ref.root not in ROOTS:
+        return None  # validation names unknown roots, with what is legal where it is written
+    if ref.root in _NEED_A_NAME and not ref.parts and not ref.dynamic:
+        return TemplateError(f"{ref.raw}: name what to use, e.g. {{{{ {ref.root}.{_NEED_A_NAME[ref.root]} }}}}")
+    if ref.root == "secrets":
+        if ref.dynamic or len(ref.parts) != 1 or not isinstance(ref.name, str) or not _SECRET_NAME.fullmatch(ref.name):
+            return TemplateError(f"{ref.raw}: write a secret as secrets.NAME (letters, digits, underscore)")
+        if not ref.exact:
+            return UnsupportedTemplate(
+                f"{ref.raw}: a secret can only be written alone as {{{{ secrets.{ref.name} }}}} — a filter, "
+                "operator or test on it would make text that masking cannot hide"
+            )
+    if ref.root == "tasks":
+        if ref.dynamic and not ref.parts:
+            return TemplateError(f"{ref.raw}: write the task id out (tasks.ID or tasks['ID']), not a computed key")
+        if len(ref.parts) < 2 or ref.parts[1] != "outputs":
+            task = ref.parts[0] if ref.parts else "ID"
+            return TemplateError(f"{ref.raw}: only tasks.<id>.outputs... can be used (e.g. tasks.{task}.outputs.NAME)")
+    if ref.root == "item_index" and (ref.parts or ref.dynamic):
+        return TemplateError(f"{ref.raw}: item_index is a number; it has no keys")
+    return None
+
+
+def scan_string(text: str) -> list[Reference | TemplateError]:
+    """Each problem of a string's templates, then each reference (validation reports all)."""
+    analysis = analyze(text)
+    return [*analysis.problems, *analysis.references]
 
 
 def walk_strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -203,77 +271,89 @@ def walk_strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple
             stack.extend((where + (index,), child) for index, child in reversed(list(enumerate(item))))
 
 
-def parse_expression(expression: str) -> Reference:
-    """Parse the inside of `{{ ... }}` into a Reference, or raise TemplateError saying why."""
-    expr = expression.strip()
-    raw = f"{{{{ {expr} }}}}"
-    if not expr:
-        raise TemplateError(f"{raw}: empty template (write e.g. {{{{ inputs.name }}}})")
-    if not _EXPRESSION.fullmatch(expr):
-        raise TemplateError(
-            f"{raw}: a template is only a dotted path such as inputs.name or tasks.ID.outputs.key "
-            "(for a literal '{{', wrap it in {% raw %}...{% endraw %})"
-        )
-    root, *parts = expr.split(".")
-    if root not in ROOTS:
-        raise TemplateError(f"{raw}: unknown root {root!r} (use inputs, tasks or secrets)")
-    if not parts:
-        raise TemplateError(f"{raw}: name what to use, e.g. {{{{ {root}.{_EXAMPLE_PART[root]} }}}}")
-    if root == "tasks" and (len(parts) < 2 or parts[1] != "outputs"):
-        raise TemplateError(f"{raw}: only tasks.<id>.outputs... can be used (e.g. tasks.{parts[0]}.outputs.NAME)")
-    if root == "secrets" and (len(parts) != 1 or not _SECRET_NAME.fullmatch(parts[0])):
-        raise TemplateError(f"{raw}: write a secret as secrets.NAME (letters, digits, underscore)")
-    return Reference(root=root, parts=tuple(parts), raw=raw)  # type: ignore[arg-type]
-
-
-_EXAMPLE_PART = {"inputs": "name", "tasks": "ID.outputs.NAME", "secrets": "NAME"}
-
-
-def references_in_string(text: str) -> list[Reference]:
-    """All references in one string; raises TemplateError on the first malformed template."""
-    references = []
-    for item in scan_string(text):
-        if isinstance(item, TemplateError):
-            raise item
-        references.append(item)
-    return references
-
-
-def scan_string(text: str) -> list[Reference | TemplateError]:
-    """Each template of a string, parsed, or the error saying why it is malformed.
-
-    Validation uses this to report every template problem of a string, not just the first.
-    """
-    items: list[Reference | TemplateError] = []
-    for kind, value in _lex(text):
-        if kind == "error":
-            items.append(value)
-        elif kind == "expr":
-            try:
-                items.append(parse_expression(value))
-            except TemplateError as exc:
-                items.append(exc)
-    return items
+def has_template(value: Any) -> bool:
+    """True when a string (or any string nested in lists/mappings) holds template syntax."""
+    return any(has_template_syntax(text) for _, text in walk_strings(value))
 
 
 def find_references(value: Any) -> list[Reference]:
-    """Every reference in nested mappings, lists and strings, in document order."""
-    return [ref for _, text in walk_strings(value) for ref in references_in_string(text)]
+    """Every reference in nested mappings, lists and strings, in document order.
+
+    Raises:
+        TemplateError: the first problem of a malformed template.
+    """
+    found = []
+    for _, text in walk_strings(value):
+        analysis = analyze(text)
+        if analysis.problems:
+            raise analysis.problems[0]
+        found.extend(analysis.references)
+    return found
+
+
+def secret_names(value: Any) -> set[str]:
+    """The secrets a value's templates use: what the engine grants the task and masks.
+
+    Raises:
+        TemplateError: a template is malformed.
+    """
+    return {str(ref.name) for ref in find_references(value) if ref.root == "secrets"}
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+class _NoItem:
+    def __repr__(self) -> str:
+        return "NO_ITEM"
+
+
+#: `TemplateContext.item` outside a for_each task
+NO_ITEM: Any = _NoItem()
+
+
+def _no_secret(name: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateContext:
+    """What templates see at one place of one run; each field is one root.
+
+    `outputs` maps a task id to its outputs (a for_each task: the list of its iterations'
+    outputs); only tasks that have outputs are in it. `secret(name)` returns a secret's
+    value or None; a render only asks for the secrets its own templates name.
+    """
+
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    secret: Callable[[str], str | None] = _no_secret
+    #: id, started_at (ISO 8601 text) and, in errors:/finally: tasks, error
+    execution: Mapping[str, Any] = field(default_factory=dict)
+    #: id, namespace, revision
+    workflow: Mapping[str, Any] = field(default_factory=dict)
+    #: id, attempt
+    task: Mapping[str, Any] = field(default_factory=dict)
+    #: type, scheduled_at, body, headers, execution_id (what is known for this trigger)
+    trigger: Mapping[str, Any] = field(default_factory=dict)
+    #: the workflow's `variables:`, already rendered
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    item: Any = NO_ITEM
+    item_index: int | None = None
 
 
 def render(
     value: Any,
+    context: TemplateContext,
     *,
-    inputs: Mapping[str, Any],
-    task_outputs: Mapping[str, Mapping[str, Any]],
-    secret: Callable[[str], str | None],
     schema: Mapping[str, Any] | None = None,
+    limits: TemplateLimits = DEFAULT_LIMITS,
 ) -> Any:
     """Deep-render templates in `value` and return a new value (the input is not changed).
 
-    A string that is exactly one `{{ expr }}`, with nothing before or after it, becomes the
-    referenced value with its JSON type (a list stays a list); any other string is text in
-    which each template is replaced, non-strings written as JSON (`2`, `true`, `null`).
+    A string that is exactly one `{{ expr }}`, with nothing before or after it, becomes
+    the expression's value with its JSON type (a list stays a list); any other string is
+    text, non-strings written as JSON (`2`, `true`, `null`).
 
     `schema` is the JSON Schema the rendered value must match (an action's input schema).
     Where it declares a whole-value template's place a string (`type: string`, or a type
@@ -282,160 +362,14 @@ def render(
     Lists and mappings are never converted.
 
     Raises:
-        TemplateError: a template is malformed or cannot be resolved.
+        TemplateError: a template is malformed, cannot be resolved, or went past `limits`.
     """
-    context = _Context(inputs, task_outputs, secret)
-    return _render_value(value, context, schema)
+    from kestra_trio.model.template_render import render_value
+
+    return render_value(value, context, schema, limits)
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    inputs: Mapping[str, Any]
-    task_outputs: Mapping[str, Mapping[str, Any]]
-    secret: Callable[[str], str | None]
 
-
-def _render_value(value: Any, context: _Context, schema: Any) -> Any:
-    if isinstance(value, str):
-        return _render_string(value, context, schema)
-    if isinstance(value, Mapping):
-        return {key: _render_value(child, context, _property_schema(schema, key)) for key, child in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_render_value(child, context, _item_schema(schema, index)) for index, child in enumerate(value)]
-    return value
-
-
-def _render_string(text: str, context: _Context, schema: Any) -> Any:
-    tokens = _lex(text)
-    if len(tokens) == 1 and tokens[0][0] == "text":
-        return text
-    parsed: list[tuple[str, Any]] = []
-    for kind, value in tokens:  # raise on any problem before substituting anything
-        if kind == "error":
-            raise value
-        parsed.append((kind, parse_expression(value) if kind == "expr" else value))
-    if len(parsed) == 1 and parsed[0][0] == "expr":
-        return _as_text_if_wanted(_resolve(parsed[0][1], context), schema)
-    return "".join(_interpolate(value, context) if kind == "expr" else value for kind, value in parsed)
-
-
-def _interpolate(ref: Reference, context: _Context) -> str:
-    resolved = _resolve(ref, context)
-    return resolved if isinstance(resolved, str) else json.dumps(resolved)
-
-
-# -- whole-value templates into string properties ----------------------------------------
-
-
-def _property_schema(schema: Any, key: Any) -> Any:
-    """The schema a mapping's `key` must match: `properties`, then `patternProperties`,
-    then `additionalProperties`; None when it cannot be told (no conversion then)."""
-    if not isinstance(schema, Mapping):
-        return None
-    properties = schema.get("properties")
-    if isinstance(properties, Mapping) and key in properties:
-        return properties[key]
-    patterns = schema.get("patternProperties")
-    if isinstance(patterns, Mapping) and isinstance(key, str):
-        for pattern, sub in patterns.items():
-            try:
-                if re.search(pattern, key):
-                    return sub
-            except re.error:
-                return None
-    extra = schema.get("additionalProperties")
-    return extra if isinstance(extra, Mapping) else None
-
-
-def _item_schema(schema: Any, index: int) -> Any:
-    """The schema list item `index` must match: `prefixItems`, then `items`."""
-    if not isinstance(schema, Mapping):
-        return None
-    prefix = schema.get("prefixItems")
-    if isinstance(prefix, list):
-        if index < len(prefix):
-            return prefix[index]
-    items = schema.get("items")
-    if isinstance(items, list):  # the draft 4-7 tuple form
-        return items[index] if index < len(items) else None
-    return items if isinstance(items, Mapping) else None
-
-
-def _as_text_if_wanted(value: Any, schema: Any) -> Any:
-    """A number, boolean or null as its JSON text when `schema` wants a string instead."""
-    if isinstance(value, (str, list, dict)) or not isinstance(schema, Mapping):
-        return value
-    declared = schema.get("type")
-    types = [declared] if isinstance(declared, str) else declared
-    if not isinstance(types, list) or "string" not in types or _json_type_matches(value, types):
-        return value
-    return json.dumps(value)
-
-
-def _json_type_matches(value: Any, types: list[Any]) -> bool:
-    """JSON Schema's `type` rule: an int is also a number, 2.0 is also an integer."""
-    if value is None:
-        return "null" in types
-    if isinstance(value, bool):
-        return "boolean" in types
-    if isinstance(value, int):
-        return "integer" in types or "number" in types
-    if isinstance(value, float):
-        return "number" in types or ("integer" in types and value.is_integer())
-    return True  # anything else (not JSON) is left alone
-
-
-def _resolve(ref: Reference, context: _Context) -> Any:
-    if ref.root == "secrets":
-        found = context.secret(ref.name)
-        if found is None:
-            raise TemplateError(
-                f"{ref.raw}: secret {ref.name} is not set (set KESTRA_TRIO_SECRET_{ref.name})"
-            )
-        return found
-    if ref.root == "inputs":
-        if ref.name not in context.inputs:
-            raise TemplateError(f"{ref.raw}: input {ref.name!r} is not set{_has(context.inputs)}")
-        return _descend(ref, context.inputs[ref.name], ref.parts[1:], f"input {ref.name!r}")
-    if ref.name not in context.task_outputs:
-        raise TemplateError(f"{ref.raw}: task {ref.name!r} has no outputs (it has not succeeded)")
-    outputs = context.task_outputs[ref.name]
-    path = ref.output_path
-    if not path:
-        return outputs
-    if path[0] not in outputs:
-        raise TemplateError(f"{ref.raw}: task {ref.name!r} has no output {path[0]!r}{_has(outputs)}")
-    return _descend(ref, outputs[path[0]], path[1:], f"output {path[0]!r} of task {ref.name!r}")
-
-
-def _descend(ref: Reference, value: Any, parts: tuple[str, ...], label: str) -> Any:
-    """Follow the remaining dotted parts into mappings (keys) and lists (indexes)."""
-    where = label
-    for part in parts:
-        if isinstance(value, Mapping):
-            if part not in value:
-                raise TemplateError(f"{ref.raw}: {where} has no key {part!r}{_has(value)}")
-            value = value[part]
-        elif isinstance(value, list):
-            if not part.isdigit() or int(part) >= len(value):
-                raise TemplateError(f"{ref.raw}: {where} has no item {part} (it has {len(value)} item(s))")
-            value = value[int(part)]
-        else:
-            raise TemplateError(f"{ref.raw}: {where} is {_kind(value)}, it has no {part!r}")
-        where = f"{part!r} in {label}"
-    return value
-
-
-def _has(mapping: Mapping[str, Any]) -> str:
-    names = ", ".join(sorted(str(key) for key in mapping))
-    return f" (has: {names})" if names else " (it has none)"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "a string" if isinstance(value, str) else type(value).__name__
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."

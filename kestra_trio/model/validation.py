@@ -11,26 +11,37 @@ a dotted template path (`tasks.ID.outputs`) and in a shell without quoting.
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kestra_trio.model.catalog import ActionCatalog
 from kestra_trio.model.dag import find_cycles
+from kestra_trio.model.diagnostics import did_you_mean as _suggest
+from kestra_trio.model.diagnostics import join_path
+from kestra_trio.model.diagnostics import kind_of as _kind
 from kestra_trio.model.durations import parse_duration
 from kestra_trio.model.sizes import SIZE_PATTERN, parse_size
+from kestra_trio.model.flow_checks import SUBFLOW_INPUT_SCHEMA, FlowChecks, TaskPhase
+from kestra_trio.model.flow_schema import add_flow_schema
+from kestra_trio.model.template_scope import (
+    TRIGGER_INPUTS,
+    VARIABLES,
+    WORKFLOW_OUTPUTS,
+    Scope,
+    TemplateNames,
+    reference_problem,
+)
 from kestra_trio.model.templates import (
-    Reference,
     TemplateError,
     UnsupportedTemplate,
     has_template_syntax,
     scan_string,
     walk_strings,
 )
+from kestra_trio.model.workflow import SUBFLOW_TYPE
 
 __all__ = [
     "ID_PATTERN",
@@ -49,7 +60,6 @@ TYPE_PATTERN = r"^[a-z0-9-]+/[a-z0-9-]+\.[a-z0-9-]+$"
 _ID = re.compile(ID_PATTERN)
 _NAMESPACE = re.compile(NAMESPACE_PATTERN)
 _TYPE = re.compile(TYPE_PATTERN)
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _LAST_SEGMENT = re.compile(r'(?:\.[A-Za-z0-9_-]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$')
 
 TOP_KEYS = (
@@ -57,10 +67,12 @@ TOP_KEYS = (
     "image", "tasks",
 )
 TASK_KEYS = ("id", "type", "inputs", "needs", "retry", "timeout", "description", "sandbox", "image")
+#: issue 11's keys (flow control, context, service), checked in flow_checks.py
+FLOW_TOP_KEYS = ("apiVersion", "version", "variables", "outputs", "labels", "errors", "finally", "triggers", "concurrency")
+FLOW_TASK_KEYS = ("run_if", "for_each", "concurrency", "allow_failure")
 RETRY_KEYS = ("max", "backoff", "delay", "max_delay")
 BACKOFF_KEYS = ("type", "delay", "max_delay")
 INPUT_KEYS = ("name", "type", "default", "required", "description")
-TRIGGER_KEYS = ("type", "schedule")
 PERMISSION_KEYS = ("network", "filesystem", "env", "resources")
 FILESYSTEM_KEYS = ("read", "write")
 RESOURCE_KEYS = ("memory", "cpu_seconds", "processes", "file_size")
@@ -72,7 +84,6 @@ _HOST = re.compile(HOST_PATTERN)
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 INPUT_TYPES = ("string", "integer", "number", "boolean", "json")
 SECURITY_MODES = ("trusted", "restricted")
-TRIGGER_TYPES = ("manual", "cron", "webhook")
 BACKOFF_TYPES = ("constant", "exponential")
 
 SECRETS_MESSAGE = (
@@ -130,15 +141,6 @@ def _parent_path(path: str) -> str:
     return path[: match.start()] if match else ""
 
 
-def join_path(parent: str, key: str | int) -> str:
-    """`join_path("tasks", 2)` -> `tasks[2]`; keys that are not plain words are quoted."""
-    if isinstance(key, int):
-        return f"{parent}[{key}]"
-    if _PLAIN_KEY.fullmatch(key):
-        return f"{parent}.{key}" if parent else key
-    return f"{parent}[{json.dumps(key)}]"
-
-
 def validate_document(
     data: Any,
     positions: SourceMap | Mapping[str, tuple[int, int]] | None,
@@ -165,25 +167,6 @@ def validate_document(
 # -- the checker ---------------------------------------------------------------------------
 
 
-def _kind(value: Any) -> str:
-    """How a wrong value is described in messages: `got a list`."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _kind_for_boolean(value: Any) -> str:
     """`_kind`, saying why `yes` is not a boolean: workflows are read with YAML 1.2's booleans."""
     if isinstance(value, str) and value.lower() in _YAML_1_1_BOOLEANS:
@@ -192,11 +175,6 @@ def _kind_for_boolean(value: Any) -> str:
 
 
 _YAML_1_1_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _is_int(value: Any) -> bool:
@@ -226,9 +204,12 @@ class _Task:
     id: str | None
     needs: list[tuple[str, str]] = field(default_factory=list)  # (need, path of that list item)
     inputs: Any = None
+    phase: TaskPhase = "tasks"
+    run_if: Any = None
+    for_each: Any = None
 
 
-class _Checker:
+class _Checker(FlowChecks):
     def __init__(self, filename: str, source: SourceMap, catalog: ActionCatalog | None) -> None:
         self.filename = filename
         self.source = source
@@ -343,7 +324,7 @@ class _Checker:
             return
         if "secrets" in data:
             self.add("secrets", SECRETS_MESSAGE, at_key=True)
-        self.keys({k: v for k, v in data.items() if k != "secrets"}, "", TOP_KEYS, required=("id", "tasks"))
+        self.keys({k: v for k, v in data.items() if k != "secrets"}, "", TOP_KEYS + FLOW_TOP_KEYS, required=("id", "tasks"))
         self.identifier(data, "id", "", "workflow id")
         namespace = self.string(data, "namespace", "")
         if namespace is not None and not _NAMESPACE.fullmatch(namespace):
@@ -354,43 +335,38 @@ class _Checker:
         security = self.choice(data, "security", "", SECURITY_MODES) if "security" in data else "trusted"
         self.security = security
         self.check_sandbox(data, "", security)
-        if "trigger" in data:
-            self.check_trigger(data["trigger"])
         if "permissions" in data:
             self.check_permissions(data["permissions"])
         input_names = self.check_inputs(data["inputs"]) if "inputs" in data else set()
-        if "tasks" in data:
-            tasks = self.check_tasks(data["tasks"])
-            self.check_graph(tasks, input_names)
-            self.check_docker_images(data)
+        self.check_version(data)
+        triggers = self.check_triggers(data)
+        if "labels" in data:
+            self.check_labels(data)
+        if "concurrency" in data:
+            self.check_concurrency(data)
+        variables = self.named_values(data, "variables", "variable") if "variables" in data else {}
+        outputs = self.named_values(data, "outputs", "output") if "outputs" in data else {}
+        seen: dict[str, str] = {}
+        phases: dict[TaskPhase, list[_Task]] = {}
+        for phase, key in (("tasks", "tasks"), ("errors", "errors"), ("finally", "finally")):
+            if key in data:
+                phases[phase] = self.check_tasks(data[key], key, phase, seen)  # type: ignore[arg-type]
+        self.check_graph(phases, input_names, variables, outputs, triggers)
+        self.check_docker_images(data)
 
     def check_docker_images(self, data: dict[str, Any]) -> None:
         """A task that runs in a docker sandbox needs an image (its own or the workflow's)."""
-        if data.get("security") != "restricted" or not isinstance(data.get("tasks"), list):
+        if data.get("security") != "restricted":
             return
-        for index, task in enumerate(data["tasks"]):
-            if not isinstance(task, dict):
+        for key in ("tasks", "errors", "finally"):
+            if not isinstance(data.get(key), list):
                 continue
-            if task.get("sandbox", data.get("sandbox")) == "docker" and not (task.get("image") or data.get("image")):
-                where = join_path(join_path("tasks", index), "sandbox") if "sandbox" in task else "sandbox"
-                self.add(where, "a docker sandbox needs an image: set image: (e.g. image: python:3.12-slim) on the task or the workflow")
-
-    def check_trigger(self, trigger: Any) -> None:
-        if not self.mapping(trigger, "trigger", "type, schedule"):
-            return
-        self.keys(trigger, "trigger", TRIGGER_KEYS)
-        kind = self.choice(trigger, "type", "trigger", TRIGGER_TYPES)
-        if "type" not in trigger:
-            kind = "manual"
-        schedule = self.string(trigger, "schedule", "trigger")
-        if kind == "cron" and "schedule" not in trigger:
-            self.add("trigger", "a cron trigger needs a schedule (e.g. schedule: \"*/5 * * * *\")", at_key=True)
-        if "schedule" in trigger and kind is not None and kind != "cron":
-            self.add("trigger.schedule", "schedule is only used by a cron trigger (set type: cron)", at_key=True)
-        if schedule is not None:
-            problem = _cron_problem(schedule)
-            if problem:
-                self.add("trigger.schedule", problem)
+            for index, task in enumerate(data[key]):
+                if not isinstance(task, dict):
+                    continue
+                if task.get("sandbox", data.get("sandbox")) == "docker" and not (task.get("image") or data.get("image")):
+                    where = join_path(join_path(key, index), "sandbox") if "sandbox" in task else "sandbox"
+                    self.add(where, "a docker sandbox needs an image: set image: (e.g. image: python:3.12-slim) on the task or the workflow")
 
     def check_permissions(self, permissions: Any) -> None:
         if not self.mapping(permissions, "permissions", "network, filesystem, env"):
@@ -491,25 +467,29 @@ class _Checker:
                     self.finite_numbers(default, join_path(path, "default"))
         return set(names)
 
-    def check_tasks(self, tasks: Any) -> list[_Task]:
+    def check_tasks(self, tasks: Any, key: str, phase: TaskPhase, seen: dict[str, str]) -> list[_Task]:
+        """One task list (`tasks:`, `errors:`, `finally:`); ids are unique across all three."""
+        example = "(- id: ..., type: ...)"
         if not isinstance(tasks, list):
-            self.add("tasks", f"must be a list of tasks (- id: ..., type: ...), got {_kind(tasks)}")
+            self.add(key, f"must be a list of tasks {example}, got {_kind(tasks)}")
             return []
         if not tasks:
-            self.add("tasks", "a workflow needs at least one task")
+            if phase == "tasks":
+                self.add(key, "a workflow needs at least one task")
+            else:
+                self.add(key, f"{key}: has no tasks; remove it or add some")
             return []
-        seen: dict[str, str] = {}
         result = []
         for index, task in enumerate(tasks):
-            path = join_path("tasks", index)
+            path = join_path(key, index)
             if not isinstance(task, dict):
                 self.add(path, f"each task must be a mapping with id and type, got {_kind(task)}")
                 continue
-            result.append(self.check_task(task, index, path, seen))
+            result.append(self.check_task(task, index, path, seen, phase))
         return result
 
-    def check_task(self, task: dict[str, Any], index: int, path: str, seen: dict[str, str]) -> _Task:
-        self.keys(task, path, TASK_KEYS, required=("id", "type"))
+    def check_task(self, task: dict[str, Any], index: int, path: str, seen: dict[str, str], phase: TaskPhase = "tasks") -> _Task:
+        self.keys(task, path, TASK_KEYS + FLOW_TASK_KEYS, required=("id", "type"))
         task_id = self.identifier(task, "id", path, "task id")
         written = task.get("id")
         if task_id is None and isinstance(written, str):
@@ -537,9 +517,18 @@ class _Checker:
             self.check_retry(task["retry"], join_path(path, "retry"))
         self.check_sandbox(task, path, self.security)
         needs = self.needs_of(task, path)
-        if type_ok and self.catalog is not None:
-            self.check_against_catalog(task_type, inputs, path, inputs_ok="inputs" not in task or inputs is not None)  # type: ignore[arg-type]
-        return _Task(index=index, path=path, id=task_id, needs=needs, inputs=inputs)
+        self.check_task_flow(task, path, task_type)
+        inputs_ok = "inputs" not in task or inputs is not None
+        if task_type == SUBFLOW_TYPE:
+            if inputs_ok:
+                for where, message in _schema_problems(SUBFLOW_INPUT_SCHEMA, inputs or {}):
+                    self.add(join_path(path, "inputs") + where, message)
+        elif type_ok and self.catalog is not None:
+            self.check_against_catalog(task_type, inputs, path, inputs_ok=inputs_ok)  # type: ignore[arg-type]
+        return _Task(
+            index=index, path=path, id=task_id, needs=needs, inputs=inputs, phase=phase,
+            run_if=task.get("run_if"), for_each=task.get("for_each"),
+        )
 
     def finite_numbers(self, value: Any, path: str) -> None:
         """`.nan`, `.inf` and 1e400 are YAML numbers but not JSON: they would be stored as
@@ -617,34 +606,70 @@ class _Checker:
                 self.add(join_path(path, "inputs") + where, message)
 
     # cross-task checks
-    def check_graph(self, tasks: list[_Task], input_names: set[str]) -> None:
-        ids = {task.id for task in tasks if task.id is not None}
+    def check_graph(
+        self,
+        phases: Mapping[TaskPhase, list[_Task]],
+        input_names: set[str],
+        variables: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        triggers: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """Needs (within each phase), cycles, and every template against its scope."""
+        phase_of: dict[str, TaskPhase] = {
+            task.id: phase for phase, tasks in phases.items() for task in tasks if task.id is not None
+        }
         graph: dict[str, list[str]] = {}
-        for task in tasks:
-            known = []
-            for need, where in task.needs:
-                if need == task.id:
-                    self.add(where, f"task {need!r} cannot need itself")
-                elif need in self.malformed_ids:
-                    pass  # its id is reported where it is written
-                elif need not in ids:
-                    self.add(where, f"unknown task {need!r}{_suggest(need, ids)}")
-                else:
-                    known.append(need)
-            if task.id is not None:
-                graph[task.id] = known
-        paths = {task.id: task.path for task in tasks if task.id is not None}
-        for cycle in find_cycles(graph):
-            if len(cycle) > 2:  # a task needing itself is reported above
-                self.add(join_path(paths[cycle[0]], "needs"), "dependency cycle (each task needs the next): " + " -> ".join(cycle))
+        for phase, tasks in phases.items():
+            ids = {task.id for task in tasks if task.id is not None}
+            for task in tasks:
+                known = []
+                for need, where in task.needs:
+                    if need == task.id:
+                        self.add(where, f"task {need!r} cannot need itself")
+                    elif need in self.malformed_ids:
+                        pass  # its id is reported where it is written
+                    elif need in ids:
+                        known.append(need)
+                    elif need in phase_of:
+                        self.add(where, _cross_phase_need(need, phase_of[need], phase))
+                    else:
+                        self.add(where, f"unknown task {need!r}{_suggest(need, ids)}")
+                if task.id is not None:
+                    graph[task.id] = known
+            paths = {task.id: task.path for task in tasks if task.id is not None}
+            for cycle in find_cycles({tid: graph[tid] for tid in paths}):
+                if len(cycle) > 2:  # a task needing itself is reported above
+                    self.add(join_path(paths[cycle[0]], "needs"), "dependency cycle (each task needs the next): " + " -> ".join(cycle))
         upstream = _Upstream(graph)
-        for task in tasks:
-            if task.inputs is not None:
-                self.check_templates(task, ids, upstream, input_names)
+        names = TemplateNames(frozenset(input_names), variables, phase_of, upstream.has)
+        for phase, tasks in phases.items():
+            for task in tasks:
+                for_each = task.for_each is not None
+                if task.inputs is not None:
+                    self.check_templates(task.inputs, join_path(task.path, "inputs"), Scope.task_inputs(task.id, phase, for_each=for_each), names)
+                if isinstance(task.run_if, str):
+                    self.check_templates(task.run_if, join_path(task.path, "run_if"), Scope.task_condition("run_if", task.id, phase), names)
+                if isinstance(task.for_each, (str, list)):
+                    self.check_templates(task.for_each, join_path(task.path, "for_each"), Scope.task_condition("for_each", task.id, phase), names)
+        if variables:
+            self.check_templates(variables, "variables", VARIABLES, names)
+        if outputs:
+            self.check_templates(outputs, "outputs", WORKFLOW_OUTPUTS, names)
+        for path, trigger in triggers:
+            self.check_trigger_inputs(trigger.get("inputs"), join_path(path, "inputs"), input_names, names)
 
-    def check_templates(self, task: _Task, ids: set[str], upstream: _Upstream, input_names: set[str]) -> None:
-        base = join_path(task.path, "inputs")
-        for parts, text in walk_strings(task.inputs):
+    def check_trigger_inputs(self, inputs: Any, path: str, input_names: set[str], names: TemplateNames) -> None:
+        if not isinstance(inputs, dict):
+            return
+        for name in inputs:
+            if name not in input_names:
+                hint = _suggest(str(name), input_names) or " (declare it under inputs:)"
+                self.add(join_path(path, str(name)), f"input {name!r} is not declared{hint}", at_key=True)
+        self.finite_numbers(inputs, path)
+        self.check_templates(inputs, path, TRIGGER_INPUTS, names)
+
+    def check_templates(self, value: Any, base: str, scope: Scope, names: TemplateNames) -> None:
+        for parts, text in walk_strings(value):
             if not has_template_syntax(text):
                 continue
             where = base
@@ -653,29 +678,23 @@ class _Checker:
             for item in scan_string(text):
                 if isinstance(item, UnsupportedTemplate):
                     self.add(where, str(item))
-                    continue
-                if isinstance(item, TemplateError):
+                elif isinstance(item, TemplateError):
                     self.add(where, f"malformed template: {item}")
-                    continue
-                problem = self.reference_problem(item, task, ids, upstream, input_names)
-                if problem:
-                    self.add(where, problem)
+                else:
+                    problem = reference_problem(item, scope, names)
+                    if problem:
+                        self.add(where, problem)
 
-    def reference_problem(
-        self, ref: Reference, task: _Task, ids: set[str], upstream: _Upstream, input_names: set[str]
-    ) -> str | None:
-        if ref.root == "inputs" and ref.name not in input_names:
-            declared = f"{_suggest(ref.name, input_names)}" or " (declare it under inputs:)"
-            return f"{ref.raw}: input {ref.name!r} is not declared{declared}"
-        if ref.root != "tasks":
-            return None
-        if ref.name not in ids:
-            return f"{ref.raw}: unknown task {ref.name!r}{_suggest(ref.name, ids)}"
-        if ref.name == task.id:
-            return f"{ref.raw}: a task cannot use its own outputs"
-        if task.id is not None and task.id in upstream.graph and not upstream.has(task.id, ref.name):
-            return f"{ref.raw}: task {ref.name!r} is not upstream of {task.id!r} (add it to needs)"
-        return None
+
+def _cross_phase_need(need: str, need_phase: str, phase: str) -> str:
+    if phase == "tasks":
+        return f"task {need!r} is in {need_phase}:; a task of tasks: cannot need it"
+    if need_phase == "tasks":
+        return (
+            f"{phase}: tasks can only need other {phase}: tasks ({need!r} is in tasks:, "
+            f"which is done before {phase}: starts; its outputs can be used without needs)"
+        )
+    return f"{phase}: tasks can only need other {phase}: tasks ({need!r} is in {need_phase}:)"
 
 
 class _Upstream:
@@ -713,20 +732,6 @@ class _Upstream:
             self._above[node] = bits
             stack.pop()
         return self._above[task_id]
-
-
-def _cron_problem(schedule: str) -> str | None:
-    from datetime import datetime
-
-    from cronsim import CronSim, CronSimError
-
-    try:
-        CronSim(schedule, datetime(2000, 1, 1))
-    except CronSimError as exc:
-        return f"invalid cron expression {schedule!r}: {str(exc).lower()} (e.g. \"*/5 * * * *\")"
-    except Exception as exc:  # cronsim raising something else must not become a traceback
-        return f"invalid cron expression {schedule!r}: {exc}"
-    return None
 
 
 # -- plugin input schemas --------------------------------------------------------------------
@@ -916,7 +921,7 @@ def workflow_json_schema() -> dict[str, Any]:
                     "max_delay": {**_DURATION, "description": "Upper bound of the wait between attempts. " + _DURATION["description"]},
                 },
             },
-            "timeout": {**_DURATION, "description": "Time limit of each attempt (default 30s). " + _DURATION["description"]},
+            "timeout": {**_DURATION, "description": "Time limit of each attempt (default: none, or KESTRA_TRIO_DEFAULT_TASK_TIMEOUT). " + _DURATION["description"]},
             "sandbox": {**_SANDBOX, "description": "Overrides the workflow's sandbox for this task (security: restricted)."},
             "image": {**_IMAGE, "description": "Overrides the workflow's image for this task (sandbox: docker)."},
         },
@@ -934,7 +939,7 @@ def workflow_json_schema() -> dict[str, Any]:
             "description": {"type": "string"},
         },
     }
-    return {
+    schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "kestra-trio workflow",
         "description": "A kestra-trio workflow file. Check one with `kestra-trio validate FILE`.",
@@ -946,17 +951,6 @@ def workflow_json_schema() -> dict[str, Any]:
             "namespace": {"type": "string", "pattern": NAMESPACE_PATTERN, "default": "default", "description": "Groups workflows, e.g. team.project."},
             "description": {"type": "string", "description": "Free text."},
             "enabled": {"type": "boolean", "default": True, "description": "false: the workflow does not run (kestra-trio run refuses it)."},
-            "trigger": {
-                "type": "object",
-                "description": "What starts the workflow (default: manual).",
-                "additionalProperties": False,
-                "properties": {
-                    "type": {"enum": list(TRIGGER_TYPES), "default": "manual"},
-                    "schedule": {"type": "string", "description": "Cron expression (5 fields, or 6 with seconds) for type: cron."},
-                },
-                "if": {"properties": {"type": {"const": "cron"}}, "required": ["type"]},
-                "then": {"required": ["schedule"]},
-            },
             "inputs": {"type": "array", "items": input_declaration, "description": "Run-time inputs."},
             "timeout": {**_DURATION, "description": "Time limit of the whole execution. " + _DURATION["description"]},
             "security": {"enum": list(SECURITY_MODES), "default": "trusted", "description": "restricted runs plugins sandboxed with only the permissions below."},
@@ -1001,3 +995,4 @@ def workflow_json_schema() -> dict[str, Any]:
             "tasks": {"type": "array", "minItems": 1, "items": task, "description": "The tasks; they run as soon as everything they need succeeded."},
         },
     }
+    return add_flow_schema(schema, task, identifier)

@@ -22,6 +22,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def iso_ms(ms: int | None) -> str | None:
+    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(int(ms), 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
+
+
 @dataclass(slots=True)
 class LogEntry:
     """One line in `execution_logs`. `source` is scheduler | worker | plugin:<ns>/<plugin>.<action>."""

@@ -12,19 +12,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kestra_trio.observability.records import iso_ms as iso_ms
 from kestra_trio.storage.rows import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
     from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Unix ms → `2026-11-21T10:15:30.123Z` (UTC, millisecond precision)."""
-    if ms is None:
-        return None
-    seconds, millis = divmod(int(ms), 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 
@@ -124,6 +117,7 @@ def execution_document(execution: ExecutionRow, now: int) -> dict[str, Any]:
         "inputs": execution.inputs,
         "workflow_path": execution.workflow_path,
         "workflow_revision": execution.workflow_revision,
+        "trigger_data": execution.trigger_data,
         "queue": execution.queue,
         "created_at": iso_ms(execution.created_at),
         "started_at": iso_ms(execution.started_at),

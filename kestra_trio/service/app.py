@@ -36,7 +36,8 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import bound_database_waits, ms
 from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
-from kestra_trio.model.workflow import TaskSpec, Workflow
+from kestra_trio.model.defaults import default_task_timeout
+from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
 from kestra_trio.observability.records import LogEntry, LogLevel
 from kestra_trio.plugin_runtime.reaper import open_group_reaper
@@ -107,6 +108,8 @@ class Service:
         )
         self.force_kill = trio.Event()
         self.slots = TaskSlots(max(1, config.options.max_parallel))
+        #: a bad KESTRA_TRIO_DEFAULT_TASK_TIMEOUT stops the process here, before anything is created
+        self.default_task_timeout = default_task_timeout(config.options.environ)
         #: runs pinned to this process, handed over in memory by `enqueue`, by execution id
         self._prepared: dict[str, PreparedRun] = {}
         #: parsed workflows by (id, revision), the most recently used last
@@ -129,12 +132,15 @@ class Service:
         queue: str | None = None,
         execution_id: str | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        trigger: Mapping[str, Any] | None = None,
     ) -> str:
         """Create the execution QUEUED and wake the worker; returns its id.
 
         `queue` None pins it to this process (its private queue): this process runs it, and if
         the process dies first, recovery marks it ENGINE_LOST. A shared queue (DEFAULT_QUEUE)
         leaves it to any worker serving that queue; it survives a kill -9 of everyone.
+        `trigger` is what started it beyond `trigger_type` (`{{ trigger.* }}` in templates):
+        stored masked with the execution.
         """
         execution_id = execution_id or new_execution_id()
         on_progress = on_progress or self.options.on_progress
@@ -153,17 +159,21 @@ class Service:
             engine_host=self.identity.host if pinned else None,
             queue=self.identity.private_queue if pinned else queue,  # type: ignore[arg-type]
             workflow_revision=workflow_revision,
+            trigger=None if trigger is None else masker.mask_value({**trigger, "type": trigger_type}),
         )
         tasks = [
             NewTaskRun(
                 task_id=spec.id, position=index, type=spec.type, needs=spec.needs,
-                max_attempts=spec.retry.max_attempts, timeout_ms=ms(spec.timeout),
+                max_attempts=spec.retry.max_attempts,
+                timeout_ms=ms(spec.timeout if spec.timeout is not None else self.default_task_timeout),
             )
             for index, spec in enumerate(workflow.tasks)
         ]
         assert self.worker is not None, "enqueue inside `async with open_service(...)`"
         if pinned:  # this process runs it: hand the parsed workflow and the inputs over in memory
-            self._prepared[execution_id] = PreparedRun(workflow, dict(inputs), secrets, on_progress)
+            self._prepared[execution_id] = PreparedRun(
+                workflow, dict(inputs), secrets, on_progress, {**(trigger or {}), "type": trigger_type}
+            )
             self.worker.expect(execution_id)
         elif workflow_revision is not None:
             self._remember(workflow, workflow_revision)
@@ -343,6 +353,7 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
                         options=options, writes=service.writes, bound_writes_on_stop=not config.queues,
+                        default_task_timeout=service.default_task_timeout,
                     )
                     service.worker = Worker(
                         engine, service.queue, service.audit_store, service.identity,

@@ -41,6 +41,8 @@ class PreparedRun:
     inputs: dict[str, Any]
     secrets: dict[str, str]
     on_progress: Callable[[Any], None] | None = None
+    #: `{{ trigger.* }}`: handed over in memory when pinned, else read back (masked) from the row
+    trigger: dict[str, Any] | None = None
 
 
 class _Waiter:
@@ -151,7 +153,8 @@ class Worker:
                 self.engine, row.id, prepared.workflow, prepared.inputs,
                 audit_sink=self.audit_sink, secrets=prepared.secrets,
                 started_at=row.started_at or row.claimed_at or 0, workflow_revision=row.workflow_revision,
-                on_progress=prepared.on_progress, task_status=_Registration(self, row.id),
+                on_progress=prepared.on_progress, trigger=prepared.trigger or row.trigger,
+                task_status=_Registration(self, row.id),
             )
         finally:
             waiter.done.set()

@@ -15,13 +15,16 @@ class State(enum.StrEnum):
     SUCCESS = "SUCCESS"  # finished well; terminal
     FAILED = "FAILED"  # finished badly; terminal
     CANCELLED = "CANCELLED"  # stopped before finishing; terminal
+    SKIPPED = "SKIPPED"  # a task that did not run: its run_if was false, or outputs it needs do not exist; terminal
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
 
-TERMINAL: frozenset[State] = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED})
+TERMINAL: frozenset[State] = frozenset({State.SUCCESS, State.FAILED, State.CANCELLED, State.SKIPPED})
+#: states only a task run can be in, never an execution
+TASK_ONLY: frozenset[State] = frozenset({State.SKIPPED})
 
 
 class AttemptState(enum.StrEnum):
@@ -53,6 +56,8 @@ class Reason(enum.StrEnum):
     SANDBOX_FAILED = "SANDBOX_FAILED"  # the sandbox (bubblewrap, docker) could not run the task
     EXECUTION_CANCELLED = "EXECUTION_CANCELLED"
     UPSTREAM_FAILED = "UPSTREAM_FAILED"
+    RUN_IF_FALSE = "RUN_IF_FALSE"  # SKIPPED: the task's run_if rendered false
+    OUTPUTS_UNAVAILABLE = "OUTPUTS_UNAVAILABLE"  # SKIPPED: it uses outputs of a task that has none (skipped, failure allowed)
     USER_CANCELLED = "USER_CANCELLED"
     ENGINE_LOST = "ENGINE_LOST"  # the engine process died; found by a later start
     DATABASE_ERROR = "DATABASE_ERROR"  # the database refused writes (disk full, read-only, I/O error)

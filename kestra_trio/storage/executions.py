@@ -52,6 +52,8 @@ class NewExecution:
     engine_host: str | None
     queue: str = DEFAULT_QUEUE
     workflow_revision: int | None = None
+    #: what started it, beyond `trigger_type` (cron fire time, webhook body, upstream execution); masked
+    trigger: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,11 +200,11 @@ def create_sync(
     raw.execute(
         "INSERT INTO executions (id, workflow_id, namespace, state, reason_code, trigger_type, inputs, "
         "workflow_path, created_at, updated_at, timeout_ms, task_count, engine_pid, engine_host, queue, "
-        "workflow_revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "workflow_revision, trigger_data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             new.id, new.workflow_id, new.namespace, state.value, "CREATED", new.trigger_type,
             dumps(new.inputs), new.workflow_path, at, at, new.timeout_ms, len(tasks), new.engine_pid,
-            new.engine_host, new.queue, new.workflow_revision,
+            new.engine_host, new.queue, new.workflow_revision, None if new.trigger is None else dumps(new.trigger),
         ),
     )
     raw.executemany(

@@ -57,7 +57,7 @@ EXECUTION_COLUMNS = (
     "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
     "failed_task_id, cancelled_by, engine_pid, engine_host, queue, worker_id, claimed_at, heartbeat_at, "
-    "workflow_revision, log_entries_lost"
+    "workflow_revision, trigger_data, log_entries_lost"
 )
 #: the SELECT list for EXECUTION_COLUMNS, each column read as its expected type
 EXECUTION_SELECT = typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)
@@ -90,6 +90,7 @@ class ExecutionRow:
     claimed_at: int | None = None
     heartbeat_at: int | None = None
     workflow_revision: int | None = None  # the registry revision it ran
+    trigger_data: dict[str, Any] | None = None  # what started it (cron time, webhook body, ...); masked
     #: entries that could not be written (the database refused writes until the engine gave up)
     log_entries_lost: int = 0
 
@@ -97,7 +98,13 @@ class ExecutionRow:
     def from_row(cls, row: tuple) -> ExecutionRow:
         values = list(row)
         values[7] = _json(values[7])
+        values[25] = _json(values[25])
         return cls(*values)
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        """What templates see as `trigger` (at least its type)."""
+        return {"type": self.trigger_type, **(self.trigger_data or {})}
 
     @property
     def is_terminal(self) -> bool:

@@ -461,3 +461,31 @@ def test_a_failed_audit_insert_keeps_the_state_change_and_says_so(tmp_path):
     changes = [json.loads(metadata) for kind, metadata in events if kind == "STATE_CHANGE"]
     assert [c["to_state"] for c in changes if c["entity"] == "execution"] == ["RUNNING"]
     assert [c["to_state"] for c in changes if c["entity"] == "task"] == ["RUNNING", "SUCCESS"] * 2
+
+
+def test_default_task_timeout_comes_from_the_environment(tmp_path):
+    """No default per-task timeout; KESTRA_TRIO_DEFAULT_TASK_TIMEOUT sets one; a bad value is
+    one line, exit 2, and nothing is created."""
+    db = tmp_path / "kestra.db"
+    wf = write(tmp_path, """
+        id: slowish
+        tasks:
+          - id: nap
+            type: core/shell.run
+            inputs: {command: sleep 5}
+          - id: quick
+            type: core/shell.run
+            timeout: 10s
+            inputs: {command: "true"}
+    """)
+    bad = kt("run", str(wf), db=db, env={"KESTRA_TRIO_DEFAULT_TASK_TIMEOUT": "soon"})
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].endswith(
+        "KESTRA_TRIO_DEFAULT_TASK_TIMEOUT must be a duration such as 500ms, 30s, 5m, 2h, 1d, got 'soon'"
+    )
+    assert "Traceback" not in bad.stderr and db_rows(db, "SELECT id FROM executions") == []
+    result = kt("run", str(wf), "--json", db=db, env={"KESTRA_TRIO_DEFAULT_TASK_TIMEOUT": "300ms"})
+    assert result.returncode == 1, result.stderr
+    timeouts = dict(db_rows(db, "SELECT task_id, timeout_ms FROM task_runs"))
+    assert timeouts == {"nap": 300, "quick": 10_000}  # a task's own timeout wins
+    assert db_rows(db, "SELECT reason_code FROM task_runs WHERE task_id='nap'") == [("TIMEOUT",)]

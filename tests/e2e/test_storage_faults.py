@@ -352,7 +352,7 @@ def test_sigterm_on_a_full_disk_exits_3_in_time_and_every_line_is_stored_or_coun
         assert stored == [f"{task} padding-padding-padding line {i}" for i in range(len(stored))]  # in order, no hole
         counted = sum(json.loads(m)["lost_entries"] for t, _, m in gaps if t == task)
         assert len(stored) + counted in (written(tmp_path, task), written(tmp_path, task) + 1)
-        assert any(f"could not be written to the database and are lost" in msg for t, msg, _ in gaps if t == task)
+        assert any("could not be written to the database and are lost" in msg for t, msg, _ in gaps if t == task)
     messages = [m for (m,) in rows(small_disk.db, "SELECT message FROM execution_logs WHERE source = 'scheduler'")]
     assert any(m.startswith("Execution failed in ") and "cancelled by user: received SIGTERM" in m for m in messages)
     # the readers say it too (and work on the full disk)

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import psutil
-import trio
 
 from kestra_trio.state.states import State
 
@@ -646,4 +645,4 @@ tasks:
     assert max(len(meta) for _, meta in worker) < 70_000  # each line's copy is bounded
     started = next(json.loads(meta) for message, meta in worker if message.startswith("Task consume started"))
     assert started["inputs"]["_truncated"] is True and started["inputs"]["bytes"] > 300_000
-    assert f"--task consume --show-inputs" in started["inputs"]["see"]
+    assert "--task consume --show-inputs" in started["inputs"]["see"]

@@ -91,8 +91,8 @@ tasks:
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        ("{% if inputs.x %}echo yes{% endif %}", "unsupported template tag {% if %}"),
-        ("echo {# note #} hi", "unsupported template comment {# ... #}"),
+        ("{% include 'x.sh' %}echo yes", "unsupported template tag {% include %}"),
+        ("echo {{ inputs.x.lower() }}", ".lower(): function and method calls are not supported"),
         ("echo {% raw %}{{.Id}}", "{% raw %} without {% endraw %}"),
         ("echo hi{% endraw %}", "{% endraw %} without {% raw %}"),
     ],
@@ -111,3 +111,55 @@ tasks:
         )
     assert [issue.path for issue in info.value.issues] == ["tasks[0].inputs.command"]
     assert message in info.value.issues[0].message
+
+
+async def test_execution_context_variables_and_filters_reach_the_plugin(engine):
+    """The context roots the engine knows today, through Jinja filters, in a real run."""
+    result = await engine.run(
+        """
+id: context
+namespace: team.data
+variables:
+  greeting: "hello {{ inputs.who | upper }}"
+  regions: [eu, us]
+inputs:
+  - {name: who, type: string, default: ada}
+tasks:
+  - id: a
+    type: core/python.script
+    inputs:
+      script: "outputs['got'] = inputs"
+      inputs:
+        execution: "{{ execution.id }}"
+        started: "{{ execution.started_at | date('%Y') }}"
+        where: "{{ workflow.namespace }}/{{ workflow.id }}"
+        task: "{{ task.id }}#{{ task.attempt }}"
+        greeting: "{{ vars.greeting }}"
+        regions: "{{ vars.regions | join(',') }}"
+        count: "{{ vars.regions | length }}"
+        shout: "{% for r in vars.regions %}{{ r | upper }}{% if not loop.last %}-{% endif %}{% endfor %}"
+        trigger: "{{ trigger.type }}"
+""",
+        inputs={"who": "ada"},
+    )
+    assert result.state == State.SUCCESS, result.error
+    got = result.tasks["a"].outputs["got"]
+    assert got["execution"] == result.execution_id
+    assert got["started"].isdigit() and len(got["started"]) == 4
+    assert (got["where"], got["task"], got["greeting"]) == ("team.data/context", "a#1", "hello ADA")
+    assert (got["regions"], got["count"], got["shout"], got["trigger"]) == ("eu,us", 2, "EU-US", "manual")
+
+
+async def test_a_template_past_its_limits_fails_the_task_not_the_engine(engine):
+    result = await engine.run(
+        """
+id: hostile
+tasks:
+  - id: a
+    type: core/log.message
+    inputs: {message: "{{ 'x' * 10 ** 9 }}"}
+"""
+    )
+    assert result.state == State.FAILED
+    assert result.tasks["a"].reason_code == "TEMPLATE_ERROR"
+    assert "a template value may have at most" in result.tasks["a"].error["message"]

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from kestra_trio.errors import WorkflowError, WorkflowInvalid
 from kestra_trio.model.loading import MAX_DEPTH, load_document, load_workflow, load_workflow_text
-from kestra_trio.model.workflow import DEFAULT_TASK_TIMEOUT, Resources, RetryPolicy, Workflow
+from kestra_trio.model.workflow import CronTrigger, Resources, RetryPolicy, Workflow
 
 CORPUS = Path(__file__).parent / "corpus"
 BROKEN = sorted((CORPUS / "broken").glob("*.yaml"))
@@ -41,7 +41,7 @@ def diagnostics(path: Path) -> list[str]:
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(BROKEN) >= 25 and len(VALID) >= 3 and len(EXAMPLES) == 6
+    assert len(BROKEN) >= 25 and len(VALID) >= 3 and len(EXAMPLES) == 14
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
@@ -64,7 +64,7 @@ def test_valid_corpus_and_examples(path: Path) -> None:
 def test_built_workflow_values() -> None:
     wf = load_workflow(CORPUS / "valid" / "everything.yaml")
     assert (wf.id, wf.namespace, wf.enabled, wf.security, wf.timeout) == ("everything", "team.data", False, "restricted", 3600.0)
-    assert wf.trigger.type == "cron" and wf.trigger.schedule == "*/15 * * * *"
+    assert wf.triggers == (CronTrigger(id="trigger", cron="*/15 * * * *"),)
     assert [(i.name, i.type, i.required) for i in wf.inputs] == [
         ("day", "string", True),
         ("limit", "integer", False),
@@ -81,7 +81,7 @@ def test_built_workflow_values() -> None:
     extract = wf.task("extract")
     assert extract.retry == RetryPolicy(max_attempts=5, backoff="exponential", delay=0.5, max_delay=10.0)
     assert extract.timeout == 120.0
-    assert wf.task("report").timeout == DEFAULT_TASK_TIMEOUT
+    assert wf.task("report").timeout is None  # no default time limit
     assert wf.task("report").needs == ("transform",)
     assert extract.inputs["headers"] == {"Authorization": "Bearer {{ secrets.API_TOKEN }}"}
 

@@ -221,14 +221,12 @@ tasks:
   - id: a
     type: core/shell.run
     inputs:
-      command: "{% if x %}ls{% endif %} ${#HOME}"
-      env: {A: "{# note #}", B: "{% raw %}{% if %}{{ x }}{% endraw %}", C: "{% raw %}{{ x }}", D: "{% endraw %}"}
+      command: "{% include 'x' %}ls ${#HOME}"
+      env: {A: "{# note #}", B: "{% raw %}{% if %}{{ x }}{% endraw %}", C: "{% raw %}{{ x }}", D: "{{ inputs.x }}{% endraw %}"}
 """
     assert issues_for(text, FakeCatalog()) == [
-        "wf.yaml:6:16 tasks[0].inputs.command: unsupported template tag {% if %}: "
-        "only {{ expression }} and {% raw %}...{% endraw %} are supported",
-        "wf.yaml:7:16 tasks[0].inputs.env.A: unsupported template comment {# ... #}: "
-        "remove it (a YAML comment starts with #), or for literal text wrap it in {% raw %}...{% endraw %}",
+        "wf.yaml:6:16 tasks[0].inputs.command: unsupported template tag {% include %}: templates support "
+        "{{ expressions }}, filters, {% if %}, {% for %}, {% set x = ... %}, {% with %} and {% raw %}...{% endraw %}",
         "wf.yaml:7:76 tasks[0].inputs.env.C: malformed template: {% raw %} without {% endraw %}",
         "wf.yaml:7:99 tasks[0].inputs.env.D: malformed template: {% endraw %} without {% raw %}",
     ]
@@ -279,6 +277,7 @@ SHAPE_ERRORS = [
     "bad_type_format", "bad_duration", "cron_without_schedule", "bad_retry", "secrets_key", "bad_security",
     "empty_tasks", "tasks_not_list", "bad_permissions", "bad_input_declaration", "task_not_mapping",
     "bad_sandbox",
+    "flow_keys_did_you_mean", "bad_flow_values", "bad_triggers", "subflow_inputs",
 ]
 
 

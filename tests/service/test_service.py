@@ -3,6 +3,7 @@ one task limit for every execution of the process, shared queues, shutdown, reco
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ from kestra_trio.plugin_runtime.registry import PluginRegistry
 from kestra_trio.service.app import ServiceConfig, open_service
 from kestra_trio.service.registry import load_file
 from kestra_trio.state.states import State
-from kestra_trio.storage.executions import DEFAULT_QUEUE, ExecutionStore, NewExecution, NewTaskRun
+from kestra_trio.storage.executions import DEFAULT_QUEUE, NewExecution, NewTaskRun
 from kestra_trio.storage.queue import SqliteQueue
 from kestra_trio.storage.db import open_database
 
@@ -129,7 +130,7 @@ async def test_recovery_fails_a_pinned_execution_of_a_dead_process_and_leaves_sh
         queue = SqliteQueue(db)
         task = [NewTaskRun("a", 0, "core/shell.run", (), 1, None)]
         await queue.enqueue(NewExecution("ex-pinned", "wf", "default", "manual", {}, None, None, dead.pid,
-                                         socket.gethostname(), f"local:gone"), task)
+                                         socket.gethostname(), "local:gone"), task)
         await queue.enqueue(NewExecution("ex-shared", "wf", "default", "api", {}, None, None, None, None), task)
     errors: list[str] = []
     async with open_service(config(tmp_path, errors)):
@@ -146,3 +147,37 @@ async def test_an_error_in_the_body_comes_out_as_itself(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="^refused$"):
         async with open_service(config(tmp_path, [])):
             raise UsageError("refused")
+
+
+ECHO_TRIGGER = """
+id: echo-trigger
+tasks:
+  - id: show
+    type: core/shell.run
+    inputs: {command: "echo {{ trigger.type }} {{ trigger.body.user }} {{ workflow.revision }}"}
+"""
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["pinned", "shared-queue"])
+async def test_trigger_data_is_stored_and_seen_by_templates(tmp_path: Path, shared: bool) -> None:
+    """`{{ trigger.* }}` is what enqueue was given, handed over in memory (pinned) or read back
+    from the execution row (a shared queue), and it is stored with the execution."""
+    errors: list[str] = []
+    path = tmp_path / "echo.yaml"
+    path.write_text(ECHO_TRIGGER)
+    loaded = load_file(path, REGISTRY)
+    queues = (DEFAULT_QUEUE,) if shared else ()
+    async with open_service(config(tmp_path, errors, queues=queues)) as service:
+        [applied] = await service.workflows.apply([loaded.source])
+        execution_id = await service.enqueue(
+            loaded.workflow, {}, queue=DEFAULT_QUEUE if shared else None, workflow_revision=applied.revision,
+            trigger_type="webhook", trigger={"id": "hook", "body": {"user": "ada"}},
+        )
+        with trio.fail_after(60):
+            while rows(tmp_path, "SELECT state FROM executions WHERE id = ?", execution_id) != [("SUCCESS",)]:
+                await trio.sleep(0.05)
+    assert errors == []
+    [(data,)] = rows(tmp_path, "SELECT trigger_data FROM executions WHERE id = ?", execution_id)
+    assert json.loads(data) == {"id": "hook", "body": {"user": "ada"}, "type": "webhook"}
+    messages = [m for (m,) in rows(tmp_path, "SELECT message FROM execution_logs WHERE task_id = 'show' AND source LIKE 'plugin:%'")]
+    assert messages == [f"webhook ada {applied.revision}"]

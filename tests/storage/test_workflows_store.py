@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kestra_trio.storage.db import Database, open_database
+from kestra_trio.storage.db import open_database
 from kestra_trio.storage.workflows import WorkflowSource, WorkflowStore, source_hash
 
 
