@@ -34,6 +34,7 @@ from kestra_trio.model.workflow import SUBFLOW_TYPE, TaskSpec
 from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
 from kestra_trio.plugin_runtime.runtime import Outcome
 from kestra_trio.state.states import Reason, State
+from kestra_trio.storage.db import is_storage_failure
 from kestra_trio.storage.executions import NewTaskRun, StateChange
 
 
@@ -216,8 +217,7 @@ class Scheduler:
         spec = self.specs[result.task_id]
         await run.log(LogLevel.INFO, "worker", f"Task {result.task_id} skipped: {why}", task_id=result.task_id,
                       reason_code=reason.value, type=spec.type)
-        await run.collector.flush()
-        await run.apply(StateChange(run.execution_id, State.SKIPPED, reason.value, why, task_id=result.task_id,
+        await run.commit(StateChange(run.execution_id, State.SKIPPED, reason.value, why, task_id=result.task_id,
                                     fields={"ended_at": at}, at=at))
         result.state, result.reason_code = State.SKIPPED, reason.value
         self.started.add(result.task_id)
@@ -328,8 +328,7 @@ class Scheduler:
                       f"{len(iterations) - len(failed):,} of {len(iterations):,} iterations succeeded"
                       + (f" ({message})" if message and not stopped else ""),
                       task_id=spec.id, status=state.value, iterations=len(iterations), failed=len(failed))
-        await run.collector.flush()
-        await run.apply(StateChange(run.execution_id, state, reason_code, message, task_id=spec.id, fields=fields, at=ended))
+        await run.commit(StateChange(run.execution_id, state, reason_code, message, task_id=spec.id, fields=fields, at=ended))
         result.state, result.reason_code, result.outputs, result.error = state, reason_code, masked, error
         result.duration_ms = duration
         run.progress(ProgressEvent(run.execution_id, spec.id, state, reason_code, message, task_type=spec.type))
@@ -368,14 +367,13 @@ class Scheduler:
         run = self.run_ctx
         at = now_ms()
         for tid in task_ids:
-            await run.log_send.send(
+            run.log_send.send_always(
                 LogEntry(
                     run.execution_id, tid, LogLevel.WARN, "worker", line or f"Task {tid} not started: {message}",
                     {"reason_code": reason.value, "type": self._type_of(tid)},
                 )
             )
-        await run.collector.flush()
-        await run.apply(
+        await run.commit(
             *[
                 StateChange(
                     run.execution_id, State.CANCELLED, reason.value, message, task_id=tid,
@@ -395,7 +393,7 @@ class Scheduler:
                 self.cancelled_before_start += 1
             run.progress(ProgressEvent(run.execution_id, tid, State.CANCELLED, reason.value, message, task_type=self._type_of(tid)))
 
-    async def cancel_unstarted(self, stop: StopRequest | None) -> None:
+    async def cancel_unstarted(self, stop: StopRequest | None, internal_error: BaseException | None = None) -> None:
         """After the scheduler ends: every task that never ran is CANCELLED, with the cause."""
         pending = [tid for tid, result in self.results.items() if not result.state.is_terminal]
         if not pending:
@@ -408,8 +406,10 @@ class Scheduler:
             what = "timeout" if stop.reason == Reason.TIMEOUT else "cancellation"
             cause = stop.message if stop.reason == Reason.TIMEOUT else f"cancelled by {stop.by}: {stop.message}"
             line = f"Task cancelled due to execution {what} ({cause}); it had not started"
-        else:  # only reachable after an internal error
-            reason, message = Reason.INTERNAL_ERROR, "the scheduler stopped before this task could run"
+        else:  # only reachable after an internal error (or a broken database)
+            storage = internal_error is not None and is_storage_failure(internal_error)
+            reason = Reason.DATABASE_ERROR if storage else Reason.INTERNAL_ERROR
+            message = "the scheduler stopped before this task could run"
         await self._cancel_many(pending, reason, message, line)
 
 

@@ -72,7 +72,7 @@ class ServiceSubflows:
         assert worker is not None
         running = worker.running.get(child_id)
         if running is not None:
-            await running.stop(StopRequest(request.reason, request.by, f"parent execution stopped: {request.message}"))
+            running.stop(StopRequest(request.reason, request.by, f"parent execution stopped: {request.message}"))
         else:  # not started yet: a cancel request, which the worker honours as it starts it
             await self.service.store.request_cancel(child_id, request.by, f"parent execution stopped: {request.message}")
 
