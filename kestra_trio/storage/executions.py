@@ -633,10 +633,6 @@ class ExecutionStore:
         """See `restart_sync`."""
         return await self.db.write(restart_sync, restart, now_ms())
 
-    async def children(self, execution_id: str) -> list[ExecutionRow]:
-        """The executions its subflow tasks started, oldest first."""
-        return await self.db.run(children_sync, execution_id)
-
     async def open_task_runs(self, execution_id: str, tasks: Sequence[NewTaskRun]) -> list[ChangeResult]:
         """Task runs made while it runs (for_each iterations, errors:/finally:), see `open_task_runs_sync`."""
         return await self.db.write(open_task_runs_sync, execution_id, list(tasks), now_ms())
