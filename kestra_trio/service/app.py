@@ -31,7 +31,7 @@ from typing import Any
 
 import trio
 
-from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, StopRequest
+from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, RuntimeChooser, StopRequest
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import ms
 from kestra_trio.engine.runtimes import RuntimeFactory
@@ -80,6 +80,8 @@ class ServiceConfig:
     retention_days: int | None = None
     #: where warnings go (an oversized table after the first cleanup)
     on_warning: Callable[[str], None] = field(default=lambda message: report_to_stderr(f"warning: {message}"))
+    #: wraps the runtime chooser (the test harness: mocked tasks, virtual `core/util.sleep`)
+    wrap_runtimes: Callable[[RuntimeChooser], RuntimeChooser] | None = None
 
 
 class Service:
@@ -328,10 +330,12 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
             await root.start(service.collector.run)
             try:
                 async with open_group_reaper() as reaper:
-                    runtimes = RuntimeFactory(
+                    runtimes: RuntimeChooser = RuntimeFactory(
                         reaper=reaper, kill_grace=options.kill_grace, force_kill=service.force_kill,
                         environ=options.environ,
                     )
+                    if config.wrap_runtimes is not None:
+                        runtimes = config.wrap_runtimes(runtimes)
                     engine = EngineServices(
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
