@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -85,9 +86,8 @@ class KestraTrio:
         self.plugin_dir.mkdir(exist_ok=True)
         loaded = load_file(self._workflow_file(workflow), self.registry)
         spec = loaded.workflow
-        raw = {k: v for k, v in (inputs or {}).items() if isinstance(v, str)}
-        values = coerce_inputs(spec, raw)
-        values.update({k: v for k, v in (inputs or {}).items() if not isinstance(v, str)})
+        # text is parsed as on the command line; other values are checked as their JSON text
+        values = coerce_inputs(spec, {k: v if isinstance(v, str) else json.dumps(v) for k, v in (inputs or {}).items()})
         mocked = parse_mocks(mocks or {}, {t.id: t.type for t in spec.tasks}, self.registry)
         service = self.service
         with self.time.real_time():
@@ -183,8 +183,6 @@ def _secret_environ(secrets: Mapping[str, str]) -> dict[str, str]:
 
 
 def _metadata(stored: str | None) -> dict[str, Any] | None:
-    import json
-
     if stored is None:
         return None
     try:
