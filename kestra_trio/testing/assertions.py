@@ -46,13 +46,12 @@ def _attempts(task: TaskRecord | None) -> str:
 
 
 def _log_tail(result: ExecutionResult, task_ids: Sequence[str]) -> list[str]:
-    lines: list[str] = []
-    for task_id in task_ids:
-        if task_id not in result.tasks:
-            continue
-        entries = result.logs(task_id)[-SHOWN_LOG_LINES:]
-        lines.extend(f"  {task_id}  {e.level:<5}  {e.source}  {_short(e.message)}" for e in entries)
-    return lines
+    rows = [
+        [task_id, e.level, e.source, _short(e.message)]
+        for task_id in task_ids if task_id in result.tasks
+        for e in result.logs(task_id)[-SHOWN_LOG_LINES:]
+    ]
+    return table(["task", "level", "source", "message"], rows) if rows else []
 
 
 def _headline(result: ExecutionResult) -> str:
@@ -131,7 +130,6 @@ def assert_action_ok(result: ActionResult) -> None:
     if stderr_tail:
         lines += ["  stderr (last lines):", *(f"    {_short(line)}" for line in stderr_tail[-SHOWN_LOG_LINES:])]
     if result.entries:
-        lines += ["  last log lines:", *(
-            f"    {e.level:<5}  {e.source}  {_short(e.message)}" for e in result.entries[-SHOWN_LOG_LINES:]
-        )]
+        rows = [[e.level, e.source, _short(e.message)] for e in result.entries[-SHOWN_LOG_LINES:]]
+        lines += ["  last log lines:", *("  " + line for line in table(["level", "source", "message"], rows))]
     raise AssertionError("\n".join(lines))
