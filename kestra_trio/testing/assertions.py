@@ -10,15 +10,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kestra_trio.testing.results import ActionResult, ExecutionResult, TaskRecord
 
-#: characters of an error message or log line shown in a failure message
-SHOWN_CHARS = 100
+#: characters of an error message / a log line shown in a failure message
+SHOWN_CHARS = 200
+SHOWN_LOG_CHARS = 120
 #: log lines shown per task that differs
 SHOWN_LOG_LINES = 3
 
 
-def _short(text: Any) -> str:
+def _short(text: Any, limit: int = SHOWN_CHARS) -> str:
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= SHOWN_CHARS else flat[: SHOWN_CHARS - 1] + "…"
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -47,7 +48,7 @@ def _attempts(task: TaskRecord | None) -> str:
 
 def _log_tail(result: ExecutionResult, task_ids: Sequence[str]) -> list[str]:
     rows = [
-        [task_id, e.level, e.source, _short(e.message)]
+        [task_id, e.level, e.source, _short(e.message, SHOWN_LOG_CHARS)]
         for task_id in task_ids if task_id in result.tasks
         for e in result.logs(task_id)[-SHOWN_LOG_LINES:]
     ]
@@ -90,6 +91,7 @@ def states_report(result: ExecutionResult, expected: Mapping[str, str]) -> str |
 
 def assert_states(result: ExecutionResult, expected: Mapping[str, str]) -> None:
     """Every task named in `expected` ended in that state (`{"fetch": "SUCCESS", ...}`)."""
+    __tracebackhide__ = True  # pytest shows the test's line, not ours
     report = states_report(result, expected)
     if report is not None:
         raise AssertionError(report)
@@ -97,6 +99,7 @@ def assert_states(result: ExecutionResult, expected: Mapping[str, str]) -> None:
 
 def assert_succeeded(result: ExecutionResult) -> None:
     """The execution ended SUCCESS; otherwise the message shows every task, and why the failed ones failed."""
+    __tracebackhide__ = True  # pytest shows the test's line, not ours
     if result.state == "SUCCESS":
         return
     rows = [
@@ -107,7 +110,7 @@ def assert_succeeded(result: ExecutionResult) -> None:
     differing = [row[1] for row in rows if row[0] == "✗"]
     lines = [
         "the execution did not succeed",
-        _headline(result) + (f": {_short(result.message)}" if result.message else ""),
+        _headline(result),
         "",
         *table(["", "task", "state", "attempts", "reason: error"], rows),
     ]
@@ -119,6 +122,7 @@ def assert_succeeded(result: ExecutionResult) -> None:
 
 def assert_action_ok(result: ActionResult) -> None:
     """The action returned outputs; otherwise its error, exit code, stderr tail and last log lines."""
+    __tracebackhide__ = True  # pytest shows the test's line, not ours
     if result.ok:
         return
     error = result.error or {}
@@ -130,6 +134,6 @@ def assert_action_ok(result: ActionResult) -> None:
     if stderr_tail:
         lines += ["  stderr (last lines):", *(f"    {_short(line)}" for line in stderr_tail[-SHOWN_LOG_LINES:])]
     if result.entries:
-        rows = [[e.level, e.source, _short(e.message)] for e in result.entries[-SHOWN_LOG_LINES:]]
+        rows = [[e.level, e.source, _short(e.message, SHOWN_LOG_CHARS)] for e in result.entries[-SHOWN_LOG_LINES:]]
         lines += ["  last log lines:", *("  " + line for line in table(["level", "source", "message"], rows))]
     raise AssertionError("\n".join(lines))

@@ -83,6 +83,7 @@ class KestraTrio:
         `mocks`: task id → `{"outputs": {...}}` | `{"fail": "message"}` (optionally
         `"duration": seconds`), or a list of those, one per attempt (the last one repeats).
         """
+        __tracebackhide__ = True  # a bad workflow or mock: pytest shows the test's line
         self.plugin_dir.mkdir(exist_ok=True)
         loaded = load_file(self._workflow_file(workflow), self.registry)
         spec = loaded.workflow

@@ -36,3 +36,25 @@ async def kt(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     root = tmp_path_factory.mktemp("kt")
     async with open_harness(root, plugin_dirs=request.config.getini(PLUGINS_INI)) as harness:
         yield harness
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
+    """A failing test that uses `kt` shows its own failure, not the trio nursery's
+    one-exception group around it (pytest-trio runs the test in a nursery)."""
+    try:
+        return (yield)
+    except BaseExceptionGroup as group:
+        leaf = _only_leaf(group)
+        if leaf is None or "kt" not in pyfuncitem.fixturenames:
+            raise
+        raise leaf from None
+
+
+def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc

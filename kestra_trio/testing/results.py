@@ -150,11 +150,13 @@ class ExecutionResult:
 
     # assertions (readable failure output: see `kestra_trio.testing.assertions`)
     def assert_states(self, expected: Mapping[str, str] | None = None, /, **by_task: str) -> None:
+        __tracebackhide__ = True  # pytest shows the test's line, not ours
         from kestra_trio.testing.assertions import assert_states
 
         assert_states(self, {**(expected or {}), **by_task})
 
     def assert_succeeded(self) -> None:
+        __tracebackhide__ = True  # pytest shows the test's line, not ours
         from kestra_trio.testing.assertions import assert_succeeded
 
         assert_succeeded(self)
@@ -184,6 +186,7 @@ class ActionResult:
         return list(self.entries)
 
     def assert_ok(self) -> None:
+        __tracebackhide__ = True  # pytest shows the test's line, not ours
         from kestra_trio.testing.assertions import assert_action_ok
 
         assert_action_ok(self)

@@ -66,6 +66,7 @@ class MockedTask:
 def parse_mocks(mocks: Mapping[str, Any], task_types: Mapping[str, str], registry: Any) -> dict[str, MockedTask]:
     """`mocks=` as the user wrote it → task id → MockedTask, each output checked against the
     action's output schema (a mock the real plugin could never return would prove nothing)."""
+    __tracebackhide__ = True  # a bad workflow or mock: pytest shows the test's line
     parsed: dict[str, MockedTask] = {}
     for task_id, spec in mocks.items():
         if task_id not in task_types:

@@ -56,7 +56,7 @@ async def test_assert_succeeded_lists_every_task_and_why(kt, autojump_clock) -> 
     lines = str(caught.value).splitlines()
     assert lines[:7] == [
         "the execution did not succeed",
-        f"execution {result.id} of report: FAILED [TASK_FAILED]: task 'fetch' failed: HTTP 503 from https://api.test",
+        f"execution {result.id} of report: FAILED [TASK_FAILED]",
         "",
         "     task    state      attempts  reason: error",
         "  ✗  fetch   FAILED     3/3       PLUGIN_FAILED: HTTP 503 from https://api.test",
