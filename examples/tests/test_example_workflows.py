@@ -7,6 +7,7 @@ WORKFLOWS = Path(__file__).parent / "workflows"
 
 SALES = {"outputs": {"status": 200, "headers": {}, "body": {"orders": 42}}}
 POSTED = {"outputs": {"status": 204, "headers": {}, "body": ""}}
+REPORT = {"inputs": {"day": "2026-12-01"}, "secrets": {"API_TOKEN": "s3cr3t-token"}}
 
 
 async def test_the_report_summarises_the_api_numbers(kt):
@@ -25,12 +26,7 @@ async def test_the_report_summarises_the_api_numbers(kt):
 
 
 async def test_the_api_token_is_masked_everywhere(kt):
-    result = await kt.run(
-        WORKFLOWS / "daily_report.yaml",
-        inputs={"day": "2026-12-01"},
-        secrets={"API_TOKEN": "s3cr3t-token"},
-        mocks={"fetch": SALES, "post": POSTED},
-    )
+    result = await kt.run(WORKFLOWS / "daily_report.yaml", **REPORT, mocks={"fetch": SALES, "post": POSTED})
     assert result.task("fetch").inputs["headers"]["Authorization"] == "Bearer ***SECRET***"
     everything = json.dumps(result.document()) + json.dumps([e.message for e in result.logs()])
     assert "s3cr3t-token" not in everything
@@ -54,10 +50,7 @@ async def test_an_api_outage_fails_the_report_and_posts_nothing(kt, autojump_clo
 async def test_the_api_answers_on_the_third_attempt(kt, autojump_clock):
     # one mock per attempt: two failures, then the answer (the last one repeats)
     result = await kt.run(
-        WORKFLOWS / "daily_report.yaml",
-        inputs={"day": "2026-12-01"},
-        secrets={"API_TOKEN": "s3cr3t-token"},
-        mocks={"fetch": [{"fail": "timeout"}, {"fail": "timeout"}, SALES], "post": POSTED},
+        WORKFLOWS / "daily_report.yaml", **REPORT, mocks={"fetch": [{"fail": "timeout"}, {"fail": "timeout"}, SALES], "post": POSTED}
     )
     result.assert_succeeded()
     assert [a.state for a in result.task("fetch").attempts] == ["FAILED", "FAILED", "SUCCESS"]

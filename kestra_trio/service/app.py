@@ -36,6 +36,7 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import ms
 from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
+from kestra_trio.errors import only_leaf
 from kestra_trio.model.defaults import default_task_timeout
 from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
@@ -304,19 +305,10 @@ async def open_service(config: ServiceConfig, *, db: Database | None = None) -> 
         async with _open_service(config, db) as service:
             yield service
     except BaseExceptionGroup as group:
-        leaf = _only_leaf(group)
+        leaf = only_leaf(group)
         if leaf is None:
             raise
         raise leaf from None
-
-
-def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        if len(exc.exceptions) != 1:
-            return None
-        exc = exc.exceptions[0]
-    return exc
 
 
 @contextlib.asynccontextmanager

@@ -45,16 +45,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
     try:
         return (yield)
     except BaseExceptionGroup as group:
-        leaf = _only_leaf(group)
+        from kestra_trio.errors import only_leaf
+
+        leaf = only_leaf(group)
         if leaf is None or "kt" not in pyfuncitem.fixturenames:
             raise
         raise leaf from None
 
-
-def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        if len(exc.exceptions) != 1:
-            return None
-        exc = exc.exceptions[0]
-    return exc
