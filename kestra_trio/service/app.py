@@ -81,7 +81,8 @@ class ServiceConfig:
     retention_days: int | None = None
     #: where warnings go (an oversized table after the first cleanup)
     on_warning: Callable[[str], None] = field(default=lambda message: report_to_stderr(f"warning: {message}"))
-    #: wraps the runtime chooser (the test harness: mocked tasks, virtual `core/util.sleep`)
+    #: wraps the runtime chooser (the test harness: mocked tasks, `core/util.sleep` on the test clock,
+    #: real time while a plugin process runs)
     wrap_runtimes: Callable[[RuntimeChooser], RuntimeChooser] | None = None
 
 
