@@ -78,21 +78,19 @@ class KestraTrio:
     ) -> ExecutionResult:
         """Run a workflow (a file path, YAML text, or a dict) to its end and read it back.
 
-        `inputs`: strings are parsed as on the command line, other values are taken as typed.
+        `inputs`: strings are parsed as on the command line, other values are checked as typed.
         `secrets`: name → value, as `KESTRA_TRIO_SECRET_<NAME>` would give them.
         `mocks`: task id → `{"outputs": {...}}` | `{"fail": "message"}` (optionally
         `"duration": seconds`), or a list of those, one per attempt (the last one repeats).
         """
         __tracebackhide__ = True  # a bad workflow or mock: pytest shows the test's line
-        self.plugin_dir.mkdir(exist_ok=True)
         loaded = load_file(self._workflow_file(workflow), self.registry)
         spec = loaded.workflow
         # text is parsed as on the command line; other values are checked as their JSON text
         values = coerce_inputs(spec, {k: v if isinstance(v, str) else json.dumps(v) for k, v in (inputs or {}).items()})
         mocked = parse_mocks(mocks or {}, {t.id: t.type for t in spec.tasks}, self.registry)
         service = self.service
-        with self.time.real_time():
-            revision = await revision_for_run(service.workflows, loaded)
+        revision = await revision_for_run(service.workflows, loaded)
         execution_id = new_execution_id()
         self._runtimes.mocks[execution_id] = mocked
         try:
@@ -111,13 +109,12 @@ class KestraTrio:
 
     async def result(self, execution_id: str) -> ExecutionResult:
         """Any execution of this harness's database, as `inspect` reads it, with its whole log."""
-        with self.time.real_time():
-            await self.service.collector.flush()
-            snapshot = await ExecutionInspector(self.service.db).snapshot(execution_id)
-            rows: list[LogRow] = []
-            async for page in log_pages(self.service.db, LogFilter(snapshot.execution.id)):
-                rows.extend(LogRow(i, snapshot.execution.id, t, ts, lvl, src, msg, _metadata(meta))
-                            for i, t, ts, lvl, src, msg, meta in page)
+        await self.service.collector.flush()
+        snapshot = await ExecutionInspector(self.service.db).snapshot(execution_id)
+        rows: list[LogRow] = []
+        async for page in log_pages(self.service.db, LogFilter(snapshot.execution.id)):
+            rows.extend(LogRow(i, snapshot.execution.id, t, ts, lvl, src, msg, _metadata(meta))
+                        for i, t, ts, lvl, src, msg, meta in page)
         return ExecutionResult(snapshot, rows)
 
     def _workflow_file(self, workflow: Workflow) -> Path:
@@ -146,7 +143,6 @@ class KestraTrio:
     ) -> ActionResult:
         """Run one plugin action (`"ns/plugin.action"`) in a real child process, as one attempt
         of a task would, and return its outputs, log entries and exit code."""
-        self.plugin_dir.mkdir(exist_ok=True)
         manifest, action = self.registry.resolve(task_type)
         secrets = dict(secrets or {})
         masker = Masker(secrets.values())
