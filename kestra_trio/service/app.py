@@ -53,6 +53,7 @@ from kestra_trio.storage.logs import LogStore
 from kestra_trio.storage.ports import WorkerIdentity
 from kestra_trio.storage.queue import SqliteQueue
 from kestra_trio.storage.rows import ExecutionRow
+from kestra_trio.storage.triggers import TriggerFire
 from kestra_trio.storage.workflows import WorkflowStore
 
 #: signals that stop the service's executions (recorded CANCELLED by user); SIGHUP: the terminal closed
@@ -123,6 +124,7 @@ class Service:
         execution_id: str | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         trigger: Mapping[str, Any] | None = None,
+        fire: TriggerFire | None = None,
     ) -> str:
         """Create the execution QUEUED and wake the worker; returns its id.
 
@@ -130,7 +132,8 @@ class Service:
         the process dies first, recovery marks it ENGINE_LOST. A shared queue (DEFAULT_QUEUE)
         leaves it to any worker serving that queue; it survives a kill -9 of everyone.
         `trigger` is what started it beyond `trigger_type` (`{{ trigger.* }}` in templates):
-        stored masked with the execution.
+        stored masked with the execution. `fire` (a trigger's) is recorded in the transaction
+        that creates the execution: `AlreadyFired` if it was made before, nothing created.
         """
         execution_id = execution_id or new_execution_id()
         on_progress = on_progress or self.options.on_progress
@@ -168,7 +171,11 @@ class Service:
         elif workflow_revision is not None:
             self._remember(workflow, workflow_revision)
         try:
-            await self.queue.enqueue(new, tasks)
+            concurrency = workflow.concurrency
+            await self.queue.enqueue(
+                new, tasks, fire=fire,
+                concurrency=None if concurrency is None else (concurrency.limit, concurrency.behavior),
+            )
         except BaseException:
             self._prepared.pop(execution_id, None)
             raise

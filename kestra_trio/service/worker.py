@@ -14,7 +14,6 @@ stays visibly QUEUED.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ import trio
 from kestra_trio.engine.context import EngineServices, ExecutionResult, StopRequest
 from kestra_trio.engine.runner import ExecutionRun, run_claimed
 from kestra_trio.model.workflow import Workflow
+from kestra_trio.state.states import State
 from kestra_trio.storage.ports import AuditSink, Queue, WorkerIdentity
 from kestra_trio.storage.rows import ExecutionRow
 
@@ -73,7 +73,9 @@ class Worker:
         self.shared_queues = tuple(q for q in queues if q != identity.private_queue)
         self.prepare = prepare  # async (claimed row) -> PreparedRun
         self.max_executions = max_executions or engine.options.max_parallel
-        self.poll_seconds = poll_seconds if self.shared_queues else math.inf
+        # (a private queue is polled too: a concurrency limit may hold its execution back
+        # until another process ends one of that workflow's)
+        self.poll_seconds = poll_seconds
         #: the cancel registry: execution id -> its running handle (None while it starts)
         self.running: dict[str, ExecutionRun | None] = {}
         #: set when the service stops: shared queues are no longer claimed, new runs stop at once
@@ -136,9 +138,23 @@ class Worker:
             on_error(f"cannot claim queued executions ({exc})")
             return
         for row in claimed:
+            if row.state != State.RUNNING:  # ended at claim by its workflow's concurrency limit
+                self._refused(row)
+                continue
             self._idle = trio.Event() if self._idle.is_set() else self._idle
             self.running[row.id] = None  # claimed, not started yet
             nursery.start_soon(self._execute, row)
+
+    def _refused(self, row: ExecutionRow) -> None:
+        """A waiter (`kestra-trio run`) gets the end a concurrency limit gave its execution."""
+        waiter = self._waiters.get(row.id)
+        if waiter is not None:
+            waiter.result = ExecutionResult(
+                execution_id=row.id, workflow_id=row.workflow_id, state=State(row.state),
+                reason_code=row.reason_code or "", message=row.message, duration_ms=0,
+                workflow_revision=row.workflow_revision,
+            )
+            waiter.done.set()
 
     async def _execute(self, row: ExecutionRow) -> None:
         """Run one claimed execution; its waiter (if any) gets the result; the claim is released."""
