@@ -51,8 +51,9 @@ class ExecutionEnd:
 
 
 def _upsert_cron_sync(raw: sqlite3.Connection, workflow_id: str, trigger_id: str, schedule: str, handled_to: int,
-                      paused: bool, at: int, forward_only: bool) -> None:
-    guard = "WHERE excluded.handled_to > cron_state.handled_to OR excluded.schedule != cron_state.schedule" if forward_only else ""
+                      paused: bool, at: int) -> None:
+    # progress only moves forward (two servers may both write it), unless the schedule changed
+    guard = "WHERE excluded.handled_to >= cron_state.handled_to OR excluded.schedule != cron_state.schedule"
     raw.execute(
         "INSERT INTO cron_state (workflow_id, trigger_id, schedule, handled_to, paused, updated_at) VALUES (?,?,?,?,?,?) "
         "ON CONFLICT (workflow_id, trigger_id) DO UPDATE SET schedule = excluded.schedule, "
@@ -73,7 +74,7 @@ def insert_fire_sync(raw: sqlite3.Connection, fire: TriggerFire, execution_id: s
     except sqlite3.IntegrityError:
         raise AlreadyFired(f"{fire.workflow_id}/{fire.trigger_id} already fired for {fire.fire_key}") from None
     if fire.schedule is not None and fire.scheduled_at is not None:
-        _upsert_cron_sync(raw, fire.workflow_id, fire.trigger_id, fire.schedule, fire.scheduled_at, False, at, True)
+        _upsert_cron_sync(raw, fire.workflow_id, fire.trigger_id, fire.schedule, fire.scheduled_at, False, at)
 
 
 def _cron_states(raw: sqlite3.Connection) -> list[CronState]:
@@ -116,7 +117,7 @@ class TriggerStore:
     async def set_cron_state(self, workflow_id: str, trigger_id: str, schedule: str, handled_to: int,
                              *, paused: bool = False) -> None:
         """Where a cron trigger stands: fire times up to `handled_to` are fired or skipped."""
-        await self.db.write(_upsert_cron_sync, workflow_id, trigger_id, schedule, handled_to, paused, now_ms(), False)
+        await self.db.write(_upsert_cron_sync, workflow_id, trigger_id, schedule, handled_to, paused, now_ms())
 
     async def ends(self, limit: int = 100) -> list[ExecutionEnd]:
         """The oldest execution ends not yet consumed by the flow dispatcher."""
