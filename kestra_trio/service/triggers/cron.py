@@ -62,10 +62,9 @@ def due_fires(trigger: CronTrigger, handled_to: int, now: int) -> list[int]:
     on_time: list[int] = []
     missed: list[int] = []
     limit = 1 if trigger.catch_up == "last" else CATCH_UP_MAX if trigger.catch_up == "all" else 0
-    for moment in CronSim(trigger.expression, _local(now, zone), reverse=True):
+    # (reverse iteration yields times strictly before its start: start just after `now`)
+    for moment in CronSim(trigger.expression, _local(now + 1, zone), reverse=True):
         at = int(moment.timestamp() * 1000)
-        if at > now:
-            continue
         if at <= handled_to:
             break
         if now - at <= ON_TIME_MS:
