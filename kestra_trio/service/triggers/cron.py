@@ -38,7 +38,7 @@ ON_TIME_MS = 5_000
 #: catch_up: all fires at most this many missed fire times (the most recent ones)
 CATCH_UP_MAX = 100
 #: how often the loop looks at the registry (new, changed, disabled workflows) when nothing is due
-REFRESH_SECONDS = 2.0
+REFRESH_SECONDS = 5.0
 
 
 def schedule_key(trigger: CronTrigger) -> str:

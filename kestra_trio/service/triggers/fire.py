@@ -48,8 +48,11 @@ def trigger_inputs(item: ActiveWorkflow, trigger: TriggerSpec, data: Mapping[str
     return values
 
 
-async def fire(service: Service, item: ActiveWorkflow, trigger: TriggerSpec, data: Mapping[str, Any], record: TriggerFire) -> str | None:
-    """Enqueue the execution `trigger` starts, with its fire; None if that fire was made before.
+async def fire(
+    service: Service, item: ActiveWorkflow, trigger: TriggerSpec, data: Mapping[str, Any], record: TriggerFire | None,
+) -> str | None:
+    """Enqueue the execution `trigger` starts, with its fire record; None if that fire was made
+    before. (A webhook has no fire to deduplicate: `record` None.)
 
     Raises:
         InputError: the trigger's inputs cannot be built (nothing is enqueued).

@@ -18,7 +18,7 @@ from kestra_trio.service.triggers.catalog import ActiveWorkflow
 from kestra_trio.storage.triggers import ExecutionEnd, TriggerStore
 
 #: how often the dispatcher looks for ends written by other processes
-FLOW_POLL_SECONDS = 0.5
+FLOW_POLL_SECONDS = 1.0
 #: ends read per transaction
 BATCH = 100
 
