@@ -6,7 +6,8 @@
     ├─ WorkflowFolder     --workflows DIR applied at start (before `started`), then on change
     ├─ CronScheduler      cron triggers of enabled workflows → QUEUED executions on the shared queue
     ├─ FlowDispatcher     ends of executions → the workflows that follow them
-    └─ lost-engine watch  every WATCHDOG_SECONDS: executions whose engine died → FAILED [ENGINE_LOST]
+    ├─ lost-engine watch  every WATCHDOG_SECONDS: executions whose engine died → FAILED [ENGINE_LOST]
+    └─ fire pruning       with retention: trigger_fires rows older than retention_days, daily
 
 Every fire is recorded in the transaction that creates its execution, keyed by workflow,
 trigger and scheduled time (cron) or upstream execution (flow): a restart, a kill -9 or a
@@ -40,6 +41,8 @@ from kestra_trio.storage.triggers import ExecutionEnd, TriggerFire, TriggerStore
 
 #: how often executions of engines that died since the start are looked for
 WATCHDOG_SECONDS = 30.0
+#: how often fire records older than the retention are dropped
+RETENTION_SECONDS = 24 * 3600.0
 
 
 async def run_scheduling(
@@ -71,6 +74,8 @@ async def run_scheduling(
         await nursery.start(cron.run)
         await nursery.start(flow.run)
         nursery.start_soon(watch_lost_engines, service)
+        if service.config.retention_days is not None:
+            nursery.start_soon(prune_fires, store, service.config.retention_days, wall, on_error)
         task_status.started()
         await service.stopping.wait()  # SIGTERM / shutdown: nothing fires any more
         nursery.cancel_scope.cancel()
@@ -110,3 +115,14 @@ async def watch_lost_engines(service: Service, interval: float = WATCHDOG_SECOND
             await recover_lost_executions(service.store, logs)
         except Exception as exc:
             service.options.on_error(f"lost-engine watchdog: {exc}")
+
+
+async def prune_fires(store: TriggerStore, keep_days: int, wall: Callable[[], float],
+                      on_error: Callable[[str], None]) -> None:
+    """The fire records follow retention (an every-second trigger makes 86,400 a day)."""
+    while True:
+        try:
+            await store.prune_fires(int((wall() - keep_days * 86_400) * 1000))
+        except Exception as exc:
+            on_error(f"cannot prune trigger fires ({exc})")
+        await trio.sleep(RETENTION_SECONDS)

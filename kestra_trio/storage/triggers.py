@@ -98,6 +98,10 @@ def _consume(raw: sqlite3.Connection, ids: Sequence[int]) -> None:
     raw.executemany("DELETE FROM execution_ends WHERE id = ?", [(i,) for i in ids])
 
 
+def _prune_fires(raw: sqlite3.Connection, before: int) -> int:
+    return raw.execute("DELETE FROM trigger_fires WHERE fired_at < ?", (before,)).rowcount
+
+
 def _fires(raw: sqlite3.Connection, workflow_id: str | None) -> list[tuple]:
     where, params = ("WHERE workflow_id = ?", (workflow_id,)) if workflow_id else ("", ())
     return raw.execute(
@@ -129,3 +133,8 @@ class TriggerStore:
 
     async def fires(self, workflow_id: str | None = None) -> list[tuple]:
         return await self.db.run(_fires, workflow_id)
+
+    async def prune_fires(self, before: int) -> int:
+        """Forget fires made before `before` (Unix ms). Safe: a fire is only ever tried again
+        for a time after its trigger's progress, or for an end not yet consumed — both recent."""
+        return await self.db.write(_prune_fires, before)

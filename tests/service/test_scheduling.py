@@ -249,3 +249,25 @@ async def test_an_operator_disable_is_not_undone_by_the_folder(tmp_path: Path) -
         upstream = await service.workflows.get("upstream")
     assert (upstream.revision, upstream.enabled) == (2, False)
     assert errors == []
+
+
+async def test_fire_records_are_pruned_with_retention_and_a_pruned_fire_is_not_needed_again(tmp_path: Path) -> None:
+    from kestra_trio.service.triggers.catalog import ActiveWorkflow
+    from kestra_trio.service.triggers.fire import fire
+    from kestra_trio.storage.triggers import TriggerFire
+
+    folder = tmp_path / "workflows"
+    write_workflows(folder, downstream=DOWNSTREAM)
+    loaded = load_file(folder / "downstream.yaml", REGISTRY)
+    [trigger] = loaded.workflow.triggers
+    item = ActiveWorkflow(1, loaded.workflow)
+    async with open_service(config(tmp_path, [], queues=(DEFAULT_QUEUE,))) as service:
+        await service.workflows.apply([loaded.source])
+        store = TriggerStore(service.db)
+        first = await fire(service, item, trigger, {"execution_id": "up-1"}, TriggerFire("downstream", trigger.id, "flow", "up-1"))
+        again = await fire(service, item, trigger, {"execution_id": "up-1"}, TriggerFire("downstream", trigger.id, "flow", "up-1"))
+        assert first is not None and again is None  # the same fire twice: one execution
+        [(fired_at,)] = rows(tmp_path, "SELECT fired_at FROM trigger_fires")
+        assert await store.prune_fires(fired_at) == 0
+        assert await store.prune_fires(fired_at + 1) == 1
+        assert await store.fires() == []

@@ -5,5 +5,6 @@ ALTER TABLE executions DROP COLUMN concurrency_limit;
 DROP TRIGGER IF EXISTS executions_record_end;
 DROP TABLE IF EXISTS execution_ends;
 DROP TABLE IF EXISTS cron_state;
+DROP INDEX IF EXISTS idx_trigger_fires_fired;
 DROP INDEX IF EXISTS idx_trigger_fires_execution;
 DROP TABLE IF EXISTS trigger_fires;

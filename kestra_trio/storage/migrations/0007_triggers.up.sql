@@ -15,6 +15,7 @@ CREATE TABLE trigger_fires (
     PRIMARY KEY (workflow_id, trigger_id, fire_key)
 ) WITHOUT ROWID;
 CREATE INDEX idx_trigger_fires_execution ON trigger_fires(execution_id);
+CREATE INDEX idx_trigger_fires_fired ON trigger_fires(fired_at);  -- pruning with retention
 
 -- What the cron schedulers know of each cron trigger: the schedule it follows (expression and
 -- time zone) and the instant up to which its fire times are handled (fired or skipped). A
