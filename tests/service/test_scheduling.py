@@ -4,18 +4,19 @@ restart), the --workflows folder (apply, change, broken file, removal)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import textwrap
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
-from kestra_trio.engine.context import EngineOptions
 from kestra_trio.model.loading import load_workflow_text
-from kestra_trio.plugin_runtime.registry import PluginRegistry
-from kestra_trio.service.app import ServiceConfig, open_service
+from kestra_trio.model.workflow import Workflow
+from kestra_trio.service.app import Service, open_service
 from kestra_trio.service.folder import WorkflowFolder
 from kestra_trio.service.registry import load_file
 from kestra_trio.service.scheduling import run_scheduling
@@ -23,17 +24,7 @@ from kestra_trio.state.states import State
 from kestra_trio.storage.executions import DEFAULT_QUEUE
 from kestra_trio.storage.triggers import TriggerStore
 
-REGISTRY = PluginRegistry.discover()
-
-
-def config(tmp_path: Path, errors: list[str], **kwargs) -> ServiceConfig:
-    options = EngineOptions(handle_signals=False, on_error=errors.append, **kwargs.pop("options", {}))
-    return ServiceConfig(tmp_path / "k.db", REGISTRY, options, **kwargs)
-
-
-def rows(tmp_path: Path, sql: str, *params):
-    with sqlite3.connect(tmp_path / "k.db") as conn:
-        return conn.execute(sql, params).fetchall()
+from test_service import REGISTRY, config, rows  # (tests/service: the same real service and database)
 
 
 def limited(behavior: str) -> str:
@@ -142,15 +133,21 @@ async def wait_for(tmp_path: Path, sql: str, expected, *params) -> None:
             await trio.sleep(0.05)
 
 
-async def test_a_flow_trigger_starts_the_follower_once_per_matching_end(tmp_path: Path) -> None:
-    errors: list[str] = []
+@contextlib.asynccontextmanager
+async def scheduling(tmp_path: Path, errors: list[str]) -> AsyncIterator[tuple[Service, Workflow]]:
+    """A server's service parts over a folder holding `upstream` and its follower `downstream`."""
     folder = tmp_path / "workflows"
     write_workflows(folder, upstream=UPSTREAM, downstream=DOWNSTREAM)
-    upstream = load_file(folder / "upstream.yaml", REGISTRY)
     async with open_service(config(tmp_path, errors, queues=(DEFAULT_QUEUE,))) as service:
         await service.start(partial(run_scheduling, service, workflows_dir=folder))
-        ok = await service.run(upstream.workflow, {"fail": False}, workflow_revision=1)
-        failed = await service.run(upstream.workflow, {"fail": True}, workflow_revision=1)
+        yield service, load_file(folder / "upstream.yaml", REGISTRY).workflow
+
+
+async def test_a_flow_trigger_starts_the_follower_once_per_matching_end(tmp_path: Path) -> None:
+    errors: list[str] = []
+    async with scheduling(tmp_path, errors) as (service, upstream):
+        ok = await service.run(upstream, {"fail": False}, workflow_revision=1)
+        failed = await service.run(upstream, {"fail": True}, workflow_revision=1)
         await wait_for(tmp_path, "SELECT state FROM executions WHERE workflow_id = 'downstream'", [("SUCCESS",)])
         await wait_for(tmp_path, "SELECT count(*) FROM execution_ends", [(0,)])  # every end consumed
     assert (ok.state, failed.state) == (State.SUCCESS, State.FAILED)
@@ -170,12 +167,8 @@ async def test_a_flow_trigger_starts_the_follower_once_per_matching_end(tmp_path
 
 async def test_an_end_seen_again_after_a_crash_fires_nothing_twice(tmp_path: Path) -> None:
     errors: list[str] = []
-    folder = tmp_path / "workflows"
-    write_workflows(folder, upstream=UPSTREAM, downstream=DOWNSTREAM)
-    upstream = load_file(folder / "upstream.yaml", REGISTRY)
-    async with open_service(config(tmp_path, errors, queues=(DEFAULT_QUEUE,))) as service:
-        await service.start(partial(run_scheduling, service, workflows_dir=folder))
-        ok = await service.run(upstream.workflow, {"fail": False}, workflow_revision=1)
+    async with scheduling(tmp_path, errors) as (service, upstream):
+        ok = await service.run(upstream, {"fail": False}, workflow_revision=1)
         await wait_for(tmp_path, "SELECT state FROM executions WHERE workflow_id = 'downstream'", [("SUCCESS",)])
         # a process that fired, then died before it consumed the end: the end is there again
         with sqlite3.connect(tmp_path / "k.db") as conn:
@@ -190,13 +183,9 @@ async def test_an_end_seen_again_after_a_crash_fires_nothing_twice(tmp_path: Pat
 
 async def test_a_disabled_follower_is_not_started(tmp_path: Path) -> None:
     errors: list[str] = []
-    folder = tmp_path / "workflows"
-    write_workflows(folder, upstream=UPSTREAM, downstream=DOWNSTREAM)
-    upstream = load_file(folder / "upstream.yaml", REGISTRY)
-    async with open_service(config(tmp_path, errors, queues=(DEFAULT_QUEUE,))) as service:
-        await service.start(partial(run_scheduling, service, workflows_dir=folder))
+    async with scheduling(tmp_path, errors) as (service, upstream):
         await service.workflows.set_enabled("downstream", False)
-        await service.run(upstream.workflow, {"fail": False}, workflow_revision=1)
+        await service.run(upstream, {"fail": False}, workflow_revision=1)
         await wait_for(tmp_path, "SELECT count(*) FROM execution_ends", [(0,)])
     assert rows(tmp_path, "SELECT count(*) FROM executions WHERE workflow_id = 'downstream'") == [(0,)]
 
