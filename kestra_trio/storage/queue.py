@@ -14,7 +14,7 @@ recorded by the enqueue that creates its execution (`fire=`), so it happens once
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
 from kestra_trio.state.states import Reason, State
@@ -133,19 +133,18 @@ def _refuse(raw: sqlite3.Connection, execution_id: str, behavior: str, cap: int,
     _end_queued(
         raw, execution_id, state, reason, cause, fields, audit, at,
         task_line=f"Task cancelled: the execution {state.value.lower()} at once, {cause}; it had not started",
-        log_line=f"Execution {state.value.lower()} at once: {cause}; {{tasks}} task(s) never started",
+        log_line=lambda tasks: f"Execution {state.value.lower()} at once: {cause}; {tasks} task(s) never started",
     )
 
 
 def _end_queued(
     raw: sqlite3.Connection, execution_id: str, state: State, reason: str, cause: str,
-    fields: dict, audit: AuditEvent, at: int, *, task_line: str, log_line: str,
+    fields: dict, audit: AuditEvent, at: int, *, task_line: str, log_line: Callable[[int], str],
 ) -> None:
     """End a QUEUED execution (`state`, `reason`): its tasks CANCELLED as never started (with
-    `task_line`), the audit event, a scheduler WARN `log_line` ({tasks}: how many)."""
+    `task_line`), the audit event, a scheduler WARN line (`log_line(number of tasks)`)."""
     tasks = [r[0] for r in raw.execute("SELECT task_id FROM task_runs WHERE execution_id = ? ORDER BY position", (execution_id,))]
-    line = task_line
-    error = {"message": line, "type": "NotStarted", "reason_code": reason}
+    error = {"message": task_line, "type": "NotStarted", "reason_code": reason}
     changes = [
         StateChange(
             execution_id, State.CANCELLED, reason, f"execution {cause}", task_id=task_id,
@@ -159,7 +158,7 @@ def _end_queued(
     apply_sync(raw, changes)
     insert_logs_sync(raw, [
         LogEntry(execution_id, None, LogLevel.WARN, "scheduler",
-                 log_line.format(tasks=len(tasks)), {"reason_code": reason, **fields}, at),
+                 log_line(len(tasks)), {"reason_code": reason, **fields}, at),
     ])
 
 
@@ -187,7 +186,7 @@ def _cancel_queued(raw: sqlite3.Connection, execution_id: str, by: str, reason: 
     _end_queued(
         raw, execution_id, State.CANCELLED, Reason.EXECUTION_CANCELLED.value, cause, {"cancelled_by": by}, audit, at,
         task_line=f"Task cancelled due to execution cancellation ({cause}); it had not started",
-        log_line=f"Execution cancelled while queued ({cause.replace('{', '{{').replace('}', '}}')}); {{tasks}} task(s) never started",
+        log_line=lambda tasks: f"Execution cancelled while queued ({cause}); {tasks} task(s) never started",
     )
     raw.execute(
         "UPDATE cancel_requests SET handled_at = ? WHERE execution_id = ? AND handled_at IS NULL", (at, execution_id)
