@@ -160,7 +160,7 @@ class Registry:
         self.keys: set[tuple[str, str, int]] = set()
 
     async def load(self):
-        return [i for i in self.items if i.workflow.id not in self.disabled], list(self.disabled)
+        return [i for i in self.items if i.workflow.id not in self.disabled]
 
     async def cron_states(self) -> list[CronState]:
         return list(self.states.values())
@@ -265,6 +265,22 @@ async def test_a_disabled_workflow_does_not_fire_and_resumes_from_its_enable(
         scheduler.poke()
         await trio.sleep(2 * 3600)  # 12:30: 11:00 and 12:00 not fired
         registry.disabled.clear()
+        scheduler.poke()
+    assert [local(at)[6:11] for _, at in registry.fired] == ["10:00", "13:00", "14:00"]
+
+
+async def test_a_removed_trigger_put_back_counts_from_then(autojump_clock: trio.testing.MockClock) -> None:
+    registry = Registry(active("0 * * * *", catch_up="all"))
+    wall = WallClock(ms(2026, 1, 5, 9, 30))
+    scheduler = CronScheduler(registry.load, registry, registry.fire, pytest.fail, wall, refresh_seconds=86_400)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_for, scheduler, 5 * 3600)
+        await trio.sleep(3600)  # 10:30: 10:00 fired
+        kept = registry.items
+        registry.items = [ActiveWorkflow(2, load_workflow_text("id: nightly\ntasks: [{id: a, type: core/shell.run}]\n"))]
+        scheduler.poke()
+        await trio.sleep(2 * 3600)  # 12:30: no trigger, 11:00 and 12:00 not fired
+        registry.items = kept
         scheduler.poke()
     assert [local(at)[6:11] for _, at in registry.fired] == ["10:00", "13:00", "14:00"]
 

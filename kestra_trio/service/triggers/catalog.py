@@ -28,14 +28,12 @@ class TriggerCatalog:
         self.on_error = on_error
         self._parsed: dict[tuple[str, int], Workflow | None] = {}
 
-    async def load(self) -> tuple[list[ActiveWorkflow], list[str]]:
-        """(the enabled workflows with triggers, the ids of the disabled ones)."""
+    async def load(self) -> list[ActiveWorkflow]:
+        """The enabled workflows that have triggers, at their latest revision."""
         active: list[ActiveWorkflow] = []
-        disabled: list[str] = []
         current: set[tuple[str, int]] = set()
         for row in await self.store.list():
             if not row.enabled:
-                disabled.append(row.id)
                 continue
             current.add((row.id, row.revision))
             workflow = await self._workflow(row.id, row.revision)
@@ -43,7 +41,7 @@ class TriggerCatalog:
                 active.append(ActiveWorkflow(row.revision, workflow))
         for key in self._parsed.keys() - current:  # older revisions: the cache stays as large as the registry
             del self._parsed[key]
-        return active, disabled
+        return active
 
     async def _workflow(self, workflow_id: str, revision: int) -> Workflow | None:
         key = (workflow_id, revision)

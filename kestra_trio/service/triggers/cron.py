@@ -14,7 +14,7 @@ A trigger's progress (`handled_to`: every fire time up to it is fired or skipped
 database. A fire time at most `ON_TIME_MS` old is on time and always fires; older ones were
 missed (the server was down or stopped) and `catch_up` decides: `none` fires none of them,
 `last` the most recent one, `all` every one — the `CATCH_UP_MAX` most recent at most.
-A new trigger, a changed schedule or a re-enabled workflow starts counting from now.
+A new trigger, a changed schedule, a re-enabled workflow or trigger starts counting from now.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class CronScheduler:
     `wall()` is the wall clock in Unix seconds (a test gives one that follows trio's clock).
     """
 
-    load: Callable[[], Awaitable[tuple[Sequence[ActiveWorkflow], Sequence[str]]]]
+    load: Callable[[], Awaitable[Sequence[ActiveWorkflow]]]
     states: CronStates
     fire: Callable[[ActiveWorkflow, CronTrigger, int], Awaitable[bool]]
     on_error: Callable[[str], None]
@@ -131,14 +131,16 @@ class CronScheduler:
 
     async def tick(self) -> int | None:
         """Fire what is due; returns the next fire time of any trigger (Unix ms) or None."""
-        active, disabled = await self.load()
+        active = await self.load()
         states = {(s.workflow_id, s.trigger_id): s for s in await self.states.cron_states()}
         now = self.now_ms()
         upcoming: list[int] = []
+        live: set[tuple[str, str]] = set()
         for item in active:
             for trigger in item.workflow.triggers:
                 if not isinstance(trigger, CronTrigger) or not trigger.enabled:
                     continue
+                live.add((item.workflow.id, trigger.id))
                 key = schedule_key(trigger)
                 state = states.get((item.workflow.id, trigger.id))
                 if state is None or state.schedule != key or state.paused:
@@ -153,9 +155,9 @@ class CronScheduler:
                 if next_fire(trigger, handled) <= now - ON_TIME_MS:  # missed times catch_up skipped
                     await self.states.set_cron_state(item.workflow.id, trigger.id, key, now - ON_TIME_MS)
                 upcoming.append(next_fire(trigger, max(now, handled)))
-        paused = set(disabled)
-        for state in states.values():
-            if state.workflow_id in paused and not state.paused:
+        # a disabled workflow, a removed or disabled trigger: when it is back, it counts from then
+        for key, state in states.items():
+            if key not in live and not state.paused:
                 await self.states.set_cron_state(state.workflow_id, state.trigger_id, state.schedule,
                                                  state.handled_to, paused=True)
         return min(upcoming) if upcoming else None

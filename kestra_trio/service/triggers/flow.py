@@ -38,7 +38,7 @@ def followers(active: Sequence[ActiveWorkflow], end: ExecutionEnd) -> list[tuple
 
 @dataclass
 class FlowDispatcher:
-    load: Callable[[], Awaitable[tuple[Sequence[ActiveWorkflow], Sequence[str]]]]
+    load: Callable[[], Awaitable[Sequence[ActiveWorkflow]]]
     store: TriggerStore
     fire: Callable[[ActiveWorkflow, FlowTrigger, ExecutionEnd], Awaitable[bool]]
     on_error: Callable[[str], None]
@@ -60,7 +60,7 @@ class FlowDispatcher:
         ends = await self.store.ends(BATCH)
         if not ends:
             return False
-        active, _ = await self.load()
+        active = await self.load()
         for end in ends:
             for item, trigger in followers(active, end):
                 await self.fire(item, trigger, end)
