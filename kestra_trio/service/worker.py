@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from kestra_trio.engine.context import EngineServices, ExecutionResult, StopRequest
+from kestra_trio.engine.context import EngineServices, ExecutionResult, StopRequest, TaskResult
 from kestra_trio.engine.runner import ExecutionRun, run_claimed
 from kestra_trio.model.workflow import Workflow
 from kestra_trio.state.states import State
@@ -139,22 +139,30 @@ class Worker:
             return
         for row in claimed:
             if row.state != State.RUNNING:  # ended at claim by its workflow's concurrency limit
-                self._refused(row)
+                await self._refused(row)
                 continue
             self._idle = trio.Event() if self._idle.is_set() else self._idle
             self.running[row.id] = None  # claimed, not started yet
             nursery.start_soon(self._execute, row)
 
-    def _refused(self, row: ExecutionRow) -> None:
+    async def _refused(self, row: ExecutionRow) -> None:
         """A waiter (`kestra-trio run`) gets the end a concurrency limit gave its execution."""
         waiter = self._waiters.get(row.id)
-        if waiter is not None:
-            waiter.result = ExecutionResult(
-                execution_id=row.id, workflow_id=row.workflow_id, state=State(row.state),
-                reason_code=row.reason_code or "", message=row.message, duration_ms=0,
-                workflow_revision=row.workflow_revision,
-            )
-            waiter.done.set()
+        if waiter is None:
+            return
+        try:
+            tasks = {
+                t.task_id: TaskResult(t.task_id, State(t.state), t.reason_code)
+                for t in await self.engine.store.task_runs(row.id)
+            }
+        except Exception:  # the end is recorded; only the summary's task list is missing
+            tasks = {}
+        waiter.result = ExecutionResult(
+            execution_id=row.id, workflow_id=row.workflow_id, state=State(row.state),
+            reason_code=row.reason_code or "", message=row.message, duration_ms=0, tasks=tasks,
+            workflow_revision=row.workflow_revision,
+        )
+        waiter.done.set()
 
     async def _execute(self, row: ExecutionRow) -> None:
         """Run one claimed execution; its waiter (if any) gets the result; the claim is released."""
