@@ -41,10 +41,11 @@ class WorkflowFolder:
         self.poll_seconds = poll_seconds
         self._seen: Signature | None = None
         self._reported: dict[Path, tuple[str, ...]] = {}
+        self._missing = False
 
     def signature(self) -> Signature:
         found: Signature = {}
-        for path in workflow_files([self.directory]) if self.directory.is_dir() else []:
+        for path in workflow_files([self.directory]):
             try:
                 stat = path.stat()
             except OSError:  # removed between the listing and the stat
@@ -65,11 +66,15 @@ class WorkflowFolder:
 
     async def sync(self) -> None:
         """Apply the folder if it changed since the last look."""
+        if not self.directory.is_dir():  # (misconfigured or unmounted: disable nothing)
+            if not self._missing:
+                self._missing = True
+                self.on_error(f"--workflows {self.directory}: not a readable directory; the registry stays as it is")
+            return
+        self._missing = False
         current = self.signature()
         if current == self._seen:
             return
-        if not self.directory.is_dir() and self._seen is None:
-            self.on_error(f"--workflows {self.directory}: not a readable directory; nothing is applied from it")
         loaded, problems = load_files(sorted(current), self.plugins)
         broken = {str(problem.path.resolve()) for problem in problems}
         for problem in problems:

@@ -260,3 +260,19 @@ async def test_fire_records_are_pruned_with_retention_and_a_pruned_fire_is_not_n
         assert await store.prune_fires(fired_at) == 0
         assert await store.prune_fires(fired_at + 1) == 1
         assert await store.fires() == []
+
+
+async def test_a_missing_folder_is_reported_once_and_disables_nothing(tmp_path: Path) -> None:
+    errors: list[str] = []
+    folder = tmp_path / "workflows"
+    write_workflows(folder, upstream=UPSTREAM)
+    async with open_service(config(tmp_path, errors)) as service:
+        watcher = WorkflowFolder(service.workflows, REGISTRY, folder, on_error=errors.append)
+        await watcher.sync()
+        (folder / "upstream.yaml").rename(tmp_path / "upstream.yaml")
+        folder.rmdir()
+        await watcher.sync()
+        await watcher.sync()
+        upstream = await service.workflows.get("upstream")
+    assert upstream.enabled is True
+    assert errors == [f"--workflows {folder}: not a readable directory; the registry stays as it is"]
