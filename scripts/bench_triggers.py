@@ -12,12 +12,18 @@ of a one-task workflow to end, stops it with SIGTERM, then reads the database:
 Also checks that consecutive fires are exactly 1 s apart (none missed, none twice) and
 reports the harness's CPU seconds per fire.
 
+With --idle SECONDS it measures instead the idle cost of the same process with one daily
+trigger and the folder watched: CPU seconds (utime + stime from /proc) over SECONDS after a
+5 s warm-up, and its RSS.
+
     .venv/bin/python scripts/bench_triggers.py                 # 120 fires (about 2 minutes)
+    .venv/bin/python scripts/bench_triggers.py --idle 60       # idle CPU over 60 s
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import subprocess
@@ -46,22 +52,44 @@ tasks:
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    import os
-
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def start(tmp: str, workflow: str) -> tuple[subprocess.Popen, Path]:
+    db, folder = Path(tmp) / "k.db", Path(tmp) / "workflows"
+    folder.mkdir()
+    (folder / "tick.yaml").write_text(workflow)
+    server = subprocess.Popen([sys.executable, str(HARNESS), str(db), str(folder)], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None and server.stdout.readline() == "ready\n", "the harness did not start"
+    return server, db
+
+
+def idle(seconds: float) -> int:
+    print_header(f"Idle scheduling service: CPU over {seconds:g} s, one daily trigger, folder watched")
+    with tempfile.TemporaryDirectory(prefix="bench-triggers-") as tmp:
+        server, _ = start(tmp, WORKFLOW.replace('"* * * * * *"', '"0 3 * * *"'))
+        time.sleep(5)
+        cpu_start = cpu_seconds(server.pid)
+        time.sleep(seconds)
+        cpu = cpu_seconds(server.pid) - cpu_start
+        rss = next(line.split()[1] for line in Path(f"/proc/{server.pid}/status").read_text().splitlines()
+                   if line.startswith("VmRSS"))
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    print_table(["seconds", "CPU seconds", "RSS"], [[f"{seconds:g}", fmt(cpu, " s", 3), f"{int(rss) // 1024} MB"]])
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fires", type=int, default=120)
+    parser.add_argument("--idle", type=float, metavar="SECONDS", help="measure the idle cost instead")
     args = parser.parse_args()
+    if args.idle:
+        return idle(args.idle)
     print_header("Trigger lateness: every-second cron trigger, scheduled instant -> RUNNING")
     with tempfile.TemporaryDirectory(prefix="bench-triggers-") as tmp:
-        db, folder = Path(tmp) / "k.db", Path(tmp) / "workflows"
-        folder.mkdir()
-        (folder / "tick.yaml").write_text(WORKFLOW)
-        server = subprocess.Popen([sys.executable, str(HARNESS), str(db), str(folder)], stdout=subprocess.PIPE, text=True)
-        assert server.stdout is not None and server.stdout.readline() == "ready\n", "the harness did not start"
+        server, db = start(tmp, WORKFLOW)
         cpu_start = cpu_seconds(server.pid)
         started = time.monotonic()
         with sqlite3.connect(db, timeout=30) as conn:
