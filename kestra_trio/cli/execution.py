@@ -277,6 +277,12 @@ async def _logs(
             if as_json:
                 write("\n]\n" if printed else "[]\n")
         out.flush()
+        lost_entries = await database.run(reads.log_entries_lost, resolved)
+        if lost_entries:  # the ERROR lines say which task and when; this says the log is incomplete
+            _say(
+                f"kestra-trio: note: {lost_entries:,} log entries of execution {_arg(resolved)} could not be written "
+                "to the database and are lost (see the ERROR lines with reason DATABASE_ERROR)"
+            )
         if lost_pid is not None:
             _say(
                 f"kestra-trio: the engine running execution {_arg(resolved)} (pid {lost_pid}) is gone; "
@@ -513,18 +519,33 @@ async def cancel(
         return _fail(f"--reason must be at most {MAX_REASON_CHARS} characters (got {len(reason)})")
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         store = ExecutionStore(database)
+        refused: Exception | None = None
         try:
             resolved = await store.resolve_id(execution_id)
-            execution, created = await store.request_cancel(resolved, "user", _stored(reason))
+            try:
+                execution, created = await store.request_cancel(resolved, "user", _stored(reason))
+            except Exception as exc:
+                from kestra_trio.storage.write_retry import is_write_refused
+
+                if not is_write_refused(exc):
+                    raise
+                refused, created = exc, True
+                found = await store.get(resolved)  # a read: works while writes are refused
+                if found is None:
+                    raise ExecutionNotFound(resolved) from None
+                execution = found
         except ExecutionNotFound as exc:
             return _not_found(exc, execution_id)
         shown = _arg(resolved)
         if execution.is_terminal:
             _say(f"Execution {shown} already finished: {execution.state}", stream=sys.stdout)
             return EXIT_OK
+        if refused is not None:
+            _stop_engine_instead(execution, refused)
         _say(
             f"Cancel requested for execution {shown}"
-            + ("" if created else " (it was already requested)"),
+            + ("" if created else " (it was already requested)")
+            + (f" (the database refuses writes: its engine, pid {execution.engine_pid}, was sent SIGTERM)" if refused else ""),
             stream=sys.stdout,
         )
         state = execution.state
@@ -558,6 +579,36 @@ async def cancel(
             if note:
                 _say(note)
     return EXIT_OK
+
+
+def _stop_engine_instead(execution, refused: Exception) -> None:
+    """The database cannot record the request (disk full, read-only file): do what Ctrl+C in
+    the engine's terminal does. Only for an execution pinned to its process (`kestra-trio
+    run`), whose engine runs on this host and still is kestra-trio.
+
+    Raises:
+        StorageError: the engine cannot be reached that way either (exit 3).
+    """
+    import os
+    import signal
+    import socket
+
+    from kestra_trio.errors import StorageError
+
+    pid, host = execution.engine_pid, execution.engine_host
+    reason = f"cannot record the cancel request: the database refuses writes ({refused})"
+    if not execution.queue.startswith("local:"):  # a server's: SIGTERM would stop all it runs
+        raise StorageError(f"{reason}; it runs in a server: stop that, or free the database and try again")
+    if pid is None or pid <= 0 or host != socket.gethostname():
+        raise StorageError(f"{reason}, and its engine does not run on this host; free the database and try again")
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            ours = b"kestra" in cmdline.read()  # not a reused pid of another program
+        if not ours:
+            raise ProcessLookupError(pid)
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        raise StorageError(f"{reason}, and its engine (pid {pid}) is not running") from None
 
 
 def _engine_note(pid: int | None, host: str | None) -> str | None:

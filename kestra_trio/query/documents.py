@@ -126,6 +126,7 @@ def execution_document(execution: ExecutionRow, now: int) -> dict[str, Any]:
         "timeout_ms": execution.timeout_ms,
         "task_count": execution.task_count,
         "log_entry_count": execution.log_entry_count,
+        "log_entries_lost": execution.log_entries_lost,
         "failed_task_id": execution.failed_task_id,
         "cancelled_by": execution.cancelled_by,
         "engine_pid": execution.engine_pid,

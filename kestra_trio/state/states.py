@@ -61,4 +61,5 @@ class Reason(enum.StrEnum):
     USER_CANCELLED = "USER_CANCELLED"
     ENGINE_LOST = "ENGINE_LOST"  # the engine process died; found by a later start
     CONCURRENCY_LIMIT = "CONCURRENCY_LIMIT"  # its workflow already ran `concurrency.limit` executions (behavior cancel/fail)
+    DATABASE_ERROR = "DATABASE_ERROR"  # the database refused writes (disk full, read-only, I/O error)
     INTERNAL_ERROR = "INTERNAL_ERROR"
