@@ -42,6 +42,7 @@ class WorkflowFolder:
         self._seen: Signature | None = None
         self._reported: dict[Path, tuple[str, ...]] = {}
         self._missing = False
+        self._failure: str | None = None
 
     def signature(self) -> Signature:
         found: Signature = {}
@@ -54,15 +55,24 @@ class WorkflowFolder:
         return found
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.sync()
+        await self._sync_reporting()
         task_status.started()
         while True:
             await trio.sleep(self.poll_seconds)
-            try:
-                await self.sync()
-            except Exception as exc:  # a locked or broken database: try again at the next look
-                self.on_error(f"--workflows {self.directory}: cannot apply ({exc})")
-                self._seen = None
+            await self._sync_reporting()
+
+    async def _sync_reporting(self) -> None:
+        """`sync`, reporting a failure (a locked or broken database) once until it changes;
+        the next look tries again."""
+        try:
+            await self.sync()
+            self._failure = None
+        except Exception as exc:
+            self._seen = None
+            message = f"--workflows {self.directory}: cannot apply ({exc})"
+            if message != self._failure:
+                self._failure = message
+                self.on_error(message)
 
     async def sync(self) -> None:
         """Apply the folder if it changed since the last look."""
