@@ -276,3 +276,21 @@ async def test_a_missing_folder_is_reported_once_and_disables_nothing(tmp_path: 
         upstream = await service.workflows.get("upstream")
     assert upstream.enabled is True
     assert errors == [f"--workflows {folder}: not a readable directory; the registry stays as it is"]
+
+
+async def test_a_failing_apply_is_reported_once_and_tried_again(tmp_path: Path, autojump_clock) -> None:
+    class LockedStore:
+        calls = 0
+
+        async def apply(self, sources):
+            LockedStore.calls += 1
+            raise sqlite3.OperationalError("database is locked")
+
+    errors: list[str] = []
+    folder = tmp_path / "workflows"
+    write_workflows(folder, upstream=UPSTREAM)
+    watcher = WorkflowFolder(LockedStore(), REGISTRY, folder, on_error=errors.append)  # type: ignore[arg-type]
+    with trio.move_on_after(2.5):  # (autojump clock: no real wait)
+        await watcher.run()  # started even though the first apply failed
+    assert LockedStore.calls >= 2  # tried again at the next looks
+    assert errors == [f"--workflows {folder}: cannot apply (database is locked)"]
