@@ -14,6 +14,7 @@ stays visibly QUEUED.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,9 +74,7 @@ class Worker:
         self.shared_queues = tuple(q for q in queues if q != identity.private_queue)
         self.prepare = prepare  # async (claimed row) -> PreparedRun
         self.max_executions = max_executions or engine.options.max_parallel
-        # (a private queue is polled too: a concurrency limit may hold its execution back
-        # until another process ends one of that workflow's)
-        self.poll_seconds = poll_seconds
+        self.poll_seconds = poll_seconds if self.shared_queues else math.inf
         #: the cancel registry: execution id -> its running handle (None while it starts)
         self.running: dict[str, ExecutionRun | None] = {}
         #: set when the service stops: shared queues are no longer claimed, new runs stop at once
@@ -123,9 +122,18 @@ class Worker:
             task_status.started()
             while True:
                 await self._claim_available(nursery)
-                with trio.move_on_after(self.poll_seconds):
+                with trio.move_on_after(self._poll_interval()):
                     await self._wake.wait()
                 self._wake = trio.Event()
+
+    def _poll_interval(self) -> float:
+        """Shared queues are polled (other processes enqueue there); the private queue only while
+        an execution someone waits for is still queued — held back by its workflow's concurrency
+        limit until another process ends one of that workflow's executions."""
+        if self.poll_seconds != math.inf:
+            return self.poll_seconds
+        held = any(eid not in self.running and not w.done.is_set() for eid, w in self._waiters.items())
+        return WORKER_POLL_SECONDS if held else math.inf
 
     async def _claim_available(self, nursery: trio.Nursery) -> None:
         on_error = self.engine.options.on_error
