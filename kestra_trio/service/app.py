@@ -56,6 +56,7 @@ from kestra_trio.storage.logs import LogStore
 from kestra_trio.storage.ports import WorkerIdentity
 from kestra_trio.storage.queue import SqliteQueue
 from kestra_trio.storage.rows import ExecutionRow
+from kestra_trio.storage.triggers import TriggerFire
 from kestra_trio.storage.workflows import WorkflowStore
 from kestra_trio.storage.write_retry import WriteRetry
 
@@ -141,6 +142,7 @@ class Service:
         trigger: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
         parent: tuple[str, str, int] | None = None,
+        fire: TriggerFire | None = None,
     ) -> str:
         """Create the execution QUEUED and wake the worker; returns its id.
 
@@ -150,6 +152,8 @@ class Service:
         `trigger` is what started it beyond `trigger_type` (`{{ trigger.* }}` in templates):
         stored masked with the execution. `labels`: the execution's (default: the workflow's
         `labels:`). `parent`: (execution id, task id, depth) of the subflow task that starts it.
+        `fire` (a trigger's) is recorded in the transaction that creates the execution:
+        `AlreadyFired` if it was made before, nothing created.
         """
         execution_id = execution_id or new_execution_id()
         on_progress = on_progress or self.options.on_progress
@@ -191,7 +195,11 @@ class Service:
         elif workflow_revision is not None:
             self._remember(workflow, workflow_revision)
         try:
-            await self.queue.enqueue(new, tasks)
+            concurrency = workflow.concurrency
+            await self.queue.enqueue(
+                new, tasks, fire=fire,
+                concurrency=None if concurrency is None else (concurrency.limit, concurrency.behavior),
+            )
         except BaseException:
             self._prepared.pop(execution_id, None)
             raise

@@ -21,9 +21,10 @@ from typing import Any
 
 import trio
 
-from kestra_trio.engine.context import EngineServices, ExecutionResult, StopRequest
+from kestra_trio.engine.context import EngineServices, ExecutionResult, StopRequest, TaskResult
 from kestra_trio.engine.runner import ExecutionRun, run_claimed
 from kestra_trio.model.workflow import Workflow
+from kestra_trio.state.states import State
 from kestra_trio.storage.ports import AuditSink, Queue, WorkerIdentity
 from kestra_trio.storage.rows import ExecutionRow
 
@@ -121,9 +122,18 @@ class Worker:
             task_status.started()
             while True:
                 await self._claim_available(nursery)
-                with trio.move_on_after(self.poll_seconds):
+                with trio.move_on_after(self._poll_interval()):
                     await self._wake.wait()
                 self._wake = trio.Event()
+
+    def _poll_interval(self) -> float:
+        """Shared queues are polled (other processes enqueue there); the private queue only while
+        an execution someone waits for is still queued — held back by its workflow's concurrency
+        limit until another process ends one of that workflow's executions."""
+        if self.poll_seconds != math.inf:
+            return self.poll_seconds
+        held = any(eid not in self.running and not w.done.is_set() for eid, w in self._waiters.items())
+        return WORKER_POLL_SECONDS if held else math.inf
 
     async def _claim_available(self, nursery: trio.Nursery) -> None:
         on_error = self.engine.options.on_error
@@ -136,9 +146,31 @@ class Worker:
             on_error(f"cannot claim queued executions ({exc})")
             return
         for row in claimed:
+            if row.state != State.RUNNING:  # ended at claim by its workflow's concurrency limit
+                await self._refused(row)
+                continue
             self._idle = trio.Event() if self._idle.is_set() else self._idle
             self.running[row.id] = None  # claimed, not started yet
             nursery.start_soon(self._execute, row)
+
+    async def _refused(self, row: ExecutionRow) -> None:
+        """A waiter (`kestra-trio run`) gets the end a concurrency limit gave its execution."""
+        waiter = self._waiters.get(row.id)
+        if waiter is None:
+            return
+        try:
+            tasks = {
+                t.task_id: TaskResult(t.task_id, State(t.state), t.reason_code)
+                for t in await self.engine.store.task_runs(row.id)
+            }
+        except Exception:  # the end is recorded; only the summary's task list is missing
+            tasks = {}
+        waiter.result = ExecutionResult(
+            execution_id=row.id, workflow_id=row.workflow_id, state=State(row.state),
+            reason_code=row.reason_code or "", message=row.message, duration_ms=0, tasks=tasks,
+            workflow_revision=row.workflow_revision,
+        )
+        waiter.done.set()
 
     async def _execute(self, row: ExecutionRow) -> None:
         """Run one claimed execution; its waiter (if any) gets the result; the claim is released."""

@@ -62,5 +62,6 @@ class Reason(enum.StrEnum):
     RESTARTED = "RESTARTED"  # QUEUED / PENDING / WAITING again: `execution restart` re-runs it
     NOT_NEEDED = "NOT_NEEDED"  # SKIPPED: a for_each iteration whose item is no longer in the list
     ENGINE_LOST = "ENGINE_LOST"  # the engine process died; found by a later start
+    CONCURRENCY_LIMIT = "CONCURRENCY_LIMIT"  # its workflow already ran `concurrency.limit` executions (behavior cancel/fail)
     DATABASE_ERROR = "DATABASE_ERROR"  # the database refused writes (disk full, read-only, I/O error)
     INTERNAL_ERROR = "INTERNAL_ERROR"

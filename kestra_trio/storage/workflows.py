@@ -157,8 +157,33 @@ def _set_enabled(raw: sqlite3.Connection, workflow_id: str, enabled: bool, at: i
         return None
     if bool(row[0]) == enabled:
         return False
-    raw.execute("UPDATE workflows SET enabled = ?, updated_at = ? WHERE id = ?", (int(enabled), at, workflow_id))
+    # an operator's enable or disable is theirs: the --workflows folder no longer owns it
+    raw.execute(
+        "UPDATE workflows SET enabled = ?, disabled_by_folder = NULL, updated_at = ? WHERE id = ?",
+        (int(enabled), at, workflow_id),
+    )
     return True
+
+
+def _folder_disable(raw: sqlite3.Connection, workflow_id: str, path: str, at: int) -> bool:
+    cursor = raw.execute(
+        "UPDATE workflows SET enabled = 0, disabled_by_folder = ?, updated_at = ? WHERE id = ? AND enabled = 1",
+        (path, at, workflow_id),
+    )
+    return cursor.rowcount > 0
+
+
+def _folder_enable(raw: sqlite3.Connection, workflow_id: str, at: int) -> bool:
+    cursor = raw.execute(
+        "UPDATE workflows SET enabled = 1, disabled_by_folder = NULL, updated_at = ? "
+        "WHERE id = ? AND disabled_by_folder IS NOT NULL",
+        (at, workflow_id),
+    )
+    return cursor.rowcount > 0
+
+
+def _folder_disabled(raw: sqlite3.Connection) -> dict[str, str]:
+    return dict(raw.execute("SELECT id, disabled_by_folder FROM workflows WHERE disabled_by_folder IS NOT NULL"))
 
 
 class WorkflowStore:
@@ -187,3 +212,16 @@ class WorkflowStore:
     async def set_enabled(self, workflow_id: str, enabled: bool) -> bool | None:
         """True if it changed, False if it already was, None if there is no such workflow."""
         return await self.db.write(_set_enabled, workflow_id, enabled, now_ms())
+
+    async def folder_disable(self, workflow_id: str, path: str) -> bool:
+        """A server's --workflows folder lost the file `path` of this workflow: disable it
+        (True if it was enabled). A later file with the same id enables it again."""
+        return await self.db.write(_folder_disable, workflow_id, path, now_ms())
+
+    async def folder_enable(self, workflow_id: str) -> bool:
+        """Enable a workflow the folder disabled (an operator's disable stays)."""
+        return await self.db.write(_folder_enable, workflow_id, now_ms())
+
+    async def folder_disabled(self) -> dict[str, str]:
+        """id → removed file path, of the workflows the folder disabled."""
+        return await self.db.run(_folder_disabled)

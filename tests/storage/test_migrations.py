@@ -42,7 +42,7 @@ INDEXES = {
     "idx_logs_task",
     "idx_audit_execution",
 }
-TRIGGERS = {"audit_no_update", "audit_delete_only_expired"}
+TRIGGERS = {"audit_no_update", "audit_delete_only_expired", "executions_record_end"}
 
 
 def objects(raw: sqlite3.Connection, kind: str) -> set[str]:
