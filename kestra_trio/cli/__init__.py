@@ -52,6 +52,10 @@ app.command(
     help="List, inspect and validate plugins (bundled, $KESTRA_TRIO_PLUGIN_PATH, --plugins DIR).",
 )
 app.command(
+    "kestra_trio.cli.server:server_app", name="server",
+    help="Run the service: the queue's workers and the HTTP API (`server token` manages API tokens).",
+)
+app.command(
     "kestra_trio.cli.db:db_app", name="db",
     help="Manage the SQLite database: migrations, retention cleanup, size statistics.",
 )
