@@ -41,7 +41,7 @@ app.command("kestra_trio.cli.validate:validate", name="validate", help=VALIDATE_
 app.command("kestra_trio.cli.validate:schema", name="schema", help=SCHEMA_HELP)
 app.command(
     "kestra_trio.cli.execution:execution_app", name="execution",
-    help="Read the logs, state and history of executions, and cancel running ones.",
+    help="Read the logs, state and history of executions, cancel them; start them on a server (--server).",
 )
 app.command(
     "kestra_trio.cli.workflow:workflow_app", name="workflow",

@@ -36,8 +36,12 @@ async def get_workflow(ctx: ApiContext, call: Call) -> Response:
 
     row = await ctx.service.workflows.get(call.path["workflow_id"])
     if row is None:
-        raise not_found(f"no workflow {call.path['workflow_id']!r} in the registry")
+        raise workflow_not_found(call.path["workflow_id"])
     return json_response(call.request, await workflow_detail(ctx, row))
+
+
+def workflow_not_found(workflow_id: str) -> ApiError:
+    return not_found(f"Workflow not found: {workflow_id} (`kestra-trio workflow list` shows the registry)")
 
 
 # ------------------------------------------------------------------ executions
@@ -50,7 +54,7 @@ async def start_execution(ctx: ApiContext, call: Call) -> Response:
     body = call.body
     row = await ctx.service.workflows.get(body["workflow"])
     if row is None:
-        raise not_found(f"no workflow {body['workflow']!r} in the registry (`kestra-trio workflow apply FILE`)")
+        raise workflow_not_found(body["workflow"])
     if not row.enabled:
         raise ApiError(409, "disabled", f"workflow {row.id!r} is disabled; `kestra-trio workflow enable {row.id}` to run it")
     workflow = await _workflow(ctx, row.id, row.revision)
@@ -99,9 +103,9 @@ async def get_execution(ctx: ApiContext, call: Call) -> Response:
     try:
         snapshot = await ExecutionInspector(ctx.service.db).snapshot(call.path["execution_id"], task_id=task, log_tail=20)
     except ExecutionNotFound as exc:
-        raise not_found(str(exc)) from None
-    except TaskNotFound:
-        raise not_found(f"task {task!r} not found in execution {call.path['execution_id']}") from None
+        raise execution_not_found(exc, call.path["execution_id"]) from None
+    except TaskNotFound as exc:
+        raise not_found(f"Task not found: {task} in execution {exc.execution_id}") from None
     return json_response(call.request, inspect_document(snapshot, task_id=task))
 
 
@@ -111,7 +115,13 @@ async def _resolve(ctx: ApiContext, execution_id: str) -> str:
     try:
         return await ExecutionStore(ctx.service.db).resolve_id(execution_id)
     except ExecutionNotFound as exc:
-        raise not_found(str(exc)) from None
+        raise execution_not_found(exc, execution_id) from None
+
+
+def execution_not_found(exc: ExecutionNotFound, given: str) -> ApiError:
+    from kestra_trio.query.executions import not_found_message
+
+    return not_found(not_found_message(exc, given))
 
 
 async def cancel_execution(ctx: ApiContext, call: Call) -> Response:
@@ -157,7 +167,7 @@ async def log_filter(ctx: ApiContext, call: Call):
         raise bad_request(str(exc)) from None
     task = query.get("task")
     if task is not None and not await ctx.service.db.run(reads.task_exists, resolved, task):
-        raise not_found(f"task {task!r} not found in execution {resolved}")
+        raise not_found(f"Task not found: {task} in execution {resolved}")
     since_ms = now_ms() - int(since * 1000) if since is not None else None
     return LogFilter(resolved, task, levels, since_ms, query.get("source") or None)
 
