@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kestra_trio.server.http.api import OPERATIONS
 from kestra_trio.server.http.call import endpoint
 from kestra_trio.server.http.context import ApiContext
-from kestra_trio.server.http.errors import INTERNAL, ApiError, api_error, http_error
+from kestra_trio.server.http.errors import INTERNAL, ApiError, api_error, http_error, internal_error
 from kestra_trio.server.http.responses import encode
 
 
@@ -63,7 +63,8 @@ def build_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> ASGIAp
                Route("/metrics", endpoint(by_id["metrics"]), methods=["GET"])]
     app = Starlette(
         routes=[*routes, *extra_routes],
-        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        # Exception: Starlette's last layer answers with ours, then re-raises to CatchAll, which logs it
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: internal_error},
     )
     app.state.ctx = ctx
     app.state.masker = ctx.masker
