@@ -80,6 +80,8 @@ def running_server(tmp_path: Path, *args: str) -> Iterator[Server]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=60)
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
