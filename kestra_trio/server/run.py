@@ -22,6 +22,8 @@ from kestra_trio.server.log import LogFormat, ServerLog
 from kestra_trio.service.app import Service
 from kestra_trio.storage.db import Database
 
+#: largest request line + headers
+MAX_HEAD_BYTES = 16 * 1024
 #: seconds the listener waits for open requests (an SSE follow of a still-QUEUED run) once the drain is over
 GRACEFUL_CLOSE_SECONDS = 2.0
 
@@ -92,6 +94,7 @@ async def serve_http(nursery: trio.Nursery, ctx: ApiContext, host: str, port: in
     config.errorlog = None  # our own log says what happens (server/log.py)
     config.graceful_timeout = GRACEFUL_CLOSE_SECONDS
     config.include_server_header = False
+    config.h11_max_incomplete_size = MAX_HEAD_BYTES  # request line + headers: larger is refused by hypercorn
     try:
         binds = await nursery.start(partial(serve, build_app(ctx), config, shutdown_trigger=closed.wait))
     except* OSError as group:  # the port is taken, the address is not ours (raised inside hypercorn's nursery)
