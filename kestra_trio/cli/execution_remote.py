@@ -137,6 +137,7 @@ async def cancel(url: str, execution_id: str, reason: str | None, wait: float) -
              stream=sys.stdout)
         if answer.get("engine_gone"):
             wait = 0
+        state = answer["state"]
         with trio.move_on_after(wait):
             while (state := await _state(api, resolved)) not in TERMINAL:
                 await trio.sleep(POLL_SECONDS)
