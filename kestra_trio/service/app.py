@@ -227,6 +227,7 @@ class Service:
             await self.worker.wait_idle()
         if self.worker.running:
             await self.worker.stop_all(StopRequest(Reason.EXECUTION_CANCELLED, "system", "server shutdown"))
+            bound_database_waits(self.writes, self.options)  # a database refusing writes cannot hold the exit
         await self.worker.wait_idle()
 
     def start_soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -316,6 +317,7 @@ class Service:
         await self.worker.stop_all(StopRequest(
             Reason.EXECUTION_CANCELLED, "system", f"server shutdown (forced by a second {signum.name})", signal=int(signum)
         ))
+        bound_database_waits(self.writes, self.options)
         self.force_kill.set()
         for run in [run for run in self.worker.running.values() if run is not None]:
             await run.forcing(signum.name)
