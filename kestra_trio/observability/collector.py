@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,8 @@ class CollectorStatistics:
     lost_unrecorded: int
     overflow_episodes: int
     write_failures: int
+    #: seconds spent in successful trips to the database (with `batches`: the flush latency)
+    flush_seconds: float = 0.0
 
 
 class _Barrier:
@@ -181,6 +184,7 @@ class LogCollector:
         self._maskers: dict[str, Masker] = {}
         self._received = self._flushed = self._batches = 0
         self._episodes = self._failures = 0
+        self._flush_seconds = 0.0
         self._unwritten = 0
         self._room = trio.lowlevel.ParkingLot()
         self._unbounded = False  # after giving up (or ending): nobody waits for room
@@ -266,6 +270,7 @@ class LogCollector:
             lost_unrecorded=self._lost_unrecorded,
             overflow_episodes=self._episodes,
             write_failures=self._failures,
+            flush_seconds=self._flush_seconds,
         )
 
     # flusher side ---------------------------------------------------------------------
@@ -355,6 +360,7 @@ class LogCollector:
     async def _insert(self, batches: list[list[LogEntry]]) -> None:
         """Write `batches` (one transaction each); on failure re-queue what was not committed."""
         many = getattr(self._sink, "insert_batches", None)
+        began = time.perf_counter()
         try:
             if many is not None and len(batches) > 1:
                 await many(batches)
@@ -371,6 +377,7 @@ class LogCollector:
                 self._backlog.extendleft(reversed(batch))
             self._count_written(batches[:committed])
             raise
+        self._flush_seconds += time.perf_counter() - began
         self._count_written(batches)
 
     def _count_written(self, batches: Sequence[Sequence[LogEntry]]) -> None:
