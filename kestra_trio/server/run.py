@@ -108,9 +108,15 @@ async def serve_http(nursery: trio.Nursery, ctx: ApiContext, host: str, port: in
 async def start_server_parts(
     service: Service, ctx: ApiContext, config: ServerConfig, http: trio.Nursery, closed: trio.Event
 ) -> str:
-    """THE seam of the server's long-lived parts: each is started here — triggers (issue 10c)
-    with `service.start` in the service's nursery, before the listener; the listener in `http`,
+    """THE seam of the server's long-lived parts: each is started here — the scheduling half
+    (cron and flow triggers, the --workflows watcher, the lost-engine watchdog) with
+    `service.start` in the service's nursery, before the listener; the listener in `http`,
     which `run_server` closes first at shutdown. Returns the listener's URL."""
+    from kestra_trio.service.scheduling import run_scheduling
+
+    await service.start(partial(
+        run_scheduling, service, workflows_dir=config.workflows_dir, on_info=lambda message: ctx.log.info(message),
+    ))
     return await serve_http(http, ctx, config.host, config.port, closed)
 
 

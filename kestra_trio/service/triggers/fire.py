@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kestra_trio.errors import InputError
-from kestra_trio.model.templates import TemplateContext, render
 from kestra_trio.model.workflow import TriggerSpec
+from kestra_trio.service.inputs import trigger_inputs as checked_trigger_inputs
 from kestra_trio.service.triggers.catalog import ActiveWorkflow
 from kestra_trio.storage.executions import DEFAULT_QUEUE
 from kestra_trio.storage.triggers import AlreadyFired, TriggerFire
@@ -23,29 +23,18 @@ if TYPE_CHECKING:
 
 
 def trigger_inputs(item: ActiveWorkflow, trigger: TriggerSpec, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The execution's inputs: the trigger's (rendered) over the declared defaults.
+    """The execution's inputs: the trigger's (rendered), checked as `run --input` and a webhook
+    check them (`service.inputs.trigger_inputs`), over the declared defaults.
 
     Raises:
-        InputError: a template of the trigger's inputs fails, or a required input has no value.
+        InputError: a template of the trigger's inputs fails, or the values do not fit the inputs.
     """
-    workflow = item.workflow
-    context = TemplateContext(
-        trigger={**data, "type": trigger.type},
-        workflow={"id": workflow.id, "namespace": workflow.namespace, "revision": item.revision},
-    )
     try:
-        given = render(dict(trigger.inputs), context)
+        return checked_trigger_inputs(item.workflow, trigger, data, revision=item.revision)
+    except InputError as exc:
+        raise InputError(f"trigger {trigger.id}: {exc}") from None
     except Exception as exc:  # TemplateError and what a template can raise
         raise InputError(f"trigger {trigger.id}: its inputs do not render: {exc}") from None
-    values: dict[str, Any] = {}
-    for spec in workflow.inputs:
-        if spec.name in given:
-            values[spec.name] = given[spec.name]
-        elif spec.required:
-            raise InputError(f"trigger {trigger.id}: missing required input {spec.name!r} (give it under the trigger's inputs:)")
-        else:
-            values[spec.name] = spec.default
-    return values
 
 
 async def fire(
