@@ -183,6 +183,22 @@ async def test_list_pages_with_a_cursor_and_filters(api: Api) -> None:
         assert response.status_code == 400 and message in response.json()["message"], (params, response.text)
 
 
+async def test_labels_given_at_start_are_stored_and_filter_the_list(api: Api) -> None:
+    team = await api.start(labels={"team": "data", "env": "prod"})
+    other = await api.start(labels={"team": "web"})
+    for execution_id in (team, other):
+        await api.finished(execution_id)
+    document = (await api.client.get(f"/api/v1/executions/{team}")).json()
+    assert document["execution"]["labels"] == {"team": "data", "env": "prod"}
+    assert document["execution"]["trigger_data"] is None  # labels are the execution's, not the trigger's
+    listed = (await api.client.get("/api/v1/executions", params={"label": "team=data"})).json()
+    assert [e["id"] for e in listed["executions"]] == [team]
+    both = (await api.client.get("/api/v1/executions", params=[("label", "team=data"), ("label", "env=dev")])).json()
+    assert both["executions"] == []
+    response = await api.client.get("/api/v1/executions", params={"label": "no-equals-sign"})
+    assert response.status_code == 400 and "KEY=VALUE" in response.json()["message"], response.text
+
+
 async def test_logs_page_filters_and_follow_resumes_after_last_event_id(api: Api) -> None:
     execution_id = await api.start(inputs={"who": "logs", "count": 5})
     await api.finished(execution_id)

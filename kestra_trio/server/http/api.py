@@ -60,10 +60,9 @@ async def start_execution(ctx: ApiContext, call: Call) -> Response:
         inputs = given_inputs(workflow, body.get("inputs") or {})
     except InputError as exc:
         raise invalid(str(exc)) from None
-    labels = body.get("labels") or {}
     execution_id = await ctx.service.enqueue(
         workflow, inputs, trigger_type="api", workflow_path=row.source_path, workflow_revision=row.revision,
-        queue=DEFAULT_QUEUE, trigger={"labels": labels} if labels else None,
+        queue=DEFAULT_QUEUE, labels={**workflow.labels, **(body.get("labels") or {})},
     )
     ctx.log.info("execution created", execution_id=execution_id, workflow=row.id, revision=row.revision, trigger="api")
     document = {"id": execution_id, "state": "QUEUED", "workflow_id": row.id, "workflow_revision": row.revision}
@@ -85,7 +84,10 @@ async def list_executions(ctx: ApiContext, call: Call) -> Response:
 
     query = call.query
     try:
-        where = ExecutionFilter(query.get("workflow"), ExecutionFilter.parse_state(query.get("state")))
+        where = ExecutionFilter(
+            query.get("workflow"), ExecutionFilter.parse_state(query.get("state")),
+            ExecutionFilter.parse_labels(query.get("label")),
+        )
         page = await page_of(ctx.db, where, limit=query.get("limit", 20), cursor=query.get("cursor"))
     except UsageError as exc:  # a bad state or cursor
         raise bad_request(str(exc)) from None
@@ -238,6 +240,8 @@ OPERATIONS: list[Operation] = [
               {200: Answer("a page; pass `next_cursor` as `cursor` for the next", "ExecutionPage")}, "executions",
               params=(Param("workflow", "query", "only this workflow id"),
                       Param("state", "query", "only this state: QUEUED, PENDING, WAITING, RUNNING, SUCCESS, FAILED, CANCELLED"),
+                      Param("label", "query", "only executions with this label, `KEY=VALUE` (repeat it: all must match)",
+                            {"type": "array", "items": {"type": "string"}}),
                       Param("limit", "query", "page size", {"type": "integer", "minimum": 1, "maximum": 1000}),
                       Param("cursor", "query", "`next_cursor` of the previous page"))),
     Operation("GET", "/executions/{execution_id}", "getExecution", "An execution: what `execution inspect --json` prints",

@@ -123,6 +123,13 @@ def _query(op: Operation, request: Request) -> dict[str, Any]:
         if param is None:
             allowed = ", ".join(declared) or "none"
             raise bad_request(f"unknown query parameter {name!r} (allowed: {allowed})")
+        if param.schema.get("type") == "array":  # repeatable: `?label=a=1&label=b=2`
+            if len(value) > 4096:
+                raise bad_request(f"query parameter {name!r} is too long")
+            if len(result.setdefault(name, [])) >= 50:
+                raise bad_request(f"query parameter {name!r} is given more than 50 times")
+            result[name].append(value)
+            continue
         if name in result:
             raise bad_request(f"query parameter {name!r} is given twice; give it once")
         result[name] = _typed(param, value)

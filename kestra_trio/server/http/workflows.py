@@ -19,14 +19,18 @@ def trigger_document(workflow_id: str, trigger: TriggerSpec, now: datetime) -> d
     """A trigger as the API shows it: never a webhook's key (it is the credential)."""
     item: dict[str, Any] = {"id": trigger.id, "type": trigger.type, "enabled": trigger.enabled}
     if isinstance(trigger, CronTrigger):
-        from kestra_trio.model.schedule import next_fire_times
+        from kestra_trio.service.triggers.cron import next_fire  # the scheduler's own rule
 
         item |= {"cron": trigger.cron, "timezone": trigger.timezone, "catch_up": trigger.catch_up}
+        times: list[int] = []
+        at = int(now.timestamp() * 1000)
         try:
-            times = next_fire_times(trigger, now, NEXT_FIRE_TIMES) if trigger.enabled else []
+            while trigger.enabled and len(times) < NEXT_FIRE_TIMES:
+                at = next_fire(trigger, at)
+                times.append(at)
         except (ValueError, StopIteration):  # an expression that never fires (Feb 30)
-            times = []
-        item["next_fire_times"] = [iso_ms(int(t.timestamp() * 1000)) for t in times]
+            pass
+        item["next_fire_times"] = [iso_ms(t) for t in times]
     elif isinstance(trigger, WebhookTrigger):
         item["path"] = f"/api/v1/webhooks/{workflow_id}/{{key}}"
     elif isinstance(trigger, FlowTrigger):
