@@ -176,3 +176,59 @@ def test_a_non_loopback_host_needs_a_token_first(tmp_path: Path) -> None:
         assert cli("execution", "list", env={**remote, "KESTRA_TRIO_TOKEN": token}).returncode == 2
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=60) == 0
+
+
+TICK = """
+id: tick
+triggers:
+  - {id: every-second, type: cron, cron: "* * * * * *"}
+tasks:
+  - id: at
+    type: core/shell.run
+    inputs: {command: 'echo "scheduled {{ trigger.scheduled_at }} by {{ trigger.type }}"'}
+"""
+
+FOLLOW = """
+id: after-tick
+triggers:
+  - {id: on-tick, type: flow, workflow: tick, states: [SUCCESS]}
+tasks:
+  - id: said
+    type: core/shell.run
+    inputs: {command: 'echo "after {{ trigger.execution_id }}"'}
+"""
+
+
+def test_the_server_fires_cron_and_flow_triggers_and_a_restart_fires_nothing_twice(tmp_path: Path) -> None:
+    """The scheduling half runs inside `kestra-trio server`: a 6-field every-second cron trigger
+    fires, each of its successes starts the flow-triggered workflow once; after SIGTERM and a
+    restart on the same database no fire time and no upstream execution is used twice."""
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "tick.yaml").write_text(TICK)
+    (tmp_path / "wf" / "after.yaml").write_text(FOLLOW)
+
+    def executions(server: Server, workflow: str) -> list[dict]:
+        return server.client.get("/api/v1/executions", params={"workflow": workflow, "limit": 1000}).json()["executions"]
+
+    for _ in range(2):  # the second start is the restart
+        with running_server(tmp_path) as server:
+            seen = len(executions(server, "tick"))
+            deadline = time.monotonic() + 60
+            while len([e for e in executions(server, "tick") if e["state"] == "SUCCESS"]) < seen + 3:
+                assert time.monotonic() < deadline, executions(server, "tick")
+                time.sleep(0.2)
+            detail = server.client.get("/api/v1/workflows/tick").json()
+            assert len(detail["triggers"][0]["next_fire_times"]) == 3
+            server.proc.send_signal(signal.SIGTERM)
+            assert server.proc.wait(timeout=60) == 0
+
+    with sqlite3.connect(tmp_path / "k.db") as db:
+        fired = db.execute("SELECT json_extract(trigger_data, '$.scheduled_at') FROM executions WHERE workflow_id = 'tick'").fetchall()
+        followed = db.execute(
+            "SELECT json_extract(trigger_data, '$.execution_id') FROM executions WHERE workflow_id = 'after-tick'"
+        ).fetchall()
+        successes = {i for (i,) in db.execute("SELECT id FROM executions WHERE workflow_id = 'tick' AND state = 'SUCCESS'")}
+        said = [m for (m,) in db.execute("SELECT message FROM execution_logs WHERE task_id = 'at' AND source LIKE 'plugin:%'")]
+    assert len(fired) >= 6 and len(set(fired)) == len(fired), fired  # every fire time once
+    assert followed and len(set(followed)) == len(followed) and {i for (i,) in followed} <= successes
+    assert all(m.startswith("scheduled ") and m.endswith(" by cron") for m in said), said[:3]
