@@ -375,13 +375,11 @@ def _print_inspect(snapshot, task, show_inputs, timeline, audit, as_json, trunca
     from kestra_trio.cli.console import stdout_console
     from kestra_trio.inspection.timeline import build_timeline
 
-    from kestra_trio.cli.sandbox_view import sandbox_json, sandbox_view
+    from kestra_trio.cli.sandbox_view import sandbox_view
+    from kestra_trio.query.documents import inspect_document
 
     if as_json:
-        payload = formatting.snapshot_json(snapshot, task_id=task)
-        if snapshot.sandbox is not None and (snapshot.sandbox.sandboxes or snapshot.sandbox.refusals):
-            payload["sandbox"] = sandbox_json(snapshot.sandbox, task)
-        sys.stdout.write(formatting.dumps_pretty(payload) + "\n")
+        sys.stdout.write(formatting.dumps_pretty(inspect_document(snapshot, task_id=task)) + "\n")
         sys.stdout.flush()
         return
     console = stdout_console()
@@ -502,6 +500,7 @@ async def cancel(
 
     from kestra_trio.config import resolve_db_path
     from kestra_trio.errors import ExecutionNotFound
+    from kestra_trio.service.cancel import request_cancel
     from kestra_trio.storage import reads
     from kestra_trio.storage.db import open_database
     from kestra_trio.storage.executions import ExecutionStore
@@ -512,29 +511,21 @@ async def cancel(
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         return _fail(f"--reason must be at most {MAX_REASON_CHARS} characters (got {len(reason)})")
     async with open_database(resolve_db_path(db), must_exist=True) as database:
-        store = ExecutionStore(database)
         try:
-            resolved = await store.resolve_id(execution_id)
-            execution, created = await store.request_cancel(resolved, "user", _stored(reason))
+            resolved = await ExecutionStore(database).resolve_id(execution_id)
+            answer = await request_cancel(database, resolved, by="user", reason=_stored(reason))
         except ExecutionNotFound as exc:
             return _not_found(exc, execution_id)
-        shown = _arg(resolved)
+        execution, shown = answer.execution, _arg(resolved)
         if execution.is_terminal:
             _say(f"Execution {shown} already finished: {execution.state}", stream=sys.stdout)
             return EXIT_OK
         _say(
             f"Cancel requested for execution {shown}"
-            + ("" if created else " (it was already requested)"),
+            + ("" if answer.created else " (it was already requested)"),
             stream=sys.stdout,
         )
-        state = execution.state
-        if state == "QUEUED" and (execution.engine_pid is None or _engine_gone(execution.engine_pid, execution.engine_host)):
-            # no engine holds it: it ends here, never having run (one pinned to a live
-            # `kestra-trio run` is left to that process, which is about to claim it)
-            from kestra_trio.storage.queue import SqliteQueue
-
-            await SqliteQueue(database).cancel_queued(resolved, "user", _stored(reason) or "cancelled by request")
-        elif _engine_gone(execution.engine_pid, execution.engine_host):  # nobody will act on it: say so now
+        if answer.engine_gone:  # nobody will act on it: say so now
             wait = 0
 
         async def recorded_state() -> str:

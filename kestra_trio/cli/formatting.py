@@ -33,7 +33,12 @@ from kestra_trio.query.documents import log_row_json as log_row_json
 from kestra_trio.query.documents import snapshot_document as snapshot_json
 from kestra_trio.storage.rows import TERMINAL_STATES
 from kestra_trio.model.durations import format_duration as _format_seconds
-from kestra_trio.model.durations import parse_duration as _parse_duration
+from kestra_trio.query.log_filters import INVALID_LEVEL as INVALID_LEVEL
+from kestra_trio.query.log_filters import INVALID_TIME as INVALID_TIME
+from kestra_trio.query.log_filters import LEVEL_ALIASES as LEVEL_ALIASES
+from kestra_trio.query.log_filters import LOG_LEVELS as LOG_LEVELS
+from kestra_trio.query.log_filters import parse_levels as parse_levels
+from kestra_trio.query.log_filters import parse_since as parse_since
 
 if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
@@ -43,10 +48,6 @@ if TYPE_CHECKING:
 TRUNCATE_AT = 200
 TRUNCATED = "... (truncated)"
 SUMMARY_THRESHOLD = 50
-LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
-LEVEL_ALIASES = {"WARNING": "WARN"}
-INVALID_LEVEL = "Invalid log level. Must be one of: DEBUG, INFO, WARN, ERROR"
-INVALID_TIME = "Invalid time format. Examples: 5m, 2h, 1d"
 
 # --------------------------------------------------------------------------- literal text
 
@@ -119,43 +120,6 @@ def format_duration_ms(ms: int | float | None) -> str:
 def format_duration(seconds: float | None) -> str:
     """Seconds → human duration (see `format_duration_ms`)."""
     return format_duration_ms(None if seconds is None else seconds * 1000)
-
-
-def parse_since(text: str) -> float:
-    """`30s`, `5m`, `2h`, `1d` (also `500ms`, `1h30m`) → seconds; a unit is required.
-
-    Raises:
-        ValueError: with the exact message `execution logs` prints.
-    """
-    stripped = (text or "").strip()
-    if not stripped or not stripped[-1].isalpha():
-        raise ValueError(INVALID_TIME)
-    try:
-        value = _parse_duration(stripped.lower())
-    except ValueError as exc:
-        # well-formed but beyond the bound: say so, or "5m, 2h, 1d" would puzzle the user
-        too_long = "too long" in str(exc)
-        raise ValueError(f"{INVALID_TIME} (at most 3650d)" if too_long else INVALID_TIME) from None
-    if value <= 0:
-        raise ValueError(INVALID_TIME)
-    return value
-
-
-def parse_levels(text: str) -> tuple[str, ...]:
-    """`ERROR` or `warn,error` → `("WARN", "ERROR")` (WARNING accepted for WARN).
-
-    Raises:
-        ValueError: with the exact message `execution logs` prints.
-    """
-    levels: list[str] = []
-    for part in (text or "").split(","):
-        name = part.strip().upper()
-        name = LEVEL_ALIASES.get(name, name)
-        if name not in LOG_LEVELS:
-            raise ValueError(INVALID_LEVEL)
-        if name not in levels:
-            levels.append(name)
-    return tuple(levels)
 
 
 # --------------------------------------------------------------------------- log lines

@@ -81,14 +81,3 @@ def sandbox_view(rows: SandboxRows, task_id: str | None = None) -> list[Text]:
             )
         )
     return parts
-
-
-def sandbox_json(rows: SandboxRows, task_id: str | None = None) -> dict[str, Any]:
-    return {
-        "sandboxes": {t: d for t, d in rows.sandboxes.items() if task_id is None or t == task_id},
-        "refusals": [
-            {"task_id": r.task_id, "attempt": r.attempt, "at": r.at, "kind": r.kind, "target": r.target, "detail": r.detail}
-            for r in rows.refusals
-            if task_id is None or r.task_id == task_id
-        ],
-    }

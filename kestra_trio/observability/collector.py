@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ class CollectorStatistics:
     dropped: int
     overflow_episodes: int
     write_failures: int
+    #: seconds spent in successful trips to the database (with `batches`: the flush latency)
+    flush_seconds: float = 0.0
 
 
 class _Barrier:
@@ -90,6 +93,7 @@ class LogCollector:
         self._maskers: dict[str, Masker] = {}
         self._received = self._flushed = self._batches = self._dropped = 0
         self._episodes = self._failures = 0
+        self._flush_seconds = 0.0
         self._in_overflow = False
         self._last_pressure = -math.inf
         self._calm_period = calm_period
@@ -155,6 +159,7 @@ class LogCollector:
             dropped=self._dropped,
             overflow_episodes=self._episodes,
             write_failures=self._failures,
+            flush_seconds=self._flush_seconds,
         )
 
     # flusher side ---------------------------------------------------------------------
@@ -241,6 +246,7 @@ class LogCollector:
     async def _insert(self, batches: list[list[LogEntry]]) -> None:
         """Write `batches` (one transaction each); on failure re-queue what was not committed."""
         many = getattr(self._sink, "insert_batches", None)
+        began = time.perf_counter()
         try:
             if many is not None and len(batches) > 1:
                 await many(batches)
@@ -257,6 +263,7 @@ class LogCollector:
                 self._backlog.extendleft(reversed(batch))
             self._count_written(batches[:committed])
             raise
+        self._flush_seconds += time.perf_counter() - began
         self._count_written(batches)
 
     def _count_written(self, batches: list[list[LogEntry]]) -> None:

@@ -18,6 +18,8 @@ from kestra_trio.storage.rows import TERMINAL_STATES
 if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
     from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
+    from kestra_trio.storage.sandbox import SandboxRows
+    from kestra_trio.storage.workflows import WorkflowRow
 
 
 
@@ -193,6 +195,40 @@ def snapshot_document(snapshot: ExecutionSnapshot, *, task_id: str | None = None
     return result
 
 
+def workflow_document(row: WorkflowRow) -> dict[str, Any]:
+    """One registry entry: `workflow list --json` prints a list of these, `GET /workflows` too."""
+    return {
+        "id": row.id,
+        "namespace": row.namespace,
+        "revision": row.revision,
+        "enabled": row.enabled,
+        "task_count": row.task_count,
+        "source_path": row.source_path,
+        "created_at": iso_ms(row.created_at),
+        "updated_at": iso_ms(row.updated_at),
+    }
+
+
+def sandbox_document(rows: SandboxRows, task_id: str | None = None) -> dict[str, Any]:
+    """Restricted mode's part of `inspect --json`: each task's sandbox and the refusals."""
+    return {
+        "sandboxes": {t: d for t, d in rows.sandboxes.items() if task_id is None or t == task_id},
+        "refusals": [
+            {"task_id": r.task_id, "attempt": r.attempt, "at": r.at, "kind": r.kind, "target": r.target, "detail": r.detail}
+            for r in rows.refusals
+            if task_id is None or r.task_id == task_id
+        ],
+    }
+
+
+def inspect_document(snapshot: ExecutionSnapshot, *, task_id: str | None = None) -> dict[str, Any]:
+    """Exactly what `execution inspect --json` prints and `GET /api/v1/executions/{id}` returns."""
+    payload = snapshot_document(snapshot, task_id=task_id)
+    if snapshot.sandbox is not None and (snapshot.sandbox.sandboxes or snapshot.sandbox.refusals):
+        payload["sandbox"] = sandbox_document(snapshot.sandbox, task_id)
+    return payload
+
+
 def execution_list_document(
     executions: Sequence[ExecutionRow], counts: Mapping[str, Mapping[str, int]], now_ms: int
 ) -> list[dict[str, Any]]:
@@ -202,3 +238,86 @@ def execution_list_document(
         item["task_states"] = dict(counts.get(execution.id, {}))
         result.append(item)
     return result
+
+
+# --------------------------------------------------------------------------- and back
+# The remote CLI (`--server URL`) gets these documents from the HTTP API and prints them with
+# the same pure renderers as the local CLI: these rebuild the rows the renderers take. Fields
+# a document does not carry (update times, the worker's lease) are not shown by any view.
+
+
+def ms_from_iso(text: str | None) -> int | None:
+    """`2026-11-21T10:15:30.123Z` → Unix ms (the inverse of `iso_ms`)."""
+    if text is None:
+        return None
+    import calendar
+
+    whole, _, millis = text.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) * 1000 + int((millis or "0").ljust(3, "0")[:3])
+
+
+def execution_from_document(doc: Mapping[str, Any]) -> ExecutionRow:
+    from kestra_trio.storage.rows import ExecutionRow
+
+    created = ms_from_iso(doc["created_at"]) or 0
+    started, ended = ms_from_iso(doc.get("started_at")), ms_from_iso(doc.get("ended_at"))
+    return ExecutionRow(
+        id=doc["id"], workflow_id=doc["workflow_id"], namespace=doc["namespace"], state=doc["state"],
+        reason_code=doc.get("reason"), message=doc.get("message"), trigger_type=doc.get("trigger") or "manual",
+        inputs=doc.get("inputs"), workflow_path=doc.get("workflow_path"), created_at=created, started_at=started,
+        ended_at=ended, updated_at=ended or started or created, timeout_ms=doc.get("timeout_ms"),
+        log_entry_count=doc.get("log_entry_count") or 0, task_count=doc.get("task_count") or 0,
+        failed_task_id=doc.get("failed_task_id"), cancelled_by=doc.get("cancelled_by"),
+        engine_pid=doc.get("engine_pid"), engine_host=doc.get("engine_host"), queue=doc.get("queue") or "default",
+        workflow_revision=doc.get("workflow_revision"), trigger_data=doc.get("trigger_data"),
+    )
+
+
+def snapshot_from_document(doc: Mapping[str, Any]) -> ExecutionSnapshot:
+    """The snapshot an `inspect_document` was made of (as far as any view shows it)."""
+    from kestra_trio.inspection.inspector import ExecutionSnapshot
+    from kestra_trio.storage.rows import AttemptRow, AuditRow, LogRow, TaskRunRow
+    from kestra_trio.storage.sandbox import RefusalRow, SandboxRows
+
+    execution = execution_from_document(doc["execution"])
+    eid = execution.id
+    tasks, attempts = [], []
+    for task in doc.get("tasks", []):
+        started, ended = ms_from_iso(task.get("started_at")), ms_from_iso(task.get("ended_at"))
+        tasks.append(TaskRunRow(
+            execution_id=eid, task_id=task["task_id"], position=task.get("position", 0), type=task.get("type", ""),
+            needs=[need["task_id"] for need in task.get("needs", [])], state=task["state"],
+            reason_code=task.get("reason"), message=task.get("message"), attempt_count=task.get("attempt_count", 0),
+            max_attempts=task.get("max_attempts", 1), timeout_ms=task.get("timeout_ms"), inputs=task.get("inputs"),
+            outputs=task.get("outputs"), error=task.get("error"), started_at=started, ended_at=ended,
+            duration_ms=task.get("duration_ms") if ended is not None else None,
+            updated_at=ended or started or execution.created_at,
+        ))
+        for attempt in task.get("attempts", []):
+            attempts.append(AttemptRow(
+                execution_id=eid, task_id=task["task_id"], number=attempt["number"], state=attempt["state"],
+                reason_code=attempt.get("reason"), message=attempt.get("message"), exit_code=attempt.get("exit_code"),
+                signal=attempt.get("signal"), pid=attempt.get("pid"), started_at=ms_from_iso(attempt.get("started_at")) or 0,
+                ended_at=ms_from_iso(attempt.get("ended_at")), duration_ms=attempt.get("duration_ms"),
+            ))
+    audit = [
+        AuditRow(event["id"], eid, event["event_type"], ms_from_iso(event["timestamp"]) or 0, event.get("metadata") or {})
+        for event in doc.get("audit_events", [])
+    ]
+    task_logs = [
+        LogRow(0, eid, entry.get("task_id"), ms_from_iso(entry["timestamp"]) or 0, entry["level"], entry["source"],
+               entry["message"], entry.get("metadata"))
+        for entry in doc.get("task_logs", [])
+    ]
+    sandbox = None
+    if "sandbox" in doc:
+        part = doc["sandbox"]
+        sandbox = SandboxRows(
+            dict(part.get("sandboxes", {})),
+            [RefusalRow(r["task_id"], r["attempt"], r["at"], r["kind"], r["target"], r.get("detail"))
+             for r in part.get("refusals", [])],
+        )
+    focus = doc["tasks"][0]["task_id"] if "task_logs" in doc and doc.get("tasks") else None
+    return ExecutionSnapshot(
+        execution, tasks, attempts, audit, task_logs, focus, ms_from_iso(doc.get("generated_at")) or 0, sandbox,
+    )

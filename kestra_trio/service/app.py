@@ -78,6 +78,9 @@ class ServiceConfig:
     queues: Sequence[str] = ()
     #: run retention at start and every 24 h, keeping this many days (None: no retention here)
     retention_days: int | None = None
+    #: a server: the first stop signal begins a drain (`Service.drain`) instead of stopping every
+    #: execution at once, and a second one forces the stop (`Service.forced_by`)
+    drain_on_signal: bool = False
     #: where warnings go (an oversized table after the first cleanup)
     on_warning: Callable[[str], None] = field(default=lambda message: report_to_stderr(f"warning: {message}"))
 
@@ -109,6 +112,8 @@ class Service:
         self.worker: Worker | None = None
         #: set once a stop signal arrived (the server waits on it to begin its drain)
         self.stopping = trio.Event()
+        #: the signal that forced a drain to stop at once (a server exits 128 + it)
+        self.forced_by: signal.Signals | None = None
 
     # ------------------------------------------------------------------ what callers use
     async def enqueue(
@@ -200,6 +205,19 @@ class Service:
         self.stopping.set()
         await self.worker.stop_all(request)
 
+    async def drain(self, timeout: float) -> None:
+        """A server's shutdown: claim nothing more, let running executions finish within `timeout`
+        seconds, then stop what still runs (reason `server shutdown`) and wait for it. Executions
+        still QUEUED stay queued for the next start."""
+        assert self.worker is not None
+        self.stopping.set()
+        self.worker.stop_claiming()
+        with trio.move_on_after(timeout):
+            await self.worker.wait_idle()
+        if self.worker.running:
+            await self.worker.stop_all(StopRequest(Reason.EXECUTION_CANCELLED, "system", "server shutdown"))
+        await self.worker.wait_idle()
+
     def start_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run another long-lived part of the service (triggers, an HTTP listener) in its nursery."""
         assert self._services is not None
@@ -224,23 +242,32 @@ class Service:
         while len(self._workflows) > WORKFLOW_CACHE_SIZE:
             del self._workflows[next(iter(self._workflows))]
 
-    async def _prepare_from_registry(self, row: ExecutionRow) -> PreparedRun:
-        """An execution from a shared queue: the exact workflow revision it was enqueued with
-        (parsed once per revision), and its stored inputs."""
+    async def workflow_at(self, workflow_id: str, revision: int) -> Workflow:
+        """A registry revision, parsed (once per revision: the most recently used are kept).
+
+        Raises:
+            LookupError: the registry has no such revision.
+            WorkflowInvalid: its text no longer loads (e.g. a plugin it uses is gone).
+        """
         from kestra_trio.model.loading import load_workflow_text
 
+        workflow = self._workflows.get((workflow_id, revision))
+        if workflow is None:
+            stored = await self.workflows.revision(workflow_id, revision)
+            if stored is None or stored.source is None:
+                raise LookupError(f"workflow {workflow_id} revision {revision} is not in the registry")
+            workflow = load_workflow_text(
+                stored.source, f"{workflow_id}@{revision}", catalog=self.registry, source_path=stored.source_path,
+            )
+        self._remember(workflow, revision)  # (the most recently used stays)
+        return workflow
+
+    async def _prepare_from_registry(self, row: ExecutionRow) -> PreparedRun:
+        """An execution from a shared queue: the exact workflow revision it was enqueued with,
+        and its stored inputs."""
         if row.workflow_revision is None:
             raise LookupError(f"execution {row.id} names no workflow revision to run")
-        workflow = self._workflows.get((row.workflow_id, row.workflow_revision))
-        if workflow is None:
-            revision = await self.workflows.revision(row.workflow_id, row.workflow_revision)
-            if revision is None or revision.source is None:
-                raise LookupError(f"workflow {row.workflow_id} revision {row.workflow_revision} is not in the registry")
-            workflow = load_workflow_text(
-                revision.source, f"{row.workflow_id}@{row.workflow_revision}", catalog=self.registry,
-                source_path=revision.source_path,
-            )
-        self._remember(workflow, row.workflow_revision)  # (the most recently used stays)
+        workflow = await self.workflow_at(row.workflow_id, row.workflow_revision)
         return PreparedRun(workflow, dict(row.inputs or {}), resolve_secrets(self.options.environ))
 
     async def _watch_signals(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -250,6 +277,9 @@ class Service:
             assert self.worker is not None
             async for signum in signals:
                 name = signal.Signals(signum).name
+                if self.config.drain_on_signal:
+                    await self._drain_signal(signal.Signals(signum))
+                    continue
                 running = [run for run in self.worker.running.values() if run is not None]
                 # a signal to a process already stopping (a second signal, or the first one
                 # while an `execution cancel` or a timeout is being carried out) skips the grace
@@ -260,6 +290,24 @@ class Service:
                     self.force_kill.set()
                     for run in running:
                         await run.forcing(name)
+
+    async def _drain_signal(self, signum: signal.Signals) -> None:
+        """A server's signals: the first begins the drain (whoever waits on `stopping` runs it),
+        the next stops every execution now and skips the kill grace."""
+        assert self.worker is not None
+        if not self.stopping.is_set():
+            self.stopping.set()
+            self.worker.stop_claiming()
+            return
+        if self.forced_by is not None:
+            return
+        self.forced_by = signum
+        await self.worker.stop_all(StopRequest(
+            Reason.EXECUTION_CANCELLED, "system", f"server shutdown (forced by a second {signum.name})", signal=int(signum)
+        ))
+        self.force_kill.set()
+        for run in [run for run in self.worker.running.values() if run is not None]:
+            await run.forcing(signum.name)
 
     async def _watch_cancel_requests(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """One query per poll for every execution this process runs (not one per execution)."""

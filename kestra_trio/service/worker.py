@@ -78,6 +78,8 @@ class Worker:
         self.running: dict[str, ExecutionRun | None] = {}
         #: set when the service stops: shared queues are no longer claimed, new runs stop at once
         self.stop_request: StopRequest | None = None
+        #: a server's drain: shared queues are no longer claimed, what runs goes on
+        self.draining = False
         self._waiters: dict[str, _Waiter] = {}
         self._wake = trio.Event()
         self._idle = trio.Event()
@@ -110,6 +112,11 @@ class Worker:
                 await run.stop(request)
         self.poke()
 
+    def stop_claiming(self) -> None:
+        """Claim nothing more from the shared queues (a server's drain); running executions go on
+        and what is still QUEUED waits for the next worker."""
+        self.draining = True
+
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
@@ -130,7 +137,7 @@ class Worker:
         try:
             claimed = await self.queue.claim(self.identity, [self.identity.private_queue], limit=100)
             room = self.max_executions - len(self.running) - len(claimed)
-            if self.shared_queues and self.stop_request is None and room > 0:
+            if self.shared_queues and self.stop_request is None and not self.draining and room > 0:
                 claimed += await self.queue.claim(self.identity, self.shared_queues, limit=room)
         except Exception as exc:  # a locked or broken database must not kill the worker
             on_error(f"cannot claim queued executions ({exc})")

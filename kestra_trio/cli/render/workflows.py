@@ -11,6 +11,7 @@ from rich.text import Text
 
 from kestra_trio.cli.formatting import borderless_table, literal, literal_line
 from kestra_trio.query.documents import iso_ms
+from kestra_trio.query.documents import workflow_document as workflow_json
 from kestra_trio.storage.workflows import Applied, RevisionRow, WorkflowRow
 
 
@@ -40,19 +41,6 @@ def workflow_table(rows: Sequence[WorkflowRow]) -> Table:
             Text(_when(row.updated_at)),
         )
     return table
-
-
-def workflow_json(row: WorkflowRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "namespace": row.namespace,
-        "revision": row.revision,
-        "enabled": row.enabled,
-        "task_count": row.task_count,
-        "source_path": row.source_path,
-        "created_at": iso_ms(row.created_at),
-        "updated_at": iso_ms(row.updated_at),
-    }
 
 
 def shown_path(path: str | None) -> str:
