@@ -60,11 +60,11 @@ class SecurityHeaders:
 async def _shell(request: Request) -> Response:
     # the shell is small and changes with the package: always revalidated
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
-                        headers={"cache-control": "no-cache"})
+                        headers={**SECURITY_HEADERS, "cache-control": "no-cache"})
 
 
 def web_routes() -> list[BaseRoute]:
     """The routes to add after the API's: the page paths (the HTML shell) and `/static/...`."""
     routes: list[BaseRoute] = [Route(path, _shell, methods=["GET", "HEAD"]) for path in PAGE_PATHS]
-    routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static"))
+    routes.append(Mount("/static", app=SecurityHeaders(StaticFiles(directory=STATIC_DIR)), name="static"))
     return routes

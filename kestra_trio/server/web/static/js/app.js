@@ -4,16 +4,16 @@ import { onTokenNeeded, setToken, token } from "./api.js";
 import { executionsPage } from "./executions.js";
 import { executionPage } from "./execution.js";
 import { workflowsPage, workflowPage } from "./workflows.js";
-import { h } from "./dom.js";
+import { h, oneLine } from "./dom.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
 
 const ROUTES = [
-  [/^\/$/, (m, q) => executionsPage(main, q), "executions"],
-  [/^\/executions\/([^/]+)$/, (m, q) => executionPage(main, decodeURIComponent(m[1]), q), "executions"],
-  [/^\/workflows$/, (m, q) => workflowsPage(main, q), "workflows"],
-  [/^\/workflows\/([^/]+)$/, (m, q) => workflowPage(main, decodeURIComponent(m[1]), q), "workflows"],
+  [/^\/$/, (m, q) => executionsPage(main, q), "executions", () => "Executions"],
+  [/^\/executions\/([^/]+)$/, (m, q) => executionPage(main, decodeURIComponent(m[1]), q), "executions", (m) => `Execution ${decodeURIComponent(m[1])}`],
+  [/^\/workflows$/, (m, q) => workflowsPage(main, q), "workflows", () => "Workflows"],
+  [/^\/workflows\/([^/]+)$/, (m, q) => workflowPage(main, decodeURIComponent(m[1]), q), "workflows", (m) => `Workflow ${decodeURIComponent(m[1])}`],
 ];
 
 export function navigate(path, { replace = false } = {}) {
@@ -27,9 +27,10 @@ function route() {
   cleanup = null;
   notice(null);
   const query = new URLSearchParams(location.search);
-  for (const [re, page, nav] of ROUTES) {
+  for (const [re, page, nav, title] of ROUTES) {
     const m = location.pathname.match(re);
     if (!m) continue;
+    document.title = `${oneLine(title(m))} · kestra-trio`;
     for (const a of document.querySelectorAll("[data-nav]")) {
       if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");

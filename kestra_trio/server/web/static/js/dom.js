@@ -2,7 +2,7 @@
 // h(tag, props, ...children): props are a fixed set (class, id, href from internal paths,
 // data-*, aria-*, type, ...); `on*` attributes are refused; a child string is a text node.
 
-const ALLOWED_ATTRS = /^(class|id|type|name|value|title|for|role|tabindex|disabled|checked|selected|min|max|step|placeholder|required|autocomplete|colspan|scope|download|hidden|open|data-[a-z-]+|aria-[a-z-]+)$/;
+const ALLOWED_ATTRS = /^(class|id|type|name|value|title|for|role|tabindex|disabled|checked|selected|min|max|step|placeholder|required|novalidate|rows|inputmode|autocomplete|colspan|scope|download|hidden|open|data-[a-z-]+|aria-[a-z-]+)$/;
 
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);

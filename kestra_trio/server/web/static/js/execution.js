@@ -1,10 +1,10 @@
 // `/executions/{id}`: header, tasks, Gantt timeline of attempts, live logs (SSE follow),
 // downloads, audit trail, inputs/outputs on demand, cancel and restart.
 import { get, post, follow, pages } from "./api.js";
-import { h, pagePath, stateBadge, fmtTime, fmtDuration, oneLine, json } from "./dom.js";
+import { h, append, pagePath, stateBadge, fmtTime, fmtDuration, oneLine, json } from "./dom.js";
 import { notice, confirmAction, navigate } from "./app.js";
 import { LogView, LEVELS } from "./logview.js";
-import { literalText } from "./text.js";
+import { literal, literalText } from "./text.js";
 
 const TERMINAL = new Set(["SUCCESS", "FAILED", "CANCELLED", "SKIPPED"]);
 const POLL_MS = 1000;
@@ -102,7 +102,7 @@ export function executionPage(main, id, query) {
 
   function taskRow(t) {
     const last = t.attempts[t.attempts.length - 1];
-    const error = t.error ? [t.error.message ?? t.error.type ?? "", t.error.stderr_tail ? h("pre", null, String(t.error.stderr_tail)) : null]
+    const error = t.error ? [t.error.message ?? t.error.type ?? "", t.error.stderr_tail?.length ? h("pre", { class: "stderr" }, literal([].concat(t.error.stderr_tail).join("\n"))) : null]
       : t.message || "";
     return h("tr", { "data-task": t.task_id },
       h("td", { class: "mono" }, oneLine(t.task_id)), h("td", null, stateBadge(t.state)),
@@ -137,9 +137,10 @@ export function executionPage(main, id, query) {
 
   function drawActions(e) {
     const terminal = TERMINAL.has(e.state);
-    actions.replaceChildren(
+    actions.replaceChildren();
+    append(actions, [
       terminal ? null : h("button", { type: "button", class: "danger", id: "cancel", onclick: cancel }, "Cancel…"),
-      terminal ? h("button", { type: "button", id: "restart", onclick: restart }, "Restart…") : null);
+      terminal ? h("button", { type: "button", id: "restart", onclick: restart }, "Restart…") : null]);
   }
 
   async function cancel() {

@@ -1,7 +1,7 @@
 // `/workflows` and `/workflows/{id}`: the registry, triggers with next fire times, revisions
 // with a diff between any two, enable/disable, and Run with a form made from the inputs.
 import { get, post, ApiError } from "./api.js";
-import { h, pagePath, fmtTime, oneLine } from "./dom.js";
+import { h, append, pagePath, fmtTime, oneLine } from "./dom.js";
 import { notice, navigate, confirmAction } from "./app.js";
 import { diffLines } from "./diff.js";
 import { checkInput } from "./inputs.js";
@@ -102,9 +102,10 @@ export function workflowPage(main, id) {
         spec.description ? h("span", { class: "muted" }, String(spec.description)) : null, error) };
     });
     const formError = h("p", { class: "error-text", id: "run-error", role: "alert" });
-    form.replaceChildren(...fields.map((f) => f.el),
+    form.replaceChildren();
+    append(form, [fields.map((f) => f.el),
       fields.length ? null : h("p", { class: "muted" }, "This workflow declares no inputs."),
-      formError, h("div", { class: "actions" }, h("button", { type: "submit", id: "run" }, "Run")));
+      formError, h("div", { class: "actions" }, h("button", { type: "submit", id: "run" }, "Run"))]);
     form.onsubmit = async (e) => {
       e.preventDefault();
       formError.textContent = "";
