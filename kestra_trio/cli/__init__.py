@@ -41,7 +41,7 @@ app.command("kestra_trio.cli.validate:validate", name="validate", help=VALIDATE_
 app.command("kestra_trio.cli.validate:schema", name="schema", help=SCHEMA_HELP)
 app.command(
     "kestra_trio.cli.execution:execution_app", name="execution",
-    help="Read the logs, state and history of executions, and cancel running ones.",
+    help="Read the logs, state and history of executions, cancel them; start them on a server (--server).",
 )
 app.command(
     "kestra_trio.cli.workflow:workflow_app", name="workflow",
@@ -50,6 +50,10 @@ app.command(
 app.command(
     "kestra_trio.cli.plugin:plugin_app", name="plugin",
     help="List, inspect and validate plugins (bundled, $KESTRA_TRIO_PLUGIN_PATH, --plugins DIR).",
+)
+app.command(
+    "kestra_trio.cli.server:server_app", name="server",
+    help="Run the service: the queue's workers and the HTTP API (`server token` manages API tokens).",
 )
 app.command(
     "kestra_trio.cli.db:db_app", name="db",

@@ -20,7 +20,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from kestra_trio.cli.params import DbPath, Number, WholeNumber
+from kestra_trio.cli.params import DbPath, Number, ServerUrl, WholeNumber
 
 execution_app = App(
     name="execution",
@@ -71,17 +71,15 @@ def _stored(text: str | None) -> str | None:
 
 def _not_found(exc: Exception, execution_id: str) -> int:
     """`Execution not found: <id>`, or the ids an ambiguous prefix matches (exit 1)."""
-    from kestra_trio.storage.executions import AmbiguousExecutionId
+    from kestra_trio.query.executions import not_found_message
 
-    if isinstance(exc, AmbiguousExecutionId):
-        shown = ", ".join(_arg(m) for m in exc.matches) + (", …" if exc.more else "")
-        return _fail(
-            f"Execution id prefix {_arg(execution_id)} matches several executions: {shown}; give more characters"
-        )
-    from kestra_trio.storage.executions import MIN_PREFIX
+    return _fail(not_found_message(exc, execution_id, _arg))
 
-    hint = f" (an id prefix needs at least {MIN_PREFIX} characters)" if 0 < len(execution_id) < MIN_PREFIX else ""
-    return _fail(f"Execution not found: {_arg(execution_id)}{hint}")
+
+def _server(option: str | None) -> str | None:
+    from kestra_trio.cli.remote import server_url
+
+    return server_url(option)
 
 
 def _task_not_found(task_id: str, execution_id: str) -> int:
@@ -125,6 +123,7 @@ async def logs(
     follow: bool = False,
     raw: bool = False,
     db: DbPath = None,
+    server: ServerUrl = None,
 ) -> int:
     """Print the logs of an execution, oldest first.
 
@@ -166,6 +165,10 @@ async def logs(
 
     _prepare_stdout()
     try:
+        if (url := _server(server)) is not None:
+            from kestra_trio.cli import execution_remote
+
+            return await execution_remote.logs(url, execution_id, task, level, since, source, as_json, jsonl, follow, raw)
         return await _logs(execution_id, task, levels, since_seconds, source, as_json, jsonl, follow, raw, db)
     except BrokenPipeError:
         _silence_stdout()
@@ -212,10 +215,6 @@ async def _logs(
     raw: bool,
     db_option: str | None,
 ) -> int:
-    from kestra_trio.cli import formatting
-    from contextlib import aclosing
-
-    from kestra_trio.cli.console import color_enabled, level_tags
     from kestra_trio.config import resolve_db_path
     from kestra_trio.errors import ExecutionNotFound
     from kestra_trio.observability.records import now_ms
@@ -225,8 +224,6 @@ async def _logs(
     from kestra_trio.storage.executions import ExecutionStore
     from kestra_trio.storage.logs import LogFilter
 
-    out = sys.stdout
-    write = out.write
     async with open_database(resolve_db_path(db_option), must_exist=True) as database:
         try:
             resolved = await ExecutionStore(database).resolve_id(execution_id)
@@ -239,55 +236,67 @@ async def _logs(
         since_ms = now_ms() - int(since_seconds * 1000) if since_seconds is not None else None
         log_filter = LogFilter(resolved, _stored(task), levels, since_ms, _stored(source) or None)
 
-        if as_json or jsonl:
-            encode = formatting.LogJsonFormatter(resolved)
-
-            def render(page: list) -> str:
-                return "".join([encode(t, ts, lv, src, msg, meta) + "\n" for (_i, t, ts, lv, src, msg, meta) in page])
-
-            if as_json:
-
-                def render_json(page: list, first: bool) -> str:
-                    body = ",\n".join([encode(t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
-                    return ("[\n" if first else ",\n") + body
-        else:
-            fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)), _message_view(out, raw))
-
-            def render(page: list) -> str:
-                return "".join([fmt(ts, lv, src, msg) for (_i, _t, ts, lv, src, msg, _m) in page])
-
-        printed = 0
-        lost_pid: int | None = None
         if follow:
             follower = LogFollow(database, log_filter)
-            async with aclosing(follower.batches(idle=True)) as batches:
-                async for page in batches:
-                    if page:
-                        write(render(page))
-                        printed += len(page)
-                        out.flush()
-                    elif _reader_gone(out):  # `--follow | head -n 5`: nothing to write that would tell
-                        raise BrokenPipeError(32, "the reader of stdout went away")
-            lost_pid = follower.lost_engine_pid
+            printed = await print_logs(follower.batches(idle=True), resolved, as_json, jsonl, raw)
+            return _logs_end(printed, resolved, task, follower.lost_engine_pid)
+        printed = await print_logs(log_pages(database, log_filter), resolved, as_json, jsonl, raw)
+        return _logs_end(printed, resolved, task, None)
+
+
+async def print_logs(pages, resolved: str, as_json: bool, jsonl: bool, raw: bool) -> int:
+    """Print pages of log tuples (`query.logs.LOG_PAGE_COLUMNS`) as `execution logs` does; an
+    empty page (a follow's quiet poll) checks that the reader of stdout is still there.
+    Returns how many entries were printed. Local and remote (`--server`) logs both print here."""
+    from contextlib import aclosing
+
+    from kestra_trio.cli import formatting
+    from kestra_trio.cli.console import color_enabled, level_tags
+
+    out = sys.stdout
+    write = out.write
+    if as_json or jsonl:
+        encode = formatting.LogJsonFormatter(resolved)
+
+        def render(page: list) -> str:
+            return "".join([encode(t, ts, lv, src, msg, meta) + "\n" for (_i, t, ts, lv, src, msg, meta) in page])
+
+        def render_json(page: list, first: bool) -> str:
+            body = ",\n".join([encode(t, ts, lv, src, msg, meta) for (_i, t, ts, lv, src, msg, meta) in page])
+            return ("[\n" if first else ",\n") + body
+    else:
+        fmt = formatting.LogLineFormatter(level_tags(color_enabled(out)), _message_view(out, raw))
+
+        def render(page: list) -> str:
+            return "".join([fmt(ts, lv, src, msg) for (_i, _t, ts, lv, src, msg, _m) in page])
+
+    printed = 0
+    async with aclosing(pages) as batches:
+        async for page in batches:
+            if page:
+                write(render_json(page, printed == 0) if as_json else render(page))
+                printed += len(page)
+                out.flush()
+            elif _reader_gone(out):  # `--follow | head -n 5`: nothing to write that would tell
+                raise BrokenPipeError(32, "the reader of stdout went away")
+    if as_json:
+        write("\n]\n" if printed else "[]\n")
+    out.flush()
+    return printed
+
+
+def _logs_end(printed: int, resolved: str, task: str | None, lost_pid: int | None) -> int:
+    if lost_pid is not None:
+        _say(
+            f"kestra-trio: the engine running execution {_arg(resolved)} (pid {lost_pid}) is gone; "
+            "the execution will be marked FAILED (ENGINE_LOST) when kestra-trio next runs"
+        )
+        return EXIT_FAILURE
+    if printed == 0:
+        if task is not None:
+            _say(f"No logs found for task {_arg(task)} in execution {_arg(resolved)}")
         else:
-            async with aclosing(log_pages(database, log_filter)) as pages:
-                async for page in pages:
-                    write(render_json(page, printed == 0) if as_json else render(page))
-                    printed += len(page)
-            if as_json:
-                write("\n]\n" if printed else "[]\n")
-        out.flush()
-        if lost_pid is not None:
-            _say(
-                f"kestra-trio: the engine running execution {_arg(resolved)} (pid {lost_pid}) is gone; "
-                "the execution will be marked FAILED (ENGINE_LOST) when kestra-trio next runs"
-            )
-            return EXIT_FAILURE
-        if printed == 0:
-            if task is not None:
-                _say(f"No logs found for task {_arg(task)} in execution {_arg(resolved)}")
-            else:
-                _say(f"No logs found for execution {_arg(resolved)}")
+            _say(f"No logs found for execution {_arg(resolved)}")
     return EXIT_OK
 
 
@@ -325,6 +334,7 @@ async def inspect(
     as_json: Annotated[bool, Parameter(name="--json")] = False,
     no_truncate: bool = False,
     db: DbPath = None,
+    server: ServerUrl = None,
 ) -> int:
     """Show the state of an execution and of each of its tasks.
 
@@ -352,6 +362,16 @@ async def inspect(
     from kestra_trio.inspection.inspector import ExecutionInspector, TaskNotFound
     from kestra_trio.storage.db import open_database
 
+    if (url := _server(server)) is not None:
+        from kestra_trio.cli import execution_remote
+
+        _prepare_stdout()
+        try:
+            return await execution_remote.inspect(url, execution_id, task, show_inputs, timeline, audit, as_json,
+                                                  not no_truncate)
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_OK
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         try:
             snapshot = await ExecutionInspector(database).snapshot(
@@ -421,6 +441,7 @@ async def list_(
     limit: WholeNumber = 20,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
     db: DbPath = None,
+    server: ServerUrl = None,
 ) -> int:
     """List executions, newest first, with state, start, duration and task counts.
 
@@ -451,6 +472,15 @@ async def list_(
     if not 1 <= limit <= MAX_LIMIT:  # a bad argument, as `--limit abc`: exit 2
         _say(f"--limit must be between 1 and {MAX_LIMIT}")
         return EXIT_USAGE
+    if (url := _server(server)) is not None:
+        from kestra_trio.cli import execution_remote
+
+        _prepare_stdout()
+        try:
+            return await execution_remote.list_(url, where.workflow_id, where.state, limit, as_json)
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_OK
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         page = await list_executions(database, where, limit=limit)
     rows, counts = page.rows, page.task_counts
@@ -480,6 +510,7 @@ async def cancel(
     reason: str | None = None,
     wait: Number = 5.0,
     db: DbPath = None,
+    server: ServerUrl = None,
 ) -> int:
     """Ask the engine running an execution to cancel it, and wait until it has.
 
@@ -510,6 +541,13 @@ async def cancel(
         return EXIT_USAGE
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         return _fail(f"--reason must be at most {MAX_REASON_CHARS} characters (got {len(reason)})")
+    if (url := _server(server)) is not None:
+        from kestra_trio.cli import execution_remote
+
+        try:
+            return await execution_remote.cancel(url, execution_id, _stored(reason), wait)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     async with open_database(resolve_db_path(db), must_exist=True) as database:
         try:
             resolved = await ExecutionStore(database).resolve_id(execution_id)
@@ -549,6 +587,59 @@ async def cancel(
             if note:
                 _say(note)
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- start
+
+
+@execution_app.command
+async def start(
+    workflow: str,
+    /,
+    *,
+    inputs: Annotated[list[str] | None, Parameter(name=["--input", "-i"])] = None,
+    wait: bool = False,
+    raw: bool = False,
+    server: ServerUrl = None,
+) -> int:
+    """Start an execution of a registry workflow on a server (it runs the current revision).
+
+    Exit codes: 0 queued (with --wait: SUCCESS), 1 no such workflow (with --wait: FAILED or
+    CANCELLED), 2 inputs refused (the messages of `run --input`), 3 the server cannot be reached.
+
+    Parameters
+    ----------
+    workflow
+        The workflow id (`kestra-trio workflow list`).
+    inputs
+        A run-time input as KEY=VALUE; repeat for several.
+    wait
+        Print the execution's log as it runs and exit with its final state.
+    raw
+        With --wait on a terminal, show control characters as escapes.
+    server
+        The server to start it on.
+    """
+    from kestra_trio.errors import UsageError
+    from kestra_trio.model.inputs import parse_input_args
+
+    url = _server(server)
+    if url is None:
+        raise UsageError(
+            "execution start needs a server: --server URL or KESTRA_TRIO_SERVER "
+            "(to run a workflow file here and now: kestra-trio run FILE)"
+        )
+    values = parse_input_args(inputs or [])
+    from kestra_trio.cli import execution_remote
+
+    _prepare_stdout()
+    try:
+        return await execution_remote.start(url, workflow, dict(values), wait, raw)
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def _engine_note(pid: int | None, host: str | None) -> str | None:

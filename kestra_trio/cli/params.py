@@ -37,3 +37,13 @@ DbPath = Annotated[
     str | None,
     Parameter(name="--db", help="Database file (default: $KESTRA_TRIO_DB, else the per-user data folder)."),
 ]
+
+#: `--server` of the `execution` commands that also work against a running server
+ServerUrl = Annotated[
+    str | None,
+    Parameter(
+        name="--server",
+        help="Ask this kestra-trio server instead of the local database (default: $KESTRA_TRIO_SERVER; "
+        "token: $KESTRA_TRIO_TOKEN).",
+    ),
+]

@@ -68,3 +68,16 @@ async def list_executions(
     counts = await store.task_counts([row.id for row in rows])
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return ExecutionPage(rows, counts, next_cursor)
+
+
+def not_found_message(exc: Exception, given: str, shown=str) -> str:
+    """`Execution not found: <id>`, or the ids an ambiguous prefix matches: the CLI prints it,
+    the API answers it (404), and the remote CLI prints the API's answer — one wording.
+    `shown` makes untrusted text safe for where it goes (the CLI: one terminal line)."""
+    from kestra_trio.storage.executions import MIN_PREFIX, AmbiguousExecutionId
+
+    if isinstance(exc, AmbiguousExecutionId):
+        ids = ", ".join(shown(m) for m in exc.matches) + (", …" if exc.more else "")
+        return f"Execution id prefix {shown(given)} matches several executions: {ids}; give more characters"
+    hint = f" (an id prefix needs at least {MIN_PREFIX} characters)" if 0 < len(given) < MIN_PREFIX else ""
+    return f"Execution not found: {shown(given)}{hint}"

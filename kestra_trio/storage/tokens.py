@@ -48,7 +48,7 @@ class TokenRow:
 class TokenCheck:
     """What a request's token amounts to."""
 
-    #: any valid token exists (then every API request needs one)
+    #: a token was ever created (then every API request needs a valid one)
     required: bool
     #: the id of the valid token presented (None: none, wrong or revoked)
     token_id: str | None
@@ -78,8 +78,14 @@ def _revoke(raw: sqlite3.Connection, token_id: str, at: int) -> bool | None:
     return True
 
 
+def _any_active(raw: sqlite3.Connection) -> bool:
+    return raw.execute("SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+
+
 def _check(raw: sqlite3.Connection, digest: str | None) -> TokenCheck:
-    required = raw.execute("SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+    # once a token was created the API needs one, also after every token was revoked: revoking
+    # the last token locks the API (create a new one), it never reopens it
+    required = raw.execute("SELECT 1 FROM api_tokens LIMIT 1").fetchone() is not None
     if digest is None or not required:
         return TokenCheck(required, None)
     row = raw.execute(
@@ -116,7 +122,7 @@ class TokenStore:
         return await self.db.write(_revoke, token_id, now_ms())
 
     async def any_active(self) -> bool:
-        return (await self.db.run(_check, None)).required
+        return await self.db.run(_any_active)
 
     async def check(self, token: str | None) -> TokenCheck:
         """Whether tokens are required and which valid token (if any) `token` is; its last use

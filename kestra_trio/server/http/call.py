@@ -135,7 +135,7 @@ async def read_json(request: Request, schema: str | None, *, required: bool = Tr
     """The body as JSON, checked against SCHEMAS[schema] (None: any JSON value)."""
     if not _is_json(request.headers.get("content-type")):
         raise ApiError(415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)")
-    raw = await request.body()  # Starlette stops reading past max_body_size: 413
+    raw = await read_body(request, request.app.state.ctx.max_body_bytes)
     if not raw.strip():
         if required:
             raise bad_request("the request needs a JSON body")
@@ -151,6 +151,27 @@ async def read_json(request: Request, schema: str | None, *, required: bool = Tr
     if schema is not None:
         check_schema(schema, value)
     return value
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be larger than `limit` (from its
+    Content-Length, or while it streams in): a huge body is never held in memory."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large(limit)
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> ApiError:
+    from kestra_trio.model.sizes import format_size
+
+    return ApiError(413, "too_large", f"the request body is larger than the server accepts ({format_size(limit)})")
 
 
 def _json_problem(exc: ValueError) -> str:

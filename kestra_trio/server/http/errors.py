@@ -43,7 +43,6 @@ def bad_request(message: str) -> ApiError:
 _HTTP_CODES = {
     404: ("not_found", "no such route: {method} {path}"),
     405: ("method_not_allowed", "{method} is not allowed on {path}"),
-    413: ("too_large", "the request body is larger than the server accepts ({limit})"),
 }
 
 
@@ -53,15 +52,10 @@ async def api_error(request: Request, exc: Exception) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no route, wrong method, body too large) in our JSON shape."""
+    """Starlette's own refusals (no route, wrong method) in our JSON shape."""
     assert isinstance(exc, HTTPException)
     code, template = _HTTP_CODES.get(exc.status_code, ("error", str(exc.detail)))
-    from kestra_trio.model.sizes import format_size
-
-    limit = request.scope.get("starlette.max_body_size")
-    message = template.format(
-        method=request.method, path=request.url.path, limit=format_size(limit) if isinstance(limit, int) else "?"
-    )
+    message = template.format(method=request.method, path=request.url.path)
     return json_response(request, {"error": code, "message": message}, exc.status_code, dict(exc.headers or {}))
 
 
