@@ -84,6 +84,7 @@ async def serve_http(service: Service, ctx: ApiContext, host: str, port: int, cl
     from hypercorn.trio import serve
 
     from kestra_trio.server.http.app import build_app
+    from kestra_trio.server.web import web_routes
 
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host.strip("[]") else f"{host}:{port}"]
@@ -91,7 +92,7 @@ async def serve_http(service: Service, ctx: ApiContext, host: str, port: int, cl
     config.errorlog = None  # our own log says what happens (server/log.py)
     config.graceful_timeout = GRACEFUL_CLOSE_SECONDS
     config.include_server_header = False
-    binds = await service.start(partial(serve, build_app(ctx), config, shutdown_trigger=closed.wait))
+    binds = await service.start(partial(serve, build_app(ctx, web_routes()), config, shutdown_trigger=closed.wait))
     return binds[0]
 
 
