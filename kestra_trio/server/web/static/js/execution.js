@@ -5,6 +5,7 @@ import { h, append, pagePath, stateBadge, fmtTime, fmtDuration, oneLine, json } 
 import { notice, confirmAction, navigate } from "./app.js";
 import { LogView, LEVELS } from "./logview.js";
 import { literal, literalText } from "./text.js";
+import { labelsOf } from "./executions.js";
 
 const TERMINAL = new Set(["SUCCESS", "FAILED", "CANCELLED", "SKIPPED"]);
 const POLL_MS = 1000;
@@ -87,7 +88,7 @@ export function executionPage(main, id, query) {
         e.workflow_revision != null ? ` revision ${e.workflow_revision}` : "")],
       ["Created", fmtTime(e.created_at)], ["Started", fmtTime(e.started_at)], ["Ended", fmtTime(e.ended_at)],
       ["Duration", fmtDuration(e.duration_ms)],
-      ["Labels", e.labels && Object.keys(e.labels).length ? Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(", ") : null],
+      ["Labels", Object.entries(labelsOf(e)).map(([k, v]) => `${k}=${v}`).join(", ") || null],
       ["Failed task", e.failed_task_id], ["Cancelled by", e.cancelled_by],
     ].filter(([, v]) => v !== null && v !== undefined && v !== "");
     header.replaceChildren(...fields.flatMap(([k, v]) => [h("dt", null, k), h("dd", null, typeof v === "string" ? oneLine(v) : v)]));

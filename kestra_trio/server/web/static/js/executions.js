@@ -36,7 +36,8 @@ export function executionsPage(main, query) {
     cursor = null;
     load(false);
   };
-  for (const el of [workflow, label]) el.addEventListener("change", apply);
+  workflow.addEventListener("change", apply);
+  label.addEventListener("input", () => { filters.label = label.value.trim(); draw(); });
   state.addEventListener("change", apply);
   search.addEventListener("input", () => { filters.search = search.value.trim(); draw(); });
 
@@ -53,7 +54,7 @@ export function executionsPage(main, query) {
     more);
 
   function params() {
-    return { workflow: filters.workflow, state: filters.state, label: filters.label, limit: PAGE };
+    return { workflow: filters.workflow, state: filters.state, limit: PAGE };
   }
 
   async function load(older) {
@@ -74,6 +75,7 @@ export function executionsPage(main, query) {
     const needle = filters.search.toLowerCase();
     const list = [...rows.values()]
       .filter((e) => !needle || e.id.toLowerCase().includes(needle) || e.workflow_id.toLowerCase().includes(needle))
+      .filter((e) => hasLabel(e, filters.label))
       .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : a.id < b.id ? 1 : -1));
     body.replaceChildren(...list.map(row));
     count.textContent = `${list.length} shown${cursor ? " (older ones: Load older)" : ""}`;
@@ -96,6 +98,19 @@ export function executionsPage(main, query) {
   };
   poll();
   return () => { stopped = true; clearTimeout(timer); };
+}
+
+/** The labels an execution was started with (`POST /executions` keeps them in trigger_data). */
+export function labelsOf(e) {
+  return e.labels ?? e.trigger_data?.labels ?? {};
+}
+
+/** `key=value` (exact) or `key` (present); empty: any. */
+function hasLabel(e, filter) {
+  if (!filter) return true;
+  const labels = labelsOf(e);
+  const [key, ...rest] = filter.split("=");
+  return rest.length ? labels[key] === rest.join("=") : key in labels;
 }
 
 export function taskSummary(e) {

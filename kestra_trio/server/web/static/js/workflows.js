@@ -52,6 +52,7 @@ export function workflowPage(main, id) {
         h("dt", null, "Revision"), h("dd", null, String(w.revision)),
         h("dt", null, "Enabled"), h("dd", { id: "enabled" }, w.enabled ? "yes" : "no"),
         w.description ? [h("dt", null, "Description"), h("dd", null, String(w.description))] : null,
+        w.problem ? [h("dt", null, "Problem"), h("dd", { class: "error-text" }, oneLine(w.problem))] : null,
         w.labels && Object.keys(w.labels).length ? [h("dt", null, "Labels"), h("dd", null, Object.entries(w.labels).map(([k, v]) => oneLine(`${k}=${v}`)).join(", "))] : null,
         h("dt", null, "Executions"), h("dd", null, h("a", { href: `/?workflow=${encodeURIComponent(w.id)}` }, "this workflow's executions"))),
       h("div", { class: "actions" }, h("button", { type: "button", class: "ghost", id: "toggle", onclick: () => toggle(w) }, w.enabled ? "Disable…" : "Enable")));
