@@ -13,7 +13,8 @@ Measures, with Debian's chromium driven by Selenium (chromium-driver):
   line appears on screen (same clock): p50 (target <= 250 ms), p95, worst;
 * executions page with --executions (10,000) executions: first row on screen (target <= 1 s).
 
-The log executions are real runs (`kestra-trio run` of a `seq` workflow); the 10,000
+The log executions are real runs (`kestra-trio run` of a `seq | sed` workflow: ~100-character
+lines with a colour sequence each); the 10,000
 executions are copies of one real execution's rows made with SQL (running 10,000 workflows
 would take most of an hour and measure the engine, not the page).
 
@@ -37,6 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import CLI, fmt, percentile, print_header, print_table, verdict  # noqa: E402
+
+#: a log line of a typical length (~100 characters), with a colour, as sed's replacement (& = the line number)
+LINE = r"2026-12-03 12:00:00,123 INFO  worker.step[&] processed batch & of the input: \\x1b[32mok\\x1b[0m rows=1000 bytes=65536"
 
 #: injected before the page's own scripts: when the first row appears, the longest stall
 PROBE = """
@@ -97,7 +101,7 @@ def heap_mb(driver) -> float:
 def run_lines(db: Path, here: Path, lines: int) -> str:
     wf = here / f"lines{lines}.yaml"
     wf.write_text(f"id: lines{lines}\nnamespace: bench\ntasks:\n  - id: print\n    type: core/shell.run\n"
-                  f"    inputs: {{command: \"seq 1 {lines} | sed 's/^/line /'\"}}\n")
+                  f"    inputs: {{command: \"seq 1 {lines} | sed 's/.*/{LINE}/'\"}}\n")
     done = subprocess.run([CLI, "run", str(wf), "--db", str(db)], capture_output=True, text=True, timeout=3600)
     match = re.search(r"\b([0-9a-f]{16})\b", done.stdout + done.stderr)
     assert done.returncode == 0 and match, done.stderr[-2000:]

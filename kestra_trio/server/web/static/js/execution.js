@@ -34,7 +34,8 @@ export function executionPage(main, id, query) {
   });
   taskFilter.addEventListener("change", applyFilter);
   for (const b of levelBoxes) b.addEventListener("change", applyFilter);
-  textFilter.addEventListener("input", applyFilter);
+  let typing = null; // a million lines are filtered once the typing pauses, not per key
+  textFilter.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(applyFilter, 150); });
   view.onTasks = (names) => {
     const have = new Set([...taskFilter.options].map((o) => o.value));
     for (const n of names) if (!have.has(n)) taskFilter.append(h("option", { value: n }, oneLine(n)));
