@@ -99,12 +99,24 @@ def heap_mb(driver) -> float:
 
 
 def run_lines(db: Path, here: Path, lines: int) -> str:
+    # the engine stores at most 10 MiB of output per task (plugin_runtime.streams): the lines
+    # are spread over enough parallel tasks to store every one of them
+    tasks = max(1, -(-lines * 120 // (8 * 1024 * 1024)))
+    per_task = -(-lines // tasks)
     wf = here / f"lines{lines}.yaml"
-    wf.write_text(f"id: lines{lines}\nnamespace: bench\ntasks:\n  - id: print\n    type: core/shell.run\n"
-                  f"    inputs: {{command: \"seq 1 {lines} | sed 's/.*/{LINE}/'\"}}\n")
+    text = f"id: lines{lines}\nnamespace: bench\ntasks:\n"
+    for t in range(tasks):
+        first, last = t * per_task + 1, min(lines, (t + 1) * per_task)
+        text += (f"  - id: print{t}\n    type: core/shell.run\n"
+                 f"    inputs: {{command: \"seq {first} {last} | sed 's/.*/{LINE}/'\"}}\n")
+    wf.write_text(text)
     done = subprocess.run([CLI, "run", str(wf), "--db", str(db)], capture_output=True, text=True, timeout=3600)
     match = re.search(r"\b([0-9a-f]{16})\b", done.stdout + done.stderr)
     assert done.returncode == 0 and match, done.stderr[-2000:]
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT count(*) FROM execution_logs WHERE execution_id = ? AND source LIKE 'plugin:%'",
+                              (match.group(1),)).fetchone()[0]
+    assert stored == lines, f"{stored} of {lines} lines stored"
     return match.group(1)
 
 
@@ -143,6 +155,8 @@ def log_page(driver, url: str, execution_id: str, lines: int) -> dict:
     loaded = driver.execute_script("return performance.now()") / 1000  # seconds since navigation
     bench = driver.execute_script("return window.__bench")
     status = driver.find_element("css selector", ".log-status").text
+    shown = int(status.split(" ")[0].replace(",", ""))
+    assert shown >= lines, f"the page has {status}, the execution {lines:,} plugin lines and more"
     mid, _ = driver.execute_async_script(SCROLL, "middle")
     end, last_row = driver.execute_async_script(SCROLL, "end")
     return {"first": bench["first"] / 1000, "loaded": loaded, "heap": heap_mb(driver), "mid": mid / 1000,
@@ -199,7 +213,7 @@ def main() -> int:
         result = log_page(driver, url, small, args.lines)
         rows += [
             [f"{args.lines:,} lines: first line on screen", fmt(result["first"], " s"), "<= 1 s", verdict(result["first"], 1.0)],
-            [f"{args.lines:,} lines: every line loaded", fmt(result["loaded"], " s"), "", ""],
+            [f"{args.lines:,} lines: every line loaded", fmt(result["loaded"], " s"), result["status"], ""],
             [f"{args.lines:,} lines: JS heap after GC", fmt(result["heap"], " MB"), "<= 150 MB", verdict(result["heap"], 150)],
             [f"{args.lines:,} lines: scroll to the end", fmt(result["end"], " s"), "<= 1 s", verdict(result["end"], 1.0)],
             [f"{args.lines:,} lines: longest stall while loading", fmt(result["stall"], " s"), "", ""],
@@ -208,7 +222,7 @@ def main() -> int:
             result = log_page(driver, url, big, args.big_lines)
             rows += [
                 [f"{args.big_lines:,} lines: first line on screen", fmt(result["first"], " s"), "", ""],
-                [f"{args.big_lines:,} lines: every line loaded", fmt(result["loaded"], " s"), "", ""],
+                [f"{args.big_lines:,} lines: every line loaded", fmt(result["loaded"], " s"), result["status"], ""],
                 [f"{args.big_lines:,} lines: JS heap after GC", fmt(result["heap"], " MB"), "", ""],
                 [f"{args.big_lines:,} lines: scroll to the middle / end",
                  f"{fmt(result['mid'], ' s')} / {fmt(result['end'], ' s')}", "responsive", verdict(result["end"], 1.0)],
