@@ -154,10 +154,24 @@ def test_pages_carry_a_strict_content_security_policy(server):
     assert not re.search(r"\son[a-z]+\s*=|\sstyle\s*=", page)
 
 
-def test_live_page_shows_every_line_once_in_order_and_the_end_state(server, browser, tmp_path, screenshots):
+@pytest.fixture(scope="module")
+def live_run(server, tmp_path_factory) -> tuple[str, Path]:
+    """The LIVE workflow's execution, waiting at its gate (whoever needs it finished touches the gate)."""
     apply(server, "live", LIVE)
-    gate = tmp_path / "go"
-    execution_id = server.start("live", {"gate": str(gate)})
+    gate = tmp_path_factory.mktemp("gate") / "go"
+    return server.start("live", {"gate": str(gate)}), gate
+
+
+@pytest.fixture
+def finished_live(server, live_run) -> str:
+    execution_id, gate = live_run
+    gate.touch()
+    wait_api(server, execution_id)
+    return execution_id
+
+
+def test_live_page_shows_every_line_once_in_order_and_the_end_state(server, browser, live_run, screenshots):
+    execution_id, gate = live_run
     browser.get(f"{server.url}/executions/{execution_id}")
     # the first half is on screen while the run still waits for the gate
     wait_for(browser, lambda d: shown_count(d) >= 152, message="the first half never showed")
@@ -182,10 +196,10 @@ def test_live_page_shows_every_line_once_in_order_and_the_end_state(server, brow
     browser.save_screenshot(str(screenshots / "execution.png"))
 
 
-def test_log_filters(server, browser):
+def test_log_filters(server, browser, finished_live):
     from selenium.webdriver.support.ui import Select
 
-    execution_id = next(e["id"] for e in server.api("GET", "/executions?workflow=live")[1]["executions"])
+    execution_id = finished_live
     browser.get(f"{server.url}/executions/{execution_id}")
     wait_for(browser, lambda d: d.find_element("id", "live-state").text == "(complete)")
     total = len(cli_jsonl(server, execution_id))
@@ -203,12 +217,13 @@ def test_log_filters(server, browser):
         if not box.is_selected():
             box.click()
     browser.find_element("name", "text").send_keys("LINE 29")
+    wait_for(browser, lambda d: d.find_element("css selector", ".log-status").text.startswith("11 of"))
     assert [row[3] for row in rows(browser)] == ["line 29 red bold", "line 290", "line 291", "line 292", "line 293",
                                                "line 294", "line 295", "line 296", "line 297", "line 298", "line 299"]
 
 
-def test_downloads_equal_the_cli(server, browser):
-    execution_id = next(e["id"] for e in server.api("GET", "/executions?workflow=live")[1]["executions"])
+def test_downloads_equal_the_cli(server, browser, finished_live):
+    execution_id = finished_live
     browser.get(f"{server.url}/executions/{execution_id}")
     wait_for(browser, lambda d: d.find_element("id", "live-state").text == "(complete)")
     for kind, args in (("jsonl", ("--jsonl",)), ("txt", ())):
