@@ -577,16 +577,23 @@ async def cancel(
                 state = await recorded_state()
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-        if state == "CANCELLED":
-            _say(f"Execution {shown} cancelled", stream=sys.stdout)
-        elif state in TERMINAL:
-            _say(f"Execution {shown} finished before the cancel took effect: {state}", stream=sys.stdout)
-        else:
-            _say(f"Execution {shown}: cancel requested; state is still {state}", stream=sys.stdout)
+        if not say_cancel_outcome(shown, state):
             note = _engine_note(execution.engine_pid, execution.engine_host)
             if note:
                 _say(note)
     return EXIT_OK
+
+
+def say_cancel_outcome(shown: str, state: str) -> bool:
+    """What `cancel` ends with, locally or over HTTP; False while the execution still runs."""
+    if state == "CANCELLED":
+        _say(f"Execution {shown} cancelled", stream=sys.stdout)
+    elif state in TERMINAL:
+        _say(f"Execution {shown} finished before the cancel took effect: {state}", stream=sys.stdout)
+    else:
+        _say(f"Execution {shown}: cancel requested; state is still {state}", stream=sys.stdout)
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- start

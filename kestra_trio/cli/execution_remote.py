@@ -3,6 +3,7 @@ local ones (`cli/execution.py`), read from and sent to the server's HTTP API."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -17,8 +18,9 @@ from kestra_trio.cli.execution import (
     _print_inspect,
     _say,
     print_logs,
+    say_cancel_outcome,
 )
-from kestra_trio.cli.remote import RemoteApi, RemoteNotFound, json_data, log_tuple
+from kestra_trio.cli.remote import RemoteApi, RemoteNotFound, log_tuple
 
 POLL_SECONDS = 0.2
 
@@ -37,10 +39,10 @@ class RemoteFollow:
     async def batches(self) -> AsyncIterator[list]:
         async for event, event_id, data in self.api.follow(self.path, self.params):
             if event == "end":
-                end = json_data(data)
+                end = json.loads(data)
                 self.end_state, self.lost_engine_pid = end.get("state"), end.get("engine_lost")
                 return
-            yield [log_tuple(int(event_id or 0), json_data(data))]
+            yield [log_tuple(int(event_id or 0), json.loads(data))]
 
 
 async def _log_pages(api: RemoteApi, execution_id: str, params: Mapping[str, Any]) -> AsyncIterator[list]:
@@ -137,12 +139,7 @@ async def cancel(url: str, execution_id: str, reason: str | None, wait: float) -
                 await trio.sleep(POLL_SECONDS)
         if state not in TERMINAL:
             state = await _state(api, resolved)
-    if state == "CANCELLED":
-        _say(f"Execution {shown} cancelled", stream=sys.stdout)
-    elif state in TERMINAL:
-        _say(f"Execution {shown} finished before the cancel took effect: {state}", stream=sys.stdout)
-    else:
-        _say(f"Execution {shown}: cancel requested; state is still {state}", stream=sys.stdout)
+    say_cancel_outcome(shown, _arg(state))
     return EXIT_OK
 
 

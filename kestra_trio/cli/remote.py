@@ -8,9 +8,7 @@ cannot be opened); a token refused (401) or a request refused (400/422): 2.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -148,15 +146,3 @@ def log_tuple(entry_id: int, entry: Mapping[str, Any]) -> tuple:
 
     return (entry_id, entry.get("task_id"), ms_from_iso(entry["timestamp"]) or 0, entry["level"], entry["source"],
             entry["message"], entry.get("metadata"))
-
-
-def say(message: str) -> None:
-    try:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def json_data(text: str) -> Any:
-    return json.loads(text)

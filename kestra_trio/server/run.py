@@ -92,7 +92,13 @@ async def serve_http(service: Service, ctx: ApiContext, host: str, port: int, cl
     config.errorlog = None  # our own log says what happens (server/log.py)
     config.graceful_timeout = GRACEFUL_CLOSE_SECONDS
     config.include_server_header = False
-    binds = await service.start(partial(serve, build_app(ctx, web_routes()), config, shutdown_trigger=closed.wait))
+    try:
+        binds = await service.start(partial(serve, build_app(ctx, web_routes()), config, shutdown_trigger=closed.wait))
+    except* OSError as group:  # the port is taken, the address is not ours (raised inside hypercorn's nursery)
+        exc: BaseException = group
+        while isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+        raise UsageError(f"cannot listen on {config.bind[0]}: {getattr(exc, 'strerror', None) or exc}") from None
     return binds[0]
 
 

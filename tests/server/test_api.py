@@ -92,7 +92,7 @@ async def api(tmp_path: Path):
         ctx = ApiContext(service, ServerLog("json", stream), Masker(secrets.values()), secrets=secrets,
                          max_body_bytes=64 * 1024)
         transport = httpx.ASGITransport(app=build_app(ctx))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
             yield Api(client, ctx, stream.lines)
 
 
@@ -320,3 +320,17 @@ async def test_a_webhook_body_its_inputs_cannot_use_is_422_with_the_template_pro
     response = await api.client.post(f"/api/v1/webhooks/hello/{KEY}", json={"nobody": 1})
     assert response.status_code == 422
     assert "who" in response.json()["message"]
+
+
+async def test_another_sites_page_cannot_start_or_cancel_and_a_rebound_host_name_cannot_read(api: Api) -> None:
+    cross = await api.client.post("/api/v1/executions", json={"workflow": "hello"}, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403 and cross.json()["error"] == "cross_origin"
+    same = await api.client.post("/api/v1/executions", json={"workflow": "hello"}, headers={"Origin": "http://127.0.0.1:8080"})
+    assert same.status_code == 201
+    rebound = await api.client.get("/api/v1/executions", headers={"Host": "evil.example:8080"})
+    assert rebound.status_code == 403 and rebound.json()["error"] == "foreign_host"
+    assert (await api.client.get("/api/v1/executions", headers={"Host": "localhost:8080"})).status_code == 200
+    _, token = await TokenStore(api.ctx.service.db).create("proxy")
+    behind_proxy = await api.client.get("/api/v1/executions",
+                                        headers={"Host": "kestra.example", "Authorization": f"Bearer {token}"})
+    assert behind_proxy.status_code == 200  # with a token, any host name

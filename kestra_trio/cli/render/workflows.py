@@ -11,7 +11,7 @@ from rich.text import Text
 
 from kestra_trio.cli.formatting import borderless_table, literal, literal_line
 from kestra_trio.query.documents import iso_ms
-from kestra_trio.query.documents import workflow_document as workflow_json
+from kestra_trio.query.documents import workflow_document as workflow_json  # noqa: F401 (workflow list --json)
 from kestra_trio.storage.workflows import Applied, RevisionRow, WorkflowRow
 
 

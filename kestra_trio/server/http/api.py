@@ -4,8 +4,6 @@ layer and answers the documents the CLI prints (`query.documents`), so `inspect 
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import Response
 
 from kestra_trio import __version__

@@ -36,8 +36,9 @@ def endpoint(op: Operation):
 
     async def run(request: Request) -> Response:
         ctx: ApiContext = request.app.state.ctx
-        if not op.public:
-            await authorize(ctx, request)
+        refuse_cross_site(request)
+        if not op.public and await authorize(ctx, request) is None:
+            refuse_foreign_host(request)
         if op.starts and ctx.stopping:
             raise ApiError(503, "shutting_down", "the server is shutting down and starts nothing new; try again later",
                            headers={"Retry-After": "30"})
@@ -48,6 +49,34 @@ def endpoint(op: Operation):
 
     run.__name__ = op.operation_id
     return run
+
+
+# ------------------------------------------------------------------ browsers
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def refuse_cross_site(request: Request) -> None:
+    """A browser page of another site must not change anything here (CSRF): a state-changing
+    request whose `Origin` is not this server's own is refused. curl and the CLI send none."""
+    origin = request.headers.get("origin")
+    if request.method in ("GET", "HEAD") or origin is None:
+        return
+    from urllib.parse import urlsplit
+
+    if urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+        raise ApiError(403, "cross_origin", "requests from another site's page are refused (Origin does not match Host)")
+
+
+def refuse_foreign_host(request: Request) -> None:
+    """With no token required (an open API on loopback), only loopback host names are served:
+    a page on a domain an attacker points at 127.0.0.1 (DNS rebinding) is refused."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(f"//{request.headers.get('host', '')}").hostname or "").lower()
+    if host not in LOOPBACK_NAMES:
+        raise ApiError(403, "foreign_host", f"host name {host[:100]!r} is not served without an API token "
+                       "(use localhost / 127.0.0.1, or create a token: `kestra-trio server token create NAME`)")
 
 
 # ------------------------------------------------------------------ tokens

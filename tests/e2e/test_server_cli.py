@@ -1,0 +1,176 @@
+"""`kestra-trio server` as a real subprocess on 127.0.0.1 port 0, a real HTTP client, real
+signals: starts over HTTP, SSE follow, the remote CLI, the token rule, and the SIGTERM drain."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow  # starts the real CLI and its processes (--quick skips it)
+
+CLI = str(Path(sys.executable).with_name("kestra-trio"))
+ENV = {**os.environ, "NO_COLOR": "1"}
+ENV.pop("KESTRA_TRIO_SERVER", None)
+ENV.pop("KESTRA_TRIO_TOKEN", None)
+
+WORKFLOW = """
+id: hello
+inputs:
+  - {name: count, type: integer, default: 2}
+tasks:
+  - id: say
+    type: core/shell.run
+    inputs:
+      command: 'for i in $(seq 1 $N); do echo "line $i"; sleep 0.1; done'
+      env: {N: "{{ inputs.count }}"}
+"""
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, url: str, db: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.db = db
+        self.client = httpx.Client(base_url=url, timeout=60)
+
+    def start(self, **inputs) -> str:
+        response = self.client.post("/api/v1/executions", json={"workflow": "hello", "inputs": inputs})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def state(self, execution_id: str) -> str:
+        return self.client.get(f"/api/v1/executions/{execution_id}").json()["execution"]["state"]
+
+    def wait_state(self, execution_id: str, states: tuple[str, ...], timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while (state := self.state(execution_id)) not in states:
+            assert time.monotonic() < deadline, f"{execution_id} still {state}"
+            time.sleep(0.05)
+        return state
+
+
+@contextmanager
+def running_server(tmp_path: Path, *args: str) -> Iterator[Server]:
+    (tmp_path / "wf").mkdir(exist_ok=True)
+    (tmp_path / "wf" / "hello.yaml").write_text(WORKFLOW)
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen(
+        [CLI, "server", "--workflows", str(tmp_path / "wf"), "--port", "0", "--db", str(db), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until it listens (or exits)
+        assert line.startswith("kestra-trio server listening on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        server = Server(proc, line.split()[-1], db)
+        with server.client:
+            yield server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=120)
+
+
+def test_start_follow_and_remote_cli_then_sigterm_exits_0(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        execution_id = server.start(count=3)
+        with server.client.stream("GET", f"/api/v1/executions/{execution_id}/logs/follow") as response:
+            text = "".join(response.iter_text())
+        assert "line 1" in text and "line 3" in text
+        assert text.rstrip().endswith('event: end\ndata: {"state": "SUCCESS"}')
+
+        remote = {"KESTRA_TRIO_SERVER": server.url}
+        started = cli("execution", "start", "hello", "--input", "count=1", "--wait", env=remote)
+        assert started.returncode == 0, started.stderr
+        assert "line 1" in started.stdout and started.stdout.strip().endswith("finished: SUCCESS")
+        refused = cli("execution", "start", "hello", "--input", "count=x", env=remote)
+        assert refused.returncode == 2 and "input 'count' must be an integer" in refused.stderr
+        for args in (["execution", "list", "--json"], ["execution", "logs", execution_id],
+                     ["execution", "inspect", execution_id], ["execution", "logs", "nope-nope"]):
+            local = cli(*args, "--db", str(server.db))
+            over_http = cli(*args, "--server", server.url)
+            assert (over_http.returncode, over_http.stdout, over_http.stderr) == (local.returncode, local.stdout, local.stderr), args
+
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+        assert "stopped" in server.proc.stderr.read()
+
+
+def test_sigterm_drains_then_cancels_with_server_shutdown_and_queued_runs_stay_queued(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--drain-timeout", "1s", "--max-parallel", "1") as server:
+        quick = server.start(count=2)
+        server.wait_state(quick, ("RUNNING",))
+        slow = server.client.post("/api/v1/executions", json={"workflow": "hello", "inputs": {"count": 600}}).json()["id"]
+        server.wait_state(quick, ("SUCCESS",))
+        server.wait_state(slow, ("RUNNING",))
+        queued = server.start(count=1)  # --max-parallel 1: waits behind `slow`
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while (refused := server.client.post("/api/v1/executions", json={"workflow": "hello"})).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert refused.json()["error"] == "shutting_down"
+        assert server.proc.wait(timeout=60) == 0
+    with sqlite3.connect(server.db) as conn:
+        states = dict(conn.execute("SELECT id, state FROM executions").fetchall())
+        message = conn.execute("SELECT message FROM execution_logs WHERE execution_id = ? ORDER BY id DESC LIMIT 1",
+                               (slow,)).fetchone()[0]
+    assert states[slow] == "CANCELLED" and "server shutdown" in message
+    assert states[queued] == "QUEUED"  # the next start runs it
+    assert states[quick] == "SUCCESS"
+
+
+def test_a_second_signal_forces_the_stop_and_exits_143(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--drain-timeout", "10m") as server:
+        slow = server.start(count=600)
+        server.wait_state(slow, ("RUNNING",))
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while server.client.get("/health").status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 143
+    with sqlite3.connect(server.db) as conn:
+        assert conn.execute("SELECT state FROM executions WHERE id = ?", (slow,)).fetchone() == ("CANCELLED",)
+
+
+def test_a_non_loopback_host_needs_a_token_first(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    refused = cli("server", "--host", "0.0.0.0", "--port", "0", "--db", str(db))
+    assert refused.returncode == 2
+    assert "not a loopback address and no API token exists" in refused.stderr and "Traceback" not in refused.stderr
+    created = cli("server", "token", "create", "ci", "--db", str(db))
+    token = created.stdout.strip()
+    assert created.returncode == 0 and token.startswith("kt_")
+    with sqlite3.connect(db) as conn:
+        assert token not in json.dumps(conn.execute("SELECT * FROM api_tokens").fetchall())
+    listed = cli("server", "token", "list", "--json", "--db", str(db))
+    [entry] = json.loads(listed.stdout)
+    assert entry["name"] == "ci" and entry["revoked_at"] is None
+    with running_server(tmp_path) as server:
+        assert server.client.get("/api/v1/executions").status_code == 401
+        remote = {"KESTRA_TRIO_SERVER": server.url}
+        assert cli("execution", "list", env=remote).returncode == 2
+        assert cli("execution", "list", env={**remote, "KESTRA_TRIO_TOKEN": token}).returncode == 0
+        assert cli("server", "token", "revoke", entry["id"], "--db", str(db)).returncode == 0
+        assert cli("execution", "list", env={**remote, "KESTRA_TRIO_TOKEN": token}).returncode == 2
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
