@@ -1,7 +1,7 @@
 // A program's colours in a log line, by the rule of kestra_trio/cli/terminal_text.py (keep
 // the two in step): a `\r`-redrawn line shows its last state; SGR colour/bold sequences are
 // rendered as spans; every other escape and control character is shown as inert text.
-import { escapeCode } from "./dom.js";
+import { ESCAPED, literal } from "./text.js";
 
 export const MAX_SGR_PARAMS = 64;
 const SGR = /\x1b\[([0-9;]*)m/g;
@@ -11,9 +11,6 @@ for (let i = 40; i < 48; i++) SIMPLE.add(i);
 for (let i = 90; i < 98; i++) SIMPLE.add(i);
 for (let i = 100; i < 108; i++) SIMPLE.add(i);
 const EXTENDED = { "5": 1, "2": 3 };
-// what literal() escapes: C0/C1 controls except tab, DEL, bidi overrides/isolates, line separators
-const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
-const UNSAFE_G = new RegExp(UNSAFE.source, "g");
 
 export function isColour(params) {
   if (params.length > MAX_SGR_PARAMS) return false;
@@ -41,10 +38,6 @@ export function lastState(line) {
   let carried = "";
   for (const piece of pieces.slice(0, last)) for (const m of piece.matchAll(SGR)) if (isColour(m[1])) carried += m[0];
   return carried + pieces[last];
-}
-
-function literal(text) {
-  return UNSAFE.test(text) ? text.replace(UNSAFE_G, (c) => (c === "\r" ? "\\r" : c === "\n" ? "\\n" : escapeCode(c))) : text;
 }
 
 const NAMED = (n) => `var(--a${n})`;
@@ -102,7 +95,7 @@ function pushText(el, text, style) {
   if (!text) return;
   // escaped characters stand out, so an ESC shown inert is visibly not part of the text
   let last = 0;
-  for (const m of text.matchAll(UNSAFE_G)) {
+  for (const m of text.matchAll(ESCAPED)) {
     if (m.index > last) el.append(span(text.slice(last, m.index), style));
     el.append(span(literal(m[0]), null, "esc"));
     last = m.index + 1;

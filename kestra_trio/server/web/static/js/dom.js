@@ -51,6 +51,8 @@ export function stateBadge(state) {
 
 // --- formatting (pure)
 
+export { oneLine } from "./text.js";
+
 export function fmtTime(iso) {
   if (!iso) return "-";
   const d = new Date(iso);
@@ -71,17 +73,6 @@ export function fmtDuration(ms) {
   if (hr < 24) return rm ? `${hr}h ${rm}m` : `${hr}h`;
   const d = Math.floor(hr / 24), rh = hr % 24;
   return rh ? `${d}d ${rh}h` : `${d}d`;
-}
-
-/** One line of untrusted text that must stay one line (ids, reasons in a cell). */
-export function oneLine(text) {
-  return String(text ?? "").replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g,
-    (c) => (c === "\t" ? "\\t" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : escapeCode(c)));
-}
-
-export function escapeCode(c) {
-  const code = c.charCodeAt(0);
-  return code > 0xff ? `\\u${code.toString(16).padStart(4, "0")}` : `\\x${code.toString(16).padStart(2, "0")}`;
 }
 
 export function json(value) {
