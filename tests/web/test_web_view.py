@@ -321,3 +321,30 @@ def test_list_pages_and_their_screenshots(server, browser, screenshots):
         browser.set_window_size(1280, 720)
     for name in ("execution", "execution-hostile", "workflow", "executions", "workflows", "execution-narrow-dark"):
         assert (screenshots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_cancel_and_restart_ask_first(server, browser, tmp_path):
+    apply(server, "live", LIVE)
+    never = tmp_path / "never"  # this run waits at its gate until it is cancelled
+    execution_id = server.start("live", {"gate": str(never)})
+    browser.get(f"{server.url}/executions/{execution_id}")
+    wait_for(browser, lambda d: d.find_elements("id", "cancel"), message="no Cancel button while it runs")
+    browser.find_element("id", "cancel").click()
+    dialog = browser.find_element("id", "confirm-dialog")
+    assert dialog.is_displayed() and execution_id in browser.find_element("id", "confirm-text").text
+    dialog.find_element("xpath", ".//button[@value='cancel']").click()  # changed my mind: nothing sent
+    assert server.api("GET", f"/executions/{execution_id}")[1]["execution"]["state"] == "RUNNING"
+    browser.find_element("id", "cancel").click()
+    browser.find_element("id", "confirm-reason").send_keys("seen enough")
+    browser.find_element("id", "confirm-ok").click()
+    wait_for(browser, lambda d: d.find_element("id", "exec-state").text == "CANCELLED", message="not cancelled")
+    events = server.api("GET", f"/executions/{execution_id}")[1]["audit_events"]
+    assert any("seen enough" in json.dumps(e.get("metadata")) for e in events)
+    wait_for(browser, lambda d: d.find_elements("id", "restart"), message="no Restart button once it ended")
+    browser.find_element("id", "restart").click()
+    browser.find_element("id", "confirm-ok").click()
+    wait_for(browser, lambda d: not d.current_url.endswith(execution_id), message="the restart did not open")
+    again = browser.current_url.rsplit("/", 1)[1]
+    doc = server.api("GET", f"/executions/{again}")[1]
+    assert doc["execution"]["inputs"] == {"gate": str(never)} and doc["execution"]["trigger"] == "api"
+    server.api("POST", f"/executions/{again}/cancel", {"reason": "test over"})
