@@ -4,6 +4,7 @@ why, only where chromium or chromium-driver is not installed (.ci/run installs b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -57,9 +58,9 @@ def workflow_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("workflows")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, workflow_dir: Path) -> Iterator[Server]:
-    here = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def running_server(here: Path, workflow_dir: Path) -> Iterator[Server]:
+    """`kestra-trio server --port 0` on a new database; SIGTERM (the drain) on the way out."""
     db = here / "kt.sqlite"
     with open(here / "server.log", "wb") as log:
         proc = subprocess.Popen(
@@ -84,6 +85,12 @@ def server(tmp_path_factory, workflow_dir: Path) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, workflow_dir: Path) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("server"), workflow_dir) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -348,3 +348,23 @@ def test_cancel_and_restart_ask_first(server, browser, tmp_path):
     doc = server.api("GET", f"/executions/{again}")[1]
     assert doc["execution"]["inputs"] == {"gate": str(never)} and doc["execution"]["trigger"] == "api"
     server.api("POST", f"/executions/{again}/cancel", {"reason": "test over"})
+
+
+def test_token_is_asked_for_and_sent_as_a_header_never_a_cookie(browser, tmp_path):
+    from conftest import running_server
+
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "form.yaml").write_text(RUN_FORM)
+    with running_server(tmp_path, tmp_path / "wf") as server:
+        made = server.cli("server", "token", "create", "web-test")
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.decode().splitlines()[0].strip()  # printed alone on stdout, once
+        assert server.api("GET", "/workflows")[0] == 401
+        browser.get(f"{server.url}/workflows")
+        wait_for(browser, lambda d: d.find_element("id", "token-dialog").is_displayed(), message="no token asked for")
+        browser.find_element("id", "token-input").send_keys(token)
+        browser.find_element("css selector", "#token-form button[value='ok']").click()
+        wait_for(browser, lambda d: d.find_elements("css selector", "#workflows tr[data-id='form']"),
+                 message="the list did not load with the token")
+        assert browser.execute_script("return document.cookie") == ""
+        assert browser.get_cookies() == []
