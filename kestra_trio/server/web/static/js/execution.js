@@ -75,7 +75,9 @@ export function executionPage(main, id, query) {
       draw();
       notice(null);
     } catch (err) {
-      if (!stop.signal.aborted) notice(err.message);
+      if (stop.signal.aborted) return;
+      notice(err.message);
+      if (err.status === 404) return; // no such execution: nothing will change
     }
     if (!stop.signal.aborted && !(doc && TERMINAL.has(doc.execution.state))) timer = setTimeout(refresh, POLL_MS);
   }
@@ -212,7 +214,7 @@ export function executionPage(main, id, query) {
   }).catch((err) => { if (!stop.signal.aborted) { liveState.textContent = ""; notice(err.message); } });
 
   refresh();
-  return () => { stop.abort(); clearTimeout(timer); };
+  return () => { stop.abort(); clearTimeout(timer); clearTimeout(typing); };
 }
 
 /** One entry exactly as `execution logs --jsonl` prints it (same keys, same order). */
