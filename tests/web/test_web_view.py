@@ -269,8 +269,13 @@ def test_hostile_lines_execute_nothing_and_change_no_title(server, browser, tmp_
 
 def test_run_form_checks_types_and_shows_the_api_refusal(server, browser, screenshots):
     apply(server, "form", RUN_FORM)
+    browser.get_log("browser")
     browser.get(f"{server.url}/workflows/form")
     wait_for(browser, lambda d: d.find_elements("id", "input-count"))
+    # what the API does not offer is not offered (no dead button, no failing call)
+    wait_for(browser, lambda d: "workflow history form" in d.find_element("tag name", "main").text)
+    assert "workflow disable form" in browser.find_element("tag name", "main").text
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     browser.find_element("id", "input-count").send_keys("twelve")
     browser.find_element("id", "run").click()
     assert "must be an integer" in browser.find_element("id", "input-count-error").text

@@ -132,6 +132,15 @@ async function readEvents(stream, emit) {
   }
 }
 
+let spec = null;
+/** Whether the server's API has `method path` (its OpenAPI document, read once): the pages
+ * offer what the server can do — enable/disable and revision history came after the first API. */
+export async function offers(method, path) {
+  spec ??= get("/openapi.json").catch(() => ({ paths: {} }));
+  const paths = (await spec).paths || {};
+  return Boolean(paths[API + path]?.[method.toLowerCase()]);
+}
+
 /** Every page of a paged list: yields each page's items (never cut: follows next_cursor to the end). */
 export async function* pages(path, params, key, signal) {
   let cursor = null;

@@ -1,6 +1,6 @@
 // `/workflows` and `/workflows/{id}`: the registry, triggers with next fire times, revisions
 // with a diff between any two, enable/disable, and Run with a form made from the inputs.
-import { get, post, ApiError } from "./api.js";
+import { get, post, offers, ApiError } from "./api.js";
 import { h, append, pagePath, fmtTime, oneLine } from "./dom.js";
 import { notice, navigate, confirmAction } from "./app.js";
 import { diffLines } from "./diff.js";
@@ -45,7 +45,9 @@ export function workflowPage(main, id) {
     } catch (err) { if (!stopped) notice(err.message); }
   }
 
-  function drawHead(w) {
+  async function drawHead(w) {
+    const toggles = await offers("POST", `/workflows/{workflow_id}/${w.enabled ? "disable" : "enable"}`);
+    if (stopped) return;
     head.replaceChildren(
       h("dl", { class: "grid" },
         h("dt", null, "Namespace"), h("dd", null, oneLine(w.namespace)),
@@ -55,7 +57,8 @@ export function workflowPage(main, id) {
         w.problem ? [h("dt", null, "Problem"), h("dd", { class: "error-text" }, oneLine(w.problem))] : null,
         w.labels && Object.keys(w.labels).length ? [h("dt", null, "Labels"), h("dd", null, Object.entries(w.labels).map(([k, v]) => oneLine(`${k}=${v}`)).join(", "))] : null,
         h("dt", null, "Executions"), h("dd", null, h("a", { href: `/?workflow=${encodeURIComponent(w.id)}` }, "this workflow's executions"))),
-      h("div", { class: "actions" }, h("button", { type: "button", class: "ghost", id: "toggle", onclick: () => toggle(w) }, w.enabled ? "Disable…" : "Enable")));
+      toggles ? h("div", { class: "actions" }, h("button", { type: "button", class: "ghost", id: "toggle", onclick: () => toggle(w) }, w.enabled ? "Disable…" : "Enable"))
+        : h("p", { class: "muted" }, `To ${w.enabled ? "disable" : "enable"} it: kestra-trio workflow ${w.enabled ? "disable" : "enable"} ${oneLine(w.id)}`));
   }
 
   async function toggle(w) {
@@ -131,6 +134,10 @@ export function workflowPage(main, id) {
 
   async function drawRevisions(w) {
     let list;
+    if (!(await offers("GET", "/workflows/{workflow_id}/revisions"))) {
+      revisions.replaceChildren(h("p", { class: "muted" }, `Revision ${w.revision}. Its history and diffs: kestra-trio workflow history ${oneLine(w.id)}`));
+      return;
+    }
     try {
       list = (await get(`/workflows/${encodeURIComponent(id)}/revisions`)).revisions;
     } catch (err) {
