@@ -569,6 +569,7 @@ async def cancel(
         async def recorded_state() -> str:
             return await database.run(reads.execution_state, resolved) or "CANCELLED"
 
+        state = execution.state
         try:
             with trio.move_on_after(wait):
                 while (state := await recorded_state()) not in TERMINAL:

@@ -75,13 +75,16 @@ async def inspect(url: str, execution_id: str, task, show_inputs, timeline, audi
     async with RemoteApi(url) as api:
         try:
             document = await api.call("GET", f"/executions/{execution_id}", params={"task": task})
+            if as_json:
+                sys.stdout.write(formatting.dumps_pretty(document) + "\n")
+                sys.stdout.flush()
+                return EXIT_OK
+            if task is not None:  # the view shows the whole execution too (task count, needs' states)
+                whole = await api.call("GET", f"/executions/{document['execution']['id']}")
+                document = {**whole, "task_logs": document.get("task_logs", [])}
         except RemoteNotFound as exc:
             return _fail(str(exc))
-    if as_json:
-        sys.stdout.write(formatting.dumps_pretty(document) + "\n")
-        sys.stdout.flush()
-        return EXIT_OK
-    _print_inspect(snapshot_from_document(document), task, show_inputs, timeline, audit, False, truncate)
+    _print_inspect(snapshot_from_document(document, task), task, show_inputs, timeline, audit, False, truncate)
     return EXIT_OK
 
 
@@ -134,6 +137,7 @@ async def cancel(url: str, execution_id: str, reason: str | None, wait: float) -
              stream=sys.stdout)
         if answer.get("engine_gone"):
             wait = 0
+        state = answer["state"]
         with trio.move_on_after(wait):
             while (state := await _state(api, resolved)) not in TERMINAL:
                 await trio.sleep(POLL_SECONDS)

@@ -273,8 +273,9 @@ def execution_from_document(doc: Mapping[str, Any]) -> ExecutionRow:
     )
 
 
-def snapshot_from_document(doc: Mapping[str, Any]) -> ExecutionSnapshot:
-    """The snapshot an `inspect_document` was made of (as far as any view shows it)."""
+def snapshot_from_document(doc: Mapping[str, Any], task_id: str | None = None) -> ExecutionSnapshot:
+    """The snapshot an `inspect_document` was made of (as far as any view shows it): `doc` is the
+    whole execution's document; with `task_id`, its `task_logs` are that task's."""
     from kestra_trio.inspection.inspector import ExecutionSnapshot
     from kestra_trio.storage.rows import AttemptRow, AuditRow, LogRow, TaskRunRow
     from kestra_trio.storage.sandbox import RefusalRow, SandboxRows
@@ -317,7 +318,6 @@ def snapshot_from_document(doc: Mapping[str, Any]) -> ExecutionSnapshot:
             [RefusalRow(r["task_id"], r["attempt"], r["at"], r["kind"], r["target"], r.get("detail"))
              for r in part.get("refusals", [])],
         )
-    focus = doc["tasks"][0]["task_id"] if "task_logs" in doc and doc.get("tasks") else None
     return ExecutionSnapshot(
-        execution, tasks, attempts, audit, task_logs, focus, ms_from_iso(doc.get("generated_at")) or 0, sandbox,
+        execution, tasks, attempts, audit, task_logs, task_id, ms_from_iso(doc.get("generated_at")) or 0, sandbox,
     )

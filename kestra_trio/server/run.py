@@ -22,6 +22,8 @@ from kestra_trio.server.log import LogFormat, ServerLog
 from kestra_trio.service.app import Service
 from kestra_trio.storage.db import Database
 
+#: largest request line + headers
+MAX_HEAD_BYTES = 16 * 1024
 #: seconds the listener waits for open requests (an SSE follow of a still-QUEUED run) once the drain is over
 GRACEFUL_CLOSE_SECONDS = 2.0
 
@@ -78,8 +80,9 @@ async def apply_workflows_dir(db: Database, directory: Path, registry, log: Serv
         log.info("workflow applied", workflow=applied.workflow_id, revision=applied.revision, created=applied.created)
 
 
-async def serve_http(service: Service, ctx: ApiContext, host: str, port: int, closed: trio.Event) -> str:
-    """Start the HTTP listener in the service's nursery; returns the URL it is bound to."""
+async def serve_http(nursery: trio.Nursery, ctx: ApiContext, host: str, port: int, closed: trio.Event) -> str:
+    """Start the HTTP listener in `nursery`; returns the URL it is bound to. It stops accepting
+    when `closed` is set and ends once open requests are done (at most GRACEFUL_CLOSE_SECONDS)."""
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -92,8 +95,9 @@ async def serve_http(service: Service, ctx: ApiContext, host: str, port: int, cl
     config.errorlog = None  # our own log says what happens (server/log.py)
     config.graceful_timeout = GRACEFUL_CLOSE_SECONDS
     config.include_server_header = False
+    config.h11_max_incomplete_size = MAX_HEAD_BYTES  # request line + headers: larger is refused by hypercorn
     try:
-        binds = await service.start(partial(serve, build_app(ctx, web_routes()), config, shutdown_trigger=closed.wait))
+        binds = await nursery.start(partial(serve, build_app(ctx, web_routes()), config, shutdown_trigger=closed.wait))
     except* OSError as group:  # the port is taken, the address is not ours (raised inside hypercorn's nursery)
         exc: BaseException = group
         while isinstance(exc, BaseExceptionGroup):
@@ -102,11 +106,13 @@ async def serve_http(service: Service, ctx: ApiContext, host: str, port: int, cl
     return binds[0]
 
 
-async def start_server_parts(service: Service, ctx: ApiContext, config: ServerConfig, closed: trio.Event) -> str:
-    """THE seam of the server's long-lived parts: each is started here, in the service's nursery
-    (triggers — issue 10c — start before the listener, so a webhook and a cron fire see the
-    same service). Returns the listener's URL."""
-    return await serve_http(service, ctx, config.host, config.port, closed)
+async def start_server_parts(
+    service: Service, ctx: ApiContext, config: ServerConfig, http: trio.Nursery, closed: trio.Event
+) -> str:
+    """THE seam of the server's long-lived parts: each is started here — triggers (issue 10c)
+    with `service.start` in the service's nursery, before the listener; the listener in `http`,
+    which `run_server` closes first at shutdown. Returns the listener's URL."""
+    return await serve_http(http, ctx, config.host, config.port, closed)
 
 
 async def run_server(config: ServerConfig, *, on_listening=print) -> int:
@@ -133,20 +139,21 @@ async def run_server(config: ServerConfig, *, on_listening=print) -> int:
             None, config.registry, options, queues=(DEFAULT_QUEUE,), retention_days=config.retention_days,
             drain_on_signal=True, on_warning=lambda message: log.warning(message),
         )
-        async with open_service(service_config, db=db) as service:
+        async with open_service(service_config, db=db) as service, open_database(config.db_path) as reads:
             ctx = ApiContext(
                 service, log, Masker(secrets.values()), tokens_always_required=not is_loopback(config.host),
-                max_body_bytes=config.max_body_bytes, secrets=secrets,
+                max_body_bytes=config.max_body_bytes, secrets=secrets, reads=reads,
             )
             closed = trio.Event()
-            url = await start_server_parts(service, ctx, config, closed)
-            log.info("listening", url=url, db=str(config.db_path), max_parallel=config.max_parallel)
-            on_listening(f"kestra-trio server listening on {url}")
-            await service.stopping.wait()
-            log.info("shutting down: new starts get 503, running executions get "
-                     f"{config.drain_timeout:g}s to finish", running=len(service.worker.running))
-            await service.drain(config.drain_timeout)
-            closed.set()
+            async with trio.open_nursery() as http:
+                url = await start_server_parts(service, ctx, config, http, closed)
+                log.info("listening", url=url, db=str(config.db_path), max_parallel=config.max_parallel)
+                on_listening(f"kestra-trio server listening on {url}")
+                await service.stopping.wait()
+                log.info("shutting down: new starts get 503, running executions get "
+                         f"{config.drain_timeout:g}s to finish", running=len(service.worker.running))
+                await service.drain(config.drain_timeout)
+                closed.set()
         forced = service.forced_by
     log.info("stopped", forced=forced.name if forced else None)
     return 128 + int(forced) if forced is not None else 0

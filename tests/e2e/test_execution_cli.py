@@ -175,7 +175,7 @@ def test_logs_filters(db: Path) -> None:
     assert messages("--level", "warning,error") == ["connection reset", "line one\nline two", "same timestamp, later id"]
     assert messages("--source", "worker") == ["worker says"]
     assert messages("--source", "plugin", "--task", "parse", "--level", "INFO") == [HOSTILE]
-    since = kt("logs", "ex-since", "--since", "1m", db=db)
+    since = kt("logs", "ex-since", "--since", "1h", db=db)
     assert since.returncode == 0 and since.stdout.endswith("[INFO] [plugin:core/shell.run] ten seconds ago\n")
     assert len(since.stdout.splitlines()) == 1
     assert len(kt("logs", "ex-since", "--since", "1d", db=db).stdout.splitlines()) == 2

@@ -103,7 +103,9 @@ def test_start_follow_and_remote_cli_then_sigterm_exits_0(tmp_path: Path) -> Non
         refused = cli("execution", "start", "hello", "--input", "count=x", env=remote)
         assert refused.returncode == 2 and "input 'count' must be an integer" in refused.stderr
         for args in (["execution", "list", "--json"], ["execution", "logs", execution_id],
-                     ["execution", "inspect", execution_id], ["execution", "logs", "nope-nope"]):
+                     ["execution", "inspect", execution_id], ["execution", "inspect", execution_id, "--task", "say"],
+                     ["execution", "logs", execution_id, "--level", "warn,error"], ["execution", "logs", "nope-nope"],
+                     ["execution", "cancel", execution_id, "--wait", "0"], ["execution", "cancel", "nope-nope"]):
             local = cli(*args, "--db", str(server.db))
             over_http = cli(*args, "--server", server.url)
             assert (over_http.returncode, over_http.stdout, over_http.stderr) == (local.returncode, local.stdout, local.stderr), args

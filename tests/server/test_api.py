@@ -273,7 +273,9 @@ async def test_an_unexpected_error_is_500_without_a_trace_and_logged(api: Api, m
     async def broken(*args, **kwargs):
         raise RuntimeError("the disk is on fire at /secret/path")
 
-    monkeypatch.setattr(api.ctx.service.workflows, "list", broken)
+    from kestra_trio.storage.workflows import WorkflowStore
+
+    monkeypatch.setattr(WorkflowStore, "list", broken)
     response = await api.client.get("/api/v1/workflows")
     assert response.status_code == 500
     assert response.json() == {"error": "internal", "message": "internal error; the server log has the details"}

@@ -25,14 +25,14 @@ async def health(ctx: ApiContext, call: Call) -> Response:
 async def list_workflows(ctx: ApiContext, call: Call) -> Response:
     from kestra_trio.query.documents import workflow_document
 
-    rows = await ctx.service.workflows.list()
+    rows = await ctx.workflows.list()
     return json_response(call.request, {"workflows": [workflow_document(row) for row in rows]})
 
 
 async def get_workflow(ctx: ApiContext, call: Call) -> Response:
     from kestra_trio.server.http.workflows import workflow_detail
 
-    row = await ctx.service.workflows.get(call.path["workflow_id"])
+    row = await ctx.workflows.get(call.path["workflow_id"])
     if row is None:
         raise workflow_not_found(call.path["workflow_id"])
     return json_response(call.request, await workflow_detail(ctx, row))
@@ -50,7 +50,7 @@ async def start_execution(ctx: ApiContext, call: Call) -> Response:
     from kestra_trio.storage.executions import DEFAULT_QUEUE
 
     body = call.body
-    row = await ctx.service.workflows.get(body["workflow"])
+    row = await ctx.workflows.get(body["workflow"])
     if row is None:
         raise workflow_not_found(body["workflow"])
     if not row.enabled:
@@ -86,7 +86,7 @@ async def list_executions(ctx: ApiContext, call: Call) -> Response:
     query = call.query
     try:
         where = ExecutionFilter(query.get("workflow"), ExecutionFilter.parse_state(query.get("state")))
-        page = await page_of(ctx.service.db, where, limit=query.get("limit", 20), cursor=query.get("cursor"))
+        page = await page_of(ctx.db, where, limit=query.get("limit", 20), cursor=query.get("cursor"))
     except UsageError as exc:  # a bad state or cursor
         raise bad_request(str(exc)) from None
     items = execution_list_document(page.rows, page.task_counts, now_ms())
@@ -99,7 +99,7 @@ async def get_execution(ctx: ApiContext, call: Call) -> Response:
 
     task = call.query.get("task")
     try:
-        snapshot = await ExecutionInspector(ctx.service.db).snapshot(call.path["execution_id"], task_id=task, log_tail=20)
+        snapshot = await ExecutionInspector(ctx.db).snapshot(call.path["execution_id"], task_id=task, log_tail=20)
     except ExecutionNotFound as exc:
         raise execution_not_found(exc, call.path["execution_id"]) from None
     except TaskNotFound as exc:
@@ -111,7 +111,7 @@ async def _resolve(ctx: ApiContext, execution_id: str) -> str:
     from kestra_trio.storage.executions import ExecutionStore
 
     try:
-        return await ExecutionStore(ctx.service.db).resolve_id(execution_id)
+        return await ExecutionStore(ctx.db).resolve_id(execution_id)
     except ExecutionNotFound as exc:
         raise execution_not_found(exc, execution_id) from None
 
@@ -142,7 +142,7 @@ async def execution_logs(ctx: ApiContext, call: Call) -> Response:
 
     where = await log_filter(ctx, call)
     try:
-        page = await log_page(ctx.service.db, where, limit=call.query.get("limit", 1000), cursor=call.query.get("after"))
+        page = await log_page(ctx.db, where, limit=call.query.get("limit", 1000), cursor=call.query.get("after"))
     except UsageError as exc:
         raise bad_request(str(exc)) from None
     entries = [log_json_object(where.execution_id, *row[1:]) for row in page.rows]
@@ -164,7 +164,7 @@ async def log_filter(ctx: ApiContext, call: Call):
     except ValueError as exc:
         raise bad_request(str(exc)) from None
     task = query.get("task")
-    if task is not None and not await ctx.service.db.run(reads.task_exists, resolved, task):
+    if task is not None and not await ctx.db.run(reads.task_exists, resolved, task):
         raise not_found(f"Task not found: {task} in execution {resolved}")
     since_ms = now_ms() - int(since * 1000) if since is not None else None
     return LogFilter(resolved, task, levels, since_ms, query.get("source") or None)

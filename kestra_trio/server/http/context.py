@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from kestra_trio.secrets.masking import Masker
 from kestra_trio.server.log import ServerLog
 from kestra_trio.service.app import Service
+from kestra_trio.storage.db import Database
 from kestra_trio.storage.tokens import TokenStore
+from kestra_trio.storage.workflows import WorkflowStore
 
 MIB = 1024 * 1024
 
@@ -23,10 +25,22 @@ class ApiContext:
     max_body_bytes: int = MIB
     #: secrets by name, for webhook keys written `{{ secrets.NAME }}`
     secrets: dict[str, str] = field(default_factory=dict)
+    #: the connection requests read through (None: the service's). A server gives the API its
+    #: own, so reads (tokens, registry, pages, SSE follows) never queue behind the writer
+    #: connection's transactions; every write still goes through the service's.
+    reads: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        return self.reads or self.service.db
 
     @property
     def tokens(self) -> TokenStore:
-        return TokenStore(self.service.db)
+        return TokenStore(self.db)
+
+    @property
+    def workflows(self) -> WorkflowStore:
+        return WorkflowStore(self.db)
 
     @property
     def stopping(self) -> bool:

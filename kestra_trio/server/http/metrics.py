@@ -17,7 +17,7 @@ def _counts(raw: sqlite3.Connection) -> tuple[dict[str, int], int]:
 
 
 async def metrics_text(ctx: ApiContext) -> str:
-    by_state, running_tasks = await ctx.service.db.run(_counts)
+    by_state, running_tasks = await ctx.db.run(_counts)
     stats = ctx.service.collector.statistics()
     worker = ctx.service.worker
     lines = [

@@ -29,7 +29,7 @@ RETRY_MS = 2000
 async def follow_events(ctx: ApiContext, where: LogFilter, after_id: int | None) -> AsyncIterator[str]:
     encode = LogJsonFormatter(where.execution_id)
     mask = ctx.masker.mask
-    follower = LogFollow(ctx.service.db, where, after_id=after_id)
+    follower = LogFollow(ctx.db, where, after_id=after_id)
     yield f"retry: {RETRY_MS}\n\n"
     quiet_since = trio.current_time()
     async with aclosing(follower.batches(idle=True)) as batches:

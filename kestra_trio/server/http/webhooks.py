@@ -70,7 +70,7 @@ async def fire_webhook(ctx: ApiContext, call: Call) -> Response:
 
     workflow_id, key = call.path["workflow_id"], call.path["key"]
     wrong = not_found("no webhook for this workflow and key")
-    row = await ctx.service.workflows.get(workflow_id)
+    row = await ctx.workflows.get(workflow_id)
     if row is None:
         raise wrong
     try:
