@@ -16,6 +16,7 @@ RETENTION_ENV_ALIAS = "AUTOKESTRA_LOG_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_MAX_PARALLEL = 8
 DEFAULT_KILL_GRACE = 5.0
+DEFAULT_CLOSE_GRACE = 10.0
 
 
 def default_db_path(environ: dict[str, str] | None = None) -> Path:
@@ -73,6 +74,7 @@ def ascii_float(text: str) -> float:
 
 MAX_PARALLEL_ENV = "KESTRA_TRIO_MAX_PARALLEL"
 KILL_GRACE_ENV = "KESTRA_TRIO_KILL_GRACE"
+CLOSE_GRACE_ENV = "KESTRA_TRIO_CLOSE_GRACE"
 
 
 def max_parallel(option: int | None, environ: dict[str, str] | None = None) -> int:
@@ -97,17 +99,25 @@ MAX_KILL_GRACE = 3600.0
 
 def kill_grace(option: float | None, environ: dict[str, str] | None = None) -> float:
     """Seconds between SIGTERM and SIGKILL: `--kill-grace`, else `KESTRA_TRIO_KILL_GRACE`, else 5."""
+    return _seconds(option, "--kill-grace", KILL_GRACE_ENV, DEFAULT_KILL_GRACE, environ)
+
+
+def close_grace(option: float | None, environ: dict[str, str] | None = None) -> float:
+    """After a stop, how long writes the database refuses are retried once the tasks are
+    stopped: `--close-grace`, else `KESTRA_TRIO_CLOSE_GRACE`, else 10."""
+    return _seconds(option, "--close-grace", CLOSE_GRACE_ENV, DEFAULT_CLOSE_GRACE, environ)
+
+
+def _seconds(option: float | None, flag: str, name: str, default: float, environ: dict[str, str] | None) -> float:
     env = os.environ if environ is None else environ
     if option is None:
-        raw = env.get(KILL_GRACE_ENV, "").strip()
+        raw = env.get(name, "").strip()
         if not raw:
-            return DEFAULT_KILL_GRACE
+            return default
         try:
             option = ascii_float(raw)
         except ValueError:
-            raise ConfigError(f"{KILL_GRACE_ENV} must be a number of seconds (e.g. 5), got {raw!r}") from None
+            raise ConfigError(f"{name} must be a number of seconds (e.g. {default:g}), got {raw!r}") from None
     if not 0 <= option <= MAX_KILL_GRACE:
-        raise ConfigError(
-            f"--kill-grace / {KILL_GRACE_ENV} must be between 0 and {MAX_KILL_GRACE:g} seconds, got {option:g}"
-        )
+        raise ConfigError(f"{flag} / {name} must be between 0 and {MAX_KILL_GRACE:g} seconds, got {option:g}")
     return option

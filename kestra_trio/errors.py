@@ -17,7 +17,8 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1
     #: bad arguments, or a workflow that does not validate (nothing was created)
     USAGE = 2
-    #: the database cannot be opened, is not a kestra-trio database, or is corrupt
+    #: the database cannot be opened, is not a kestra-trio database, is corrupt, or refused
+    #: writes during a run (entries lost, reason DATABASE_ERROR)
     DATABASE = 3
     #: a plugin manifest is invalid or a plugin cannot be found
     PLUGIN = 4

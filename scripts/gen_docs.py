@@ -306,6 +306,8 @@ MASKS = [
     # an id prefix right after the command, even one with only digits (e.g. `logs 667756`)
     (re.compile(r"(execution (?:logs|inspect|cancel) )[0-9a-f]{4,15}\b"), r"\1<ID>"),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{4,15}\b"), "<ID>"),  # abbreviated ids
+    # a worker id (12 hex digits, maybe all digits) in a private queue name or an audit event
+    (re.compile(r"(local:|worker_id=|\"worker_id\": \")[0-9a-f]{4,16}\b"), r"\1<ID>"),
     (re.compile(r"\b([a-z_]*(?:pid|_ms|_bytes))=-?\d+"), r"\1=<N>"),
     (re.compile(r'("[a-z_]*(?:pid|_ms|_bytes|_at|last_cleanup)"\s*:\s*)-?\d+'), r"\1<N>"),
     (re.compile(r"\b(pid|process group|engine_pid)\s+\d+"), r"\1 <N>"),

@@ -239,9 +239,12 @@ async def _logs(
         if follow:
             follower = LogFollow(database, log_filter)
             printed = await print_logs(follower.batches(idle=True), resolved, as_json, jsonl, raw)
-            return _logs_end(printed, resolved, task, follower.lost_engine_pid)
-        printed = await print_logs(log_pages(database, log_filter), resolved, as_json, jsonl, raw)
-        return _logs_end(printed, resolved, task, None)
+            lost_pid = follower.lost_engine_pid
+        else:
+            printed = await print_logs(log_pages(database, log_filter), resolved, as_json, jsonl, raw)
+            lost_pid = None
+        lost_entries = await database.run(reads.log_entries_lost, resolved)
+        return _logs_end(printed, resolved, task, lost_pid, lost_entries)
 
 
 async def print_logs(pages, resolved: str, as_json: bool, jsonl: bool, raw: bool) -> int:
@@ -285,7 +288,12 @@ async def print_logs(pages, resolved: str, as_json: bool, jsonl: bool, raw: bool
     return printed
 
 
-def _logs_end(printed: int, resolved: str, task: str | None, lost_pid: int | None) -> int:
+def _logs_end(printed: int, resolved: str, task: str | None, lost_pid: int | None, lost_entries: int = 0) -> int:
+    if lost_entries:  # the ERROR lines say which task and when; this says the log is incomplete
+        _say(
+            f"kestra-trio: note: {lost_entries:,} log entries of execution {_arg(resolved)} could not be written "
+            "to the database and are lost (see the ERROR lines with reason DATABASE_ERROR)"
+        )
     if lost_pid is not None:
         _say(
             f"kestra-trio: the engine running execution {_arg(resolved)} (pid {lost_pid}) is gone; "
@@ -549,18 +557,35 @@ async def cancel(
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
     async with open_database(resolve_db_path(db), must_exist=True) as database:
+        store = ExecutionStore(database)
+        refused: Exception | None = None
         try:
-            resolved = await ExecutionStore(database).resolve_id(execution_id)
-            answer = await request_cancel(database, resolved, by="user", reason=_stored(reason))
+            resolved = await store.resolve_id(execution_id)
+            try:
+                answer = await request_cancel(database, resolved, by="user", reason=_stored(reason))
+            except Exception as exc:
+                from kestra_trio.query.liveness import engine_gone
+                from kestra_trio.service.cancel import CancelAnswer
+                from kestra_trio.storage.write_retry import is_write_refused
+
+                if not is_write_refused(exc):
+                    raise
+                found = await store.get(resolved)  # a read: works while writes are refused
+                if found is None:
+                    raise ExecutionNotFound(resolved) from None
+                refused, answer = exc, CancelAnswer(found, True, engine_gone(found.engine_pid, found.engine_host))
         except ExecutionNotFound as exc:
             return _not_found(exc, execution_id)
         execution, shown = answer.execution, _arg(resolved)
         if execution.is_terminal:
             _say(f"Execution {shown} already finished: {execution.state}", stream=sys.stdout)
             return EXIT_OK
+        if refused is not None:
+            _stop_engine_instead(execution, refused)
         _say(
             f"Cancel requested for execution {shown}"
-            + ("" if answer.created else " (it was already requested)"),
+            + ("" if answer.created else " (it was already requested)")
+            + (f" (the database refuses writes: its engine, pid {execution.engine_pid}, was sent SIGTERM)" if refused else ""),
             stream=sys.stdout,
         )
         if answer.engine_gone:  # nobody will act on it: say so now
@@ -583,6 +608,36 @@ async def cancel(
             if note:
                 _say(note)
     return EXIT_OK
+
+
+def _stop_engine_instead(execution, refused: Exception) -> None:
+    """The database cannot record the request (disk full, read-only file): do what Ctrl+C in
+    the engine's terminal does. Only for an execution pinned to its process (`kestra-trio
+    run`), whose engine runs on this host and still is kestra-trio.
+
+    Raises:
+        StorageError: the engine cannot be reached that way either (exit 3).
+    """
+    import os
+    import signal
+    import socket
+
+    from kestra_trio.errors import StorageError
+
+    pid, host = execution.engine_pid, execution.engine_host
+    reason = f"cannot record the cancel request: the database refuses writes ({refused})"
+    if not execution.queue.startswith("local:"):  # a server's: SIGTERM would stop all it runs
+        raise StorageError(f"{reason}; it runs in a server: stop that, or free the database and try again")
+    if pid is None or pid <= 0 or host != socket.gethostname():
+        raise StorageError(f"{reason}, and its engine does not run on this host; free the database and try again")
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            ours = b"kestra" in cmdline.read()  # not a reused pid of another program
+        if not ours:
+            raise ProcessLookupError(pid)
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        raise StorageError(f"{reason}, and its engine (pid {pid}) is not running") from None
 
 
 def say_cancel_outcome(shown: str, state: str) -> bool:

@@ -58,12 +58,15 @@ async def logs(url: str, execution_id: str, task, level, since, source, as_json,
             # resolve a prefix (and check the task) first: the printers need the full id
             document = await api.call("GET", f"/executions/{execution_id}")
             resolved = document["execution"]["id"]
+            lost_pid = None
             if follow:
                 follower = RemoteFollow(api, resolved, params)
                 printed = await print_logs(follower.batches(), resolved, as_json, jsonl, raw)
-                return _logs_end(printed, resolved, task, follower.lost_engine_pid)
-            printed = await print_logs(_log_pages(api, resolved, params), resolved, as_json, jsonl, raw)
-            return _logs_end(printed, resolved, task, None)
+                lost_pid = follower.lost_engine_pid
+            else:
+                printed = await print_logs(_log_pages(api, resolved, params), resolved, as_json, jsonl, raw)
+            ended = await api.call("GET", f"/executions/{resolved}")  # entries lost while it ran count too
+            return _logs_end(printed, resolved, task, lost_pid, ended["execution"].get("log_entries_lost") or 0)
         except RemoteNotFound as exc:
             return _fail(str(exc))
 

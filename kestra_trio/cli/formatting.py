@@ -259,7 +259,8 @@ def borderless_table(*headers: str, wrapping: Mapping[str, int] = _WRAPPING) -> 
 
 
 def execution_overview(snapshot: ExecutionSnapshot) -> Table:
-    """Workflow, id, state, reason, message, trigger, start, end, duration, log entry count."""
+    """Workflow, id, state, reason, message, trigger, start, end, duration, log entry count (and
+    the entries lost, if the database refused writes)."""
     execution = snapshot.execution
     now = snapshot.taken_at_ms
     grid = _kv_grid()
@@ -287,6 +288,12 @@ def execution_overview(snapshot: ExecutionSnapshot) -> Table:
         grid.add_row("Duration", Text(format_duration_ms(duration)))
     grid.add_row("Tasks", Text(str(len(snapshot.tasks))))
     grid.add_row("Log entries", Text(str(snapshot.log_count)))
+    if execution.log_entries_lost:
+        grid.add_row(
+            "Lost entries",
+            Text(f"{execution.log_entries_lost:,} could not be written (database error; see the ERROR log lines)",
+                 style="kt.state.failed"),
+        )
     return grid
 
 

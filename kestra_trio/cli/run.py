@@ -38,6 +38,7 @@ async def run(
     db: Path | None = None,
     plugins: list[Path] | None = None,
     kill_grace: OptionalNumber = None,
+    close_grace: OptionalNumber = None,
     as_json: Annotated[bool, Parameter(name="--json")] = False,
 ) -> int:
     """Run a workflow and wait for it to finish.
@@ -59,9 +60,14 @@ async def run(
     kill_grace
         Seconds between SIGTERM and SIGKILL when a task is cancelled or times out
         (default: $KESTRA_TRIO_KILL_GRACE, else 5).
+    close_grace
+        After a stop, how many seconds writes the database refuses (disk full, read-only
+        file) are still retried once the tasks are stopped; what is then still unwritten is
+        counted as lost and the run exits 3 (default: $KESTRA_TRIO_CLOSE_GRACE, else 10).
     as_json
         Print one JSON object with the execution id, final state and per-task results.
     """
+    from kestra_trio.config import close_grace as resolve_close_grace
     from kestra_trio.config import kill_grace as resolve_kill_grace
     from kestra_trio.config import max_parallel as resolve_max_parallel
     from kestra_trio.config import resolve_db_path, retention_days
@@ -74,6 +80,7 @@ async def run(
 
     max_parallel = resolve_max_parallel(max_parallel)
     kill_grace = resolve_kill_grace(kill_grace)
+    close_grace = resolve_close_grace(close_grace)
     registry = PluginRegistry.discover(extra_dirs=plugins or [])
     try:
         loaded = load_file(workflow, registry)
@@ -103,7 +110,7 @@ async def run(
 
     # restricted mode that cannot be sandboxed here fails now, before anything is created
     await check_ready(spec, protected=database_files(db_path))
-    options = EngineOptions(max_parallel=max_parallel, kill_grace=kill_grace)
+    options = EngineOptions(max_parallel=max_parallel, kill_grace=kill_grace, close_grace=close_grace)
     config = ServiceConfig(db_path, registry, options, retention_days=keep_days)
     async with open_service(config) as service:
         revision = await revision_for_run(service.workflows, loaded)
@@ -114,6 +121,11 @@ async def run(
                 on_progress=view.on_progress,
             )
     view.finish(result)
+    if result.storage_incomplete:
+        from kestra_trio.cli.run_view import database_error_line
+
+        _print_err(f"kestra-trio: error: {database_error_line(result)}")
+        return int(ExitCode.DATABASE)
     if result.state == State.SUCCESS:
         return int(ExitCode.OK)
     if result.state == State.CANCELLED and result.stop is not None and result.stop.signal is not None:

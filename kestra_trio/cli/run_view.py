@@ -159,6 +159,11 @@ def summary_lines(result: ExecutionResult, db: str | None = None) -> list[str]:
     ]
     if result.message and result.state != State.SUCCESS:
         lines.append(f"  reason: {indented(result.message)}")
+    if result.log_entries_lost:
+        unrecorded = (
+            f"; {result.lost_unrecorded:,} of them are not counted in the database either" if result.lost_unrecorded else ""
+        )
+        lines.append(f"  log entries lost: {result.log_entries_lost:,} (the database refused writes{unrecorded})")
     if result.failed_task_id and result.error:
         error = result.error
         details = []
@@ -187,6 +192,8 @@ def result_json(result: ExecutionResult) -> str:
         "duration_ms": result.duration_ms,
         "failed_task_id": result.failed_task_id,
         "error": result.error,
+        "log_entries_lost": result.log_entries_lost,
+        "state_stored": result.state_stored,
         "tasks": {
             tid: {
                 "state": t.state.value,
@@ -200,3 +207,20 @@ def result_json(result: ExecutionResult) -> str:
         },
     }
     return json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+
+
+def database_error_line(result: ExecutionResult) -> str:
+    """The one line a run that could not store everything ends with (exit code 3)."""
+    line = f"database error ({for_terminal(result.database_error or 'unknown error')})"
+    if result.log_entries_lost:
+        line += f": {result.log_entries_lost:,} log entries of execution {result.execution_id} are lost"
+    else:
+        line += f" during execution {result.execution_id}"
+    if not result.state_stored:
+        return line + (
+            "; its final state could not be stored either: it shows RUNNING until the next `kestra-trio run` "
+            "on this host marks it FAILED [ENGINE_LOST]"
+        )
+    if result.lost_unrecorded:
+        line += f" ({result.lost_unrecorded:,} of them not even counted in the database)"
+    return line + f"; it is recorded {result.state.value} [{result.reason_code}]"

@@ -1,9 +1,9 @@
 """TaskWorker: one task run = attempts under a per-attempt timeout scope, with retry/backoff.
 
 Each state change is written before the progress event, and every log line of a task is
-flushed (collector barrier) before its terminal state is committed. Whatever stops a task
-(timeout, cancel, crash), it records why, who, the signal sent and the exit code — in its
-error and as a final log line.
+flushed (collector barrier) before its terminal state is committed (`ExecutionRun.commit`).
+Whatever stops a task (timeout, cancel, crash), it records why, who, the signal sent, the
+exit code and the stderr tail — in its error and as a final log line.
 """
 
 from __future__ import annotations
@@ -197,6 +197,7 @@ class TaskWorker:
             Reason.TIMEOUT, f"task timed out after {limit}", type="TaskTimeout",
             exit_code=handle.exit_code if handle else None,
             signal=handle.signal_sent if handle else None, cancelled_by="system",
+            stderr_tail=list(handle.stderr_tail) if handle else None,  # what a user reads first
         )
 
     async def _succeed(self, task_id: str, st: dict[str, Any], outcome: Outcome) -> bool:
@@ -211,8 +212,7 @@ class TaskWorker:
             task_id=task_id, attempt=st["attempt"], status=State.SUCCESS.value, duration_ms=duration,
             outputs=_bounded(masked, run.execution_id, task_id),
         )
-        await run.collector.flush()
-        await run.apply(
+        await run.commit(
             StateChange(
                 run.execution_id, State.SUCCESS, Reason.COMPLETED.value, task_id=task_id,
                 # a failed attempt before this one left its error on the task: it is history now
@@ -249,7 +249,6 @@ class TaskWorker:
             task_id=task_id, attempt=st["attempt"], status=State.FAILED.value, duration_ms=duration, error=error,
             reason_code=reason,
         )
-        await run.collector.flush()
         attempt_write = None
         if st["attempt_started"] is not None and st["attempt"] > 0:
             attempt_write = AttemptWrite(
@@ -258,7 +257,7 @@ class TaskWorker:
                 st["attempt_started"], reason, str(error.get("message")), exit_code=outcome.exit_code,
                 signal=error.get("signal"), pid=_pid(st), ended_at=ended,
             )
-        await run.apply(
+        await run.commit(
             StateChange(
                 run.execution_id, State.FAILED, reason, str(error.get("message")), task_id=task_id,
                 fields={"error": error, "ended_at": ended, "duration_ms": duration, "attempt_count": st["attempt"]},
@@ -342,13 +341,13 @@ class TaskWorker:
             "cancelled_by": stop.by if stop else "system",
             "signal": handle.signal_sent if handle else None,
             "exit_code": handle.exit_code if handle else None,
+            "stderr_tail": list(handle.stderr_tail) if handle else [],
             "attempt": st["attempt"],
         }
         await run.log(
             LogLevel.WARN, "worker", message, task_id=task_id, attempt=st["attempt"], reason_code=reason.value,
             cancelled_by=error["cancelled_by"], signal=error["signal"], exit_code=error["exit_code"],
         )
-        await run.collector.flush()
         attempt_write = None
         if ran:
             attempt_write = AttemptWrite(
@@ -359,7 +358,7 @@ class TaskWorker:
         if duration is not None:
             fields["duration_ms"] = duration
         try:
-            await run.apply(
+            await run.commit(
                 StateChange(
                     run.execution_id, State.CANCELLED, reason.value, message, task_id=task_id,
                     fields=fields, attempt=attempt_write, at=ended,

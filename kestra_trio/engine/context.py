@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import trio
 
+from kestra_trio.config import DEFAULT_CLOSE_GRACE
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.model.templates import TemplateContext, render
@@ -28,6 +29,7 @@ from kestra_trio.secrets.masking import Masker
 from kestra_trio.state.states import Reason, State
 from kestra_trio.storage.executions import StateChange
 from kestra_trio.storage.ports import ExecutionRepo
+from kestra_trio.storage.write_retry import WriteRetry, is_write_refused
 
 
 @dataclass
@@ -36,6 +38,8 @@ class EngineOptions:
 
     max_parallel: int = 8  # running tasks, across every execution of the process
     kill_grace: float = 5.0
+    #: after a stop, how long refused database writes are retried once the tasks are stopped
+    close_grace: float = DEFAULT_CLOSE_GRACE
     cancel_poll_interval: float = 0.2
     handle_signals: bool = True
     environ: Mapping[str, str] | None = None  # where secrets are read from (default: os.environ)
@@ -53,6 +57,10 @@ class StopRequest:
     by: str  # user | system
     message: str
     signal: int | None = None
+    elapsed_ms: int | None = None  # since the execution started, when the stop was asked
+
+    def describe(self) -> str:
+        return self.message if self.reason == Reason.TIMEOUT else f"cancelled by {self.by}: {self.message}"
 
 
 @dataclass
@@ -81,6 +89,19 @@ class ExecutionResult:
     error: dict[str, Any] | None = None
     stop: StopRequest | None = None
     workflow_revision: int | None = None
+    #: log entries that could not be written (the database refused writes until the engine gave up)
+    log_entries_lost: int = 0
+    #: of those, entries whose loss could not be stored in the database either
+    lost_unrecorded: int = 0
+    #: False when the database did not take the final state (it stays RUNNING there)
+    state_stored: bool = True
+    #: what the database answered when it refused writes (None: it never did)
+    database_error: str | None = None
+
+    @property
+    def storage_incomplete(self) -> bool:
+        """Something of this execution is missing from the database: exit code 3."""
+        return self.reason_code == Reason.DATABASE_ERROR or bool(self.log_entries_lost) or not self.state_stored
 
 
 class RuntimeChooser(Protocol):
@@ -101,6 +122,12 @@ class EngineServices:
     slots: TaskSlots  # the process-wide limit on running tasks
     force_kill: trio.Event  # set by a second stop signal: running plugins get SIGKILL now
     options: EngineOptions
+    #: the process's one retry policy for refused database writes (logs, state changes, audit)
+    writes: WriteRetry = field(default_factory=WriteRetry)
+    #: True when the process runs only executions pinned to it (`kestra-trio run`): an
+    #: execution's own stop (its timeout, `execution cancel`) then also bounds the process's
+    #: waits for the database. A server's do not: its other executions keep waiting, whole.
+    bound_writes_on_stop: bool = False
     #: for tasks without `timeout:` (None: no limit; KESTRA_TRIO_DEFAULT_TASK_TIMEOUT, read once)
     default_task_timeout: float | None = None
 
@@ -134,6 +161,10 @@ class RunContext:
         self.registry = services.registry
         self.options = services.options
         self.log_send = services.collector.sender()
+        self.writes = services.writes
+        #: state changes the database refused until the process gave up waiting: they go
+        #: with the execution's final state
+        self.unwritten_changes: list[StateChange] = []
         self.on_progress = on_progress
         #: set before the execution scope is cancelled, so everything cancelled can say why
         self.stop_request: StopRequest | None = None
@@ -163,14 +194,33 @@ class RunContext:
     async def log(
         self, level: LogLevel, source: str, message: str, *, task_id: str | None = None, **metadata: Any
     ) -> None:
-        await self.log_send.send(LogEntry(self.execution_id, task_id, level, source, message, metadata))
+        """An engine line: never waits behind plugin output (see `LogSender.send_always`)."""
+        self.log_send.send_always(LogEntry(self.execution_id, task_id, level, source, message, metadata))
 
     def progress(self, event: ProgressEvent) -> None:
         if self.on_progress is not None:
             self.on_progress(event)
 
-    async def apply(self, *changes: StateChange) -> None:
-        results = await self.store.apply(*changes)
+    async def apply(self, *changes: StateChange) -> bool:
+        """Apply state changes in one transaction; while the database refuses, wait for it
+        (until a stop's deadline). False: still refused then; the changes are kept for the
+        final transaction (`unwritten_changes`)."""
+        try:
+            results = await self.writes.call("state changes", self.store.apply, *changes)
+        except Exception as exc:
+            if not is_write_refused(exc):
+                raise
+            self.unwritten_changes.extend(changes)
+            return False
         for result in results:
             if result.audit_failed:
                 self.options.on_error(f"audit write failed (the state change was kept): {result.audit_failed}")
+        return True
+
+    async def commit(self, *changes: StateChange) -> bool:
+        """Flush the log, then apply `changes`: a state is never visible before the lines
+        that led to it. False when the database took neither (the changes are kept)."""
+        if not await self.collector.flush():
+            self.unwritten_changes.extend(changes)
+            return False
+        return await self.apply(*changes)

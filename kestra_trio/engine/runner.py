@@ -14,10 +14,18 @@ execution (QUEUED → RUNNING) and calls this:
 Stopping = recording why, then cancelling the execution scope (`ExecutionRun.stop`, called
 by the service for a signal or an `execution cancel` request); each task records its own
 CANCELLED state (shielded) on the way out. ExceptionGroups are unwrapped here and nowhere else.
+
+While the database refuses writes every writer waits for it (`WriteRetry`): the execution
+goes on once it takes writes again. A stop of the process (a signal, the service closing)
+gives that wait a deadline (kill grace + close grace); past it, what still cannot be
+written is counted (`log_entries_lost`), state changes are kept for the final transaction,
+and the execution ends FAILED [DATABASE_ERROR]. Nothing on a stop path waits for the
+database without that deadline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 from collections.abc import Mapping
@@ -26,6 +34,7 @@ from typing import Any
 import trio
 
 from kestra_trio.engine.context import (
+    EngineOptions,
     EngineServices,
     ExecutionResult,
     RunContext,
@@ -36,10 +45,13 @@ from kestra_trio.engine.scheduler import Scheduler
 from kestra_trio.model.durations import format_duration
 from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.audit import AuditLogger
-from kestra_trio.observability.records import AuditEvent, AuditEventType, LogLevel, now_ms
+from kestra_trio.errors import IllegalTransition
+from kestra_trio.observability.records import AuditEvent, AuditEventType, LogEntry, LogLevel, now_ms
 from kestra_trio.state.states import Reason, State
+from kestra_trio.storage.db import is_storage_failure
 from kestra_trio.storage.executions import StateChange
 from kestra_trio.storage.ports import AuditSink
+from kestra_trio.storage.write_retry import WriteRetry
 
 
 class ExecutionRun(RunContext):
@@ -50,36 +62,32 @@ class ExecutionRun(RunContext):
         self.execution_scope = trio.CancelScope()
 
     # stopping --------------------------------------------------------------------------
-    async def stop(self, request: StopRequest) -> None:
+    def stop(self, request: StopRequest) -> None:
+        """Record why, say so, cancel: never blocks (the execution TIMEOUT audit event is
+        written with the final state). In a process that runs only this execution, the stop
+        also bounds every wait for the database (see `EngineServices.bound_writes_on_stop`)."""
         if self.stop_request is not None:
             return
-        self.stop_request = request
-        if request.reason == Reason.TIMEOUT:
-            await self.log(
-                LogLevel.ERROR,
-                "scheduler",
-                request.message,
-                reason_code=request.reason.value,
-                timeout_ms=ms(self.workflow.timeout),
-                elapsed_ms=now_ms() - self.started_at,
-            )
-            await self.audit.record(
-                AuditEventType.TIMEOUT,
-                scope="execution",
-                timeout_duration=format_duration(self.workflow.timeout or 0),
-                elapsed_time=format_duration((now_ms() - self.started_at) / 1000),
-                reason_code=request.reason.value,
-            )
-        else:
-            await self.log(
-                LogLevel.WARN,
-                "scheduler",
-                f"Cancellation requested by {request.by}: {request.message}",
-                cancelled_by=request.by,
-                reason=request.message,
-                **({"signal": signal.Signals(request.signal).name} if request.signal else {}),
-            )
+        elapsed_ms = now_ms() - self.started_at
+        self.stop_request = request = dataclasses.replace(request, elapsed_ms=elapsed_ms)
         self.progress(ProgressEvent.for_execution(self.execution_id, State.RUNNING, "STOPPING", request.message))
+        if self.services.bound_writes_on_stop:
+            bound_database_waits(self.services.writes, self.options)
+        if request.reason == Reason.TIMEOUT:
+            self.log_send.send_always(LogEntry(
+                self.execution_id, None, LogLevel.ERROR, "scheduler", request.message,
+                {"reason_code": request.reason.value, "timeout_ms": ms(self.workflow.timeout), "elapsed_ms": elapsed_ms},
+            ))
+        else:
+            self.log_send.send_always(LogEntry(
+                self.execution_id, None, LogLevel.WARN, "scheduler",
+                f"Cancellation requested by {request.by}: {request.message}",
+                {
+                    "cancelled_by": request.by,
+                    "reason": request.message,
+                    **({"signal": signal.Signals(request.signal).name} if request.signal else {}),
+                },
+            ))
         self.execution_scope.cancel()
 
     async def forcing(self, signal_name: str) -> None:
@@ -99,8 +107,20 @@ class ExecutionRun(RunContext):
 
     async def execution_timeout(self, seconds: float) -> None:
         await trio.sleep(seconds)
-        await self.stop(
-            StopRequest(Reason.TIMEOUT, "system", f"execution timeout of {format_duration(seconds)} reached")
+        self.stop(StopRequest(Reason.TIMEOUT, "system", f"execution timeout of {format_duration(seconds)} reached"))
+
+
+def bound_database_waits(writes: WriteRetry, options: EngineOptions) -> None:
+    """The process is stopping: writes the database refuses are retried until the tasks are
+    stopped (kill grace) plus the close grace, not forever; say so if it refuses now."""
+    bound = options.kill_grace + options.close_grace
+    if writes.deadline <= trio.current_time() + bound:
+        return  # bounded already
+    writes.give_up_at(trio.current_time() + bound)
+    if writes.failing:
+        options.on_error(
+            f"the database still refuses writes ({writes.last_error}): retrying for {bound:g} s at most, "
+            "then what is not written is counted as lost"
         )
 
 
@@ -129,7 +149,7 @@ async def run_claimed(
     with — and returns what happened (it is all in the database too)."""
     run = ExecutionRun(
         services, execution_id, workflow, inputs, secrets=secrets,
-        audit=AuditLogger(audit_sink, execution_id, services.options.on_error),
+        audit=AuditLogger(audit_sink, execution_id, services.options.on_error, services.writes),
         on_progress=on_progress, started_at=started_at, workflow_revision=workflow_revision, trigger=trigger,
     )
     services.collector.set_masker(execution_id, run.masker)
@@ -146,7 +166,7 @@ async def run_claimed(
                 with run.execution_scope:
                     await scheduler.run()
                 timers.cancel_scope.cancel()
-        except* Exception as group:  # a bug in the engine: record it, never lose the execution
+        except* Exception as group:  # a bug in the engine (or a broken database): record it, never lose it
             internal_error = group.exceptions[0]
             services.options.on_error(_describe_failure(internal_error))
         with trio.CancelScope(shield=True):
@@ -160,32 +180,43 @@ async def run_claimed(
         run.log_send.close()
 
 
-def _describe_failure(exc: BaseException) -> str:
-    """A broken database (disk I/O error, read-only file) is not a bug of ours: say which."""
+def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    import sqlite3
+    return exc
 
-    from kestra_trio.errors import StorageError
 
-    if isinstance(exc, (sqlite3.Error, StorageError)):
+def _describe_failure(exc: BaseException) -> str:
+    """A broken database (disk I/O error, read-only file) is not a bug of ours: say which."""
+    exc = _first_leaf(exc)
+    if is_storage_failure(exc):
         return f"database error: {exc}"
     return f"internal error: {exc!r}"
 
 
 async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseException | None) -> ExecutionResult:
     stop = run.stop_request
-    await scheduler.cancel_unstarted(stop)
+    await scheduler.cancel_unstarted(stop, internal_error)
+    # every task has ended: once this returns, each plugin line is written or counted lost
+    await run.collector.flush()
+    lost = run.collector.lost_for(run.execution_id)
     ended = now_ms()
     duration_ms = ended - run.started_at
     failed = scheduler.first_failure
     counts = scheduler.counts()
     if internal_error is not None:
-        state, reason, message = State.FAILED, Reason.INTERNAL_ERROR, _describe_failure(internal_error)
+        reason = Reason.DATABASE_ERROR if is_storage_failure(internal_error) else Reason.INTERNAL_ERROR
+        state, message = State.FAILED, _describe_failure(internal_error)
+    elif lost:
+        # never SUCCESS, nor a plain CANCELLED, with part of the log missing
+        state, reason = State.FAILED, Reason.DATABASE_ERROR
+        message = f"{lost:,} log entries could not be written to the database ({run.writes.last_error})"
+        if stop is not None:
+            message += f"; {stop.describe()}"
     elif stop is not None and stop.reason == Reason.TIMEOUT:
         state, reason, message = State.FAILED, Reason.TIMEOUT, stop.message
     elif stop is not None:
-        state, reason, message = State.CANCELLED, Reason.EXECUTION_CANCELLED, f"cancelled by {stop.by}: {stop.message}"
+        state, reason, message = State.CANCELLED, Reason.EXECUTION_CANCELLED, stop.describe()
     elif failed is not None:
         error_message = (failed.error or {}).get("message", "failed")
         state, reason = State.FAILED, Reason.TASK_FAILED
@@ -205,9 +236,18 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         reason_code=reason.value,
         duration_ms=duration_ms,
         task_states=counts,
+        **({"log_entries_lost": lost} if lost else {}),
     )
-    await run.collector.flush()  # every line is committed before the terminal state is visible
     audit: list[AuditEvent] = []
+    if stop is not None and stop.reason == Reason.TIMEOUT:
+        audit.append(
+            AuditEvent(run.execution_id, AuditEventType.TIMEOUT, {
+                "scope": "execution",
+                "timeout_duration": format_duration(run.workflow.timeout or 0),
+                "elapsed_time": format_duration((stop.elapsed_ms or 0) / 1000),
+                "reason_code": Reason.TIMEOUT.value,
+            })
+        )
     if state == State.SUCCESS:
         audit.append(
             AuditEvent(run.execution_id, AuditEventType.COMPLETED, {"duration_ms": duration_ms, "task_count": len(run.workflow.tasks)})
@@ -232,13 +272,25 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
                 {"error_message": message, "failed_task_id": failed.task_id if failed else None, "reason_code": reason.value},
             )
         )
+    # events and state changes the database refused until the process gave up go with the final state
+    audit = [*run.audit.take_unwritten(), *audit]
     fields: dict[str, Any] = {"ended_at": ended}
     if failed is not None:
         fields["failed_task_id"] = failed.task_id
     if stop is not None:
         fields["cancelled_by"] = stop.by
-    await run.apply(StateChange(run.execution_id, state, reason.value, message, fields=fields, audit=audit, at=ended))
+    final = StateChange(run.execution_id, state, reason.value, message, fields=fields, audit=audit, at=ended)
+    earlier, run.unwritten_changes = run.unwritten_changes, []
+    try:
+        stored = await run.commit(*earlier, final)
+    except IllegalTransition:  # one of the earlier changes was stored after all: the final state alone
+        run.unwritten_changes = []
+        stored = await run.apply(final)
     run.progress(ProgressEvent.for_execution(run.execution_id, state, reason.value, message))
+    database_error = None
+    if reason == Reason.DATABASE_ERROR or not stored:
+        unexpected = internal_error is not None and is_storage_failure(internal_error)
+        database_error = str(_first_leaf(internal_error)) if unexpected else run.writes.last_error
     return ExecutionResult(
         execution_id=run.execution_id,
         workflow_id=run.workflow.id,
@@ -250,5 +302,8 @@ async def _finish(run: ExecutionRun, scheduler: Scheduler, internal_error: BaseE
         failed_task_id=failed.task_id if failed else None,
         error=failed.error if failed else None,
         stop=stop,
+        log_entries_lost=run.collector.lost_for(run.execution_id),
+        lost_unrecorded=run.collector.unrecorded_for(run.execution_id),
+        state_stored=stored,
+        database_error=database_error,
     )
-

@@ -23,6 +23,7 @@ from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.model.dag import Dag
 from kestra_trio.observability.records import LogEntry, LogLevel, now_ms
 from kestra_trio.state.states import Reason, State
+from kestra_trio.storage.db import is_storage_failure
 from kestra_trio.storage.executions import StateChange
 
 
@@ -112,14 +113,13 @@ class Scheduler:
         at = now_ms()
         for tid in task_ids:
             spec = run.workflow.task(tid)
-            await run.log_send.send(
+            run.log_send.send_always(
                 LogEntry(
                     run.execution_id, tid, LogLevel.WARN, "worker", line or f"Task {tid} not started: {message}",
                     {"reason_code": reason.value, "type": spec.type},
                 )
             )
-        await run.collector.flush()
-        await run.apply(
+        await run.commit(
             *[
                 StateChange(
                     run.execution_id, State.CANCELLED, reason.value, message, task_id=tid,
@@ -140,7 +140,7 @@ class Scheduler:
                 ProgressEvent(run.execution_id, tid, State.CANCELLED, reason.value, message, task_type=run.workflow.task(tid).type)
             )
 
-    async def cancel_unstarted(self, stop: StopRequest | None) -> None:
+    async def cancel_unstarted(self, stop: StopRequest | None, internal_error: BaseException | None = None) -> None:
         """After the scheduler ends: every task that never ran is CANCELLED, with the cause."""
         pending = [tid for tid, result in self.results.items() if not result.state.is_terminal]
         if not pending:
@@ -153,6 +153,8 @@ class Scheduler:
             what = "timeout" if stop.reason == Reason.TIMEOUT else "cancellation"
             cause = stop.message if stop.reason == Reason.TIMEOUT else f"cancelled by {stop.by}: {stop.message}"
             line = f"Task cancelled due to execution {what} ({cause}); it had not started"
-        else:  # only reachable after an internal error
-            reason, message = Reason.INTERNAL_ERROR, "the scheduler stopped before this task could run"
+        else:  # only reachable after an internal error (or a broken database)
+            storage = internal_error is not None and is_storage_failure(internal_error)
+            reason = Reason.DATABASE_ERROR if storage else Reason.INTERNAL_ERROR
+            message = "the scheduler stopped before this task could run"
         await self._cancel_many(pending, reason, message, line)

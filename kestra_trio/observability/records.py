@@ -43,6 +43,53 @@ class LogEntry:
     timestamp: int = field(default_factory=now_ms)
 
 
+@dataclass(slots=True)
+class LostEntries:
+    """Log entries of one task (or of the execution itself) that could not be written: the
+    database refused writes until the engine had to give up. Stored as one ERROR entry at
+    the place of the gap, and added to `executions.log_entries_lost`."""
+
+    execution_id: str
+    task_id: str | None
+    count: int
+    first_at: int  # timestamp of the first entry lost (Unix ms)
+    last_at: int
+    cause: str
+
+    def add(self, count: int, first_at: int, last_at: int, cause: str) -> None:
+        self.count += count
+        self.first_at = min(self.first_at, first_at)
+        self.last_at = max(self.last_at, last_at)
+        self.cause = cause
+
+    def gap_entry(self) -> LogEntry:
+        """The ERROR line that stands where the lost entries would be (timestamp of the first)."""
+        whose = f"of task {self.task_id}" if self.task_id is not None else "of the execution"
+        noun = "log line" if self.count == 1 else "log lines"
+        when = _utc_ms(self.first_at) if self.first_at == self.last_at else f"from {_utc_ms(self.first_at)} to {_utc_ms(self.last_at)}"
+        return LogEntry(
+            self.execution_id,
+            self.task_id,
+            LogLevel.ERROR,
+            "scheduler" if self.task_id is None else "worker",
+            f"{self.count:,} {noun} {whose} ({when}) could not be written to the database and are lost: "
+            f"{self.cause} [DATABASE_ERROR]",
+            {
+                "reason_code": "DATABASE_ERROR",
+                "lost_entries": self.count,
+                "first_lost_at": self.first_at,
+                "last_lost_at": self.last_at,
+                "cause": self.cause,
+            },
+            self.first_at,
+        )
+
+
+def _utc_ms(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
 class AuditEventType(enum.StrEnum):
     CREATED = "CREATED"
     QUEUED = "QUEUED"  # waiting in a queue for a worker (metadata.queue)

@@ -5,7 +5,9 @@ plain ``Outcome``; inside it, pump stdout and stderr line by line into ``log_sen
 waiting for the leader. Cancelled → SIGTERM the group, ``kill_grace``, SIGKILL; after the
 leader exits the group gets one more SIGKILL for grandchildren. The pumps run under a shield
 so every line written before the end reaches ``log_send`` — reads are bounded by a short
-drain deadline (a setsid'd grandchild may hold a pipe open forever), sends by a long one.
+drain deadline (a setsid'd grandchild may hold a pipe open forever); sends wait as long as
+the consumer needs (the engine's collector holds them back while the database refuses
+writes, and stops holding them back once the run is stopping), so no line is dropped here.
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ from kestra_trio.state.states import Reason
 
 #: how long to keep reading pipes after the group is dead (a setsid'd grandchild may hold one)
 DRAIN_READ_DEADLINE = 2.0
-#: last resort for delivering drained lines if the log consumer stopped receiving
-DRAIN_SEND_DEADLINE = 30.0
 STDERR_TAIL_LINES = 20
 #: how long to wait for SIGKILLed group members to be gone before returning
 GROUP_EXIT_WAIT = 1.0
@@ -622,6 +622,7 @@ async def run_plan(
         )
     handle = ProcessHandle(pid=process.pid, pgid=process.pid)
     emitter = LogEmitter(invocation, log_send, output_limit)
+    handle.stderr_tail = emitter.stderr_tail
     interrupted: BaseException | None = None
     try:
         if reaper is not None:
@@ -693,10 +694,8 @@ async def _supervise(
         if _signal_group(handle, signal.SIGKILL) and not reaped:
             with trio.CancelScope(shield=True):
                 await _wait_group_gone(handle.pgid)
-        now = trio.current_time()
-        drain.stop_reading_at(now + DRAIN_READ_DEADLINE)
-        pump_scope.deadline = now + DRAIN_SEND_DEADLINE
-    with trio.CancelScope(shield=True, deadline=trio.current_time() + DRAIN_SEND_DEADLINE):
+        drain.stop_reading_at(trio.current_time() + DRAIN_READ_DEADLINE)
+    with trio.CancelScope(shield=True):
         if left_behind:
             await emitter.note(
                 LogLevel.WARN,

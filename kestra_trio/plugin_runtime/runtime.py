@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +82,8 @@ class ProcessHandle:
     killed_by_us: bool = False
     escalation: str | None = None  # why SIGTERM became SIGKILL: grace period ran out / second signal
     spare: tuple[int, ...] = ()  # group members SIGTERM skips (a sandbox's own supervisors)
+    #: the last stderr lines, kept as they are read (a timed-out or cancelled task reports them too)
+    stderr_tail: Sequence[str] = ()
 
 
 class Runtime(Protocol):

@@ -128,6 +128,7 @@ def execution_document(execution: ExecutionRow, now: int) -> dict[str, Any]:
         "timeout_ms": execution.timeout_ms,
         "task_count": execution.task_count,
         "log_entry_count": execution.log_entry_count,
+        "log_entries_lost": execution.log_entries_lost,
         "failed_task_id": execution.failed_task_id,
         "cancelled_by": execution.cancelled_by,
         "engine_pid": execution.engine_pid,
@@ -270,6 +271,7 @@ def execution_from_document(doc: Mapping[str, Any]) -> ExecutionRow:
         failed_task_id=doc.get("failed_task_id"), cancelled_by=doc.get("cancelled_by"),
         engine_pid=doc.get("engine_pid"), engine_host=doc.get("engine_host"), queue=doc.get("queue") or "default",
         workflow_revision=doc.get("workflow_revision"), trigger_data=doc.get("trigger_data"),
+        log_entries_lost=doc.get("log_entries_lost") or 0,
     )
 
 

@@ -33,7 +33,7 @@ import trio
 
 from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, StopRequest
 from kestra_trio.engine.progress import ProgressEvent
-from kestra_trio.engine.runner import ms
+from kestra_trio.engine.runner import bound_database_waits, ms
 from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
 from kestra_trio.model.defaults import default_task_timeout
@@ -47,6 +47,7 @@ from kestra_trio.service.recovery import recover_lost_executions
 from kestra_trio.service.worker import PreparedRun, Worker
 from kestra_trio.state.states import Reason, State
 from kestra_trio.storage.audit import AuditStore
+from kestra_trio.storage.ballast import hold_ballast
 from kestra_trio.storage.db import Database, open_database
 from kestra_trio.storage.executions import ExecutionStore, NewExecution, NewTaskRun
 from kestra_trio.storage.logs import LogStore
@@ -54,6 +55,7 @@ from kestra_trio.storage.ports import WorkerIdentity
 from kestra_trio.storage.queue import SqliteQueue
 from kestra_trio.storage.rows import ExecutionRow
 from kestra_trio.storage.workflows import WorkflowStore
+from kestra_trio.storage.write_retry import WriteRetry
 
 #: signals that stop the service's executions (recorded CANCELLED by user); SIGHUP: the terminal closed
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -98,7 +100,15 @@ class Service:
         self.queue = SqliteQueue(db)
         self.workflows = WorkflowStore(db)
         self.audit_store = AuditStore(db)
-        self.collector = LogCollector(LogStore(db), linger=config.options.collector_linger, on_error=config.options.on_error)
+        #: the process's one retry policy for refused database writes: one outage report, one
+        #: give-up deadline (set when the process stops)
+        self.writes = WriteRetry(on_error=config.options.on_error)
+        self.collector = LogCollector(
+            LogStore(db), linger=config.options.collector_linger, on_error=config.options.on_error,
+            writes=self.writes, close_grace=config.options.close_grace,
+            # a process that runs only its own executions reports their losses in their results
+            report_unrecorded_loss=bool(config.queues),
+        )
         self.force_kill = trio.Event()
         self.slots = TaskSlots(max(1, config.options.max_parallel))
         #: a bad KESTRA_TRIO_DEFAULT_TASK_TIMEOUT stops the process here, before anything is created
@@ -178,7 +188,7 @@ class Service:
             self._prepared.pop(execution_id, None)
             raise
         self.collector.set_masker(execution_id, masker)
-        await self._log_send.send(
+        self._log_send.send_always(
             LogEntry(
                 execution_id, None, LogLevel.INFO, "scheduler", f"Execution created for workflow {workflow.id}",
                 {"workflow_id": workflow.id, "trigger_type": trigger_type, "task_count": len(workflow.tasks),
@@ -203,7 +213,8 @@ class Service:
         """Stop every running execution with `request` (and any claimed later); claim no more shared work."""
         assert self.worker is not None
         self.stopping.set()
-        await self.worker.stop_all(request)
+        await self.worker.stop_all(request)  # ("Stopping …" is said first)
+        bound_database_waits(self.writes, self.options)
 
     async def drain(self, timeout: float) -> None:
         """A server's shutdown: claim nothing more, let running executions finish within `timeout`
@@ -216,6 +227,7 @@ class Service:
             await self.worker.wait_idle()
         if self.worker.running:
             await self.worker.stop_all(StopRequest(Reason.EXECUTION_CANCELLED, "system", "server shutdown"))
+            bound_database_waits(self.writes, self.options)  # a database refusing writes cannot hold the exit
         await self.worker.wait_idle()
 
     def start_soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -305,6 +317,7 @@ class Service:
         await self.worker.stop_all(StopRequest(
             Reason.EXECUTION_CANCELLED, "system", f"server shutdown (forced by a second {signum.name})", signal=int(signum)
         ))
+        bound_database_waits(self.writes, self.options)
         self.force_kill.set()
         for run in [run for run in self.worker.running.values() if run is not None]:
             await run.forcing(signum.name)
@@ -318,16 +331,19 @@ class Service:
             running = [eid for eid, run in self.worker.running.items() if run is not None]
             if not running:
                 continue
-            try:
+            try:  # reads, then the stop: a database that refuses writes cannot keep a cancel waiting
                 wanted = await self.store.pending_cancels(running)
                 for execution_id in wanted:
-                    requests = await self.store.take_cancel_requests(execution_id)
+                    requests = await self.store.pending_cancel_requests(execution_id)
                     run = self.worker.running.get(execution_id)
                     if requests and run is not None:
                         first = requests[0]
-                        await run.stop(
+                        run.stop(
                             StopRequest(Reason.EXECUTION_CANCELLED, first.requested_by, first.reason or "cancelled by request")
                         )
+                    if requests:
+                        with contextlib.suppress(Exception):  # refused: the stop stands, the mark waits
+                            await self.store.mark_cancel_requests_handled(execution_id, [r.id for r in requests])
             except Exception as exc:  # a locked or broken db must not kill the run
                 self.options.on_error(f"cannot read cancel requests ({exc})")
 
@@ -335,6 +351,7 @@ class Service:
         """Leaving the service: what still runs is stopped with a reason and waited for."""
         assert self.worker is not None
         if self.worker.running:
+            bound_database_waits(self.writes, self.options)
             await self.worker.stop_all(StopRequest(Reason.EXECUTION_CANCELLED, "system", "the service is shutting down"))
         await self.worker.wait_idle()
 
@@ -372,6 +389,8 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
             db = await stack.enter_async_context(open_database(config.db_path))
         service = Service(config, db, WorkerIdentity())
         options = config.options
+        # room for the last writes (loss counts, final states) if the disk fills up
+        service.writes.on_give_up = stack.enter_context(hold_ballast(db.path)).release
         async with trio.open_nursery() as root:
             await root.start(service.collector.run)
             try:
@@ -383,7 +402,8 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
                     engine = EngineServices(
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
-                        options=options, default_task_timeout=service.default_task_timeout,
+                        options=options, writes=service.writes, bound_writes_on_stop=not config.queues,
+                        default_task_timeout=service.default_task_timeout,
                     )
                     service.worker = Worker(
                         engine, service.queue, service.audit_store, service.identity,
@@ -403,7 +423,7 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
                         finally:
                             # bounded: each task gets its kill grace, then its pipes are drained
                             with trio.CancelScope(shield=True) as closing:
-                                closing.deadline = trio.current_time() + options.kill_grace + 60
+                                closing.deadline = trio.current_time() + options.kill_grace + options.close_grace + 60
                                 await service._close()
                             services.cancel_scope.cancel()
             finally:

@@ -109,7 +109,7 @@ class Worker:
             self.stop_request = request
         for run in list(self.running.values()):
             if run is not None:  # (one still starting stops as it registers)
-                await run.stop(request)
+                run.stop(request)
         self.poke()
 
     def stop_claiming(self) -> None:
@@ -195,8 +195,8 @@ class _Registration:
 
     def started(self, run: ExecutionRun) -> None:
         self.worker.running[self.execution_id] = run
-        if self.worker.stop_request is not None and self.worker._nursery is not None:
-            self.worker._nursery.start_soon(run.stop, self.worker.stop_request)
+        if self.worker.stop_request is not None:
+            run.stop(self.worker.stop_request)
 
 
 async def _fail_unrunnable(engine: EngineServices, audit_sink: AuditSink, row: ExecutionRow, problem: str) -> ExecutionResult:

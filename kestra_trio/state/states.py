@@ -60,4 +60,5 @@ class Reason(enum.StrEnum):
     OUTPUTS_UNAVAILABLE = "OUTPUTS_UNAVAILABLE"  # SKIPPED: it uses outputs of a task that has none (skipped, failure allowed)
     USER_CANCELLED = "USER_CANCELLED"
     ENGINE_LOST = "ENGINE_LOST"  # the engine process died; found by a later start
+    DATABASE_ERROR = "DATABASE_ERROR"  # the database refused writes (disk full, read-only, I/O error)
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -93,6 +93,14 @@ class Database:
         raise AssertionError("unreachable")
 
 
+def is_storage_failure(exc: BaseException) -> bool:
+    """True when `exc` (or the first leaf of an exception group) comes from the database:
+    a broken or refusing database is not a bug of ours (reason DATABASE_ERROR, exit 3)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return isinstance(exc, (sqlite3.Error, StorageError))
+
+
 def is_busy(exc: BaseException) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text
@@ -123,12 +131,21 @@ def _in_write_txn(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> 
     raw.execute("BEGIN IMMEDIATE")
     try:
         result = fn(raw, *args)
+        raw.execute("COMMIT")
     except BaseException:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
+        # a COMMIT refused (disk full, I/O error) can leave the transaction open: end it, or
+        # every later BEGIN fails ("within a transaction") after the disk has room again
+        _rollback_quietly(raw)
         raise
-    raw.execute("COMMIT")
     return result
+
+
+def _rollback_quietly(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        try:
+            raw.execute("ROLLBACK")
+        except sqlite3.Error:  # the original error is the one worth raising
+            pass
 
 
 def _in_read_txn(raw: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:

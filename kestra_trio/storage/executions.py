@@ -260,18 +260,26 @@ def _request_cancel(
     return execution, True
 
 
-def _take_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
+def _pending_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
     rows = raw.execute(
         "SELECT id, execution_id, requested_by, reason, requested_at FROM cancel_requests "
         "WHERE execution_id = ? AND handled_at IS NULL ORDER BY id",
         (execution_id,),
     ).fetchall()
-    if rows:
-        raw.execute(
-            "UPDATE cancel_requests SET handled_at = ? WHERE execution_id = ? AND handled_at IS NULL",
-            (now_ms(), execution_id),
-        )
     return [CancelRequest(*r) for r in rows]
+
+
+def _mark_cancel_requests_handled(raw: sqlite3.Connection, execution_id: str, ids: Sequence[int]) -> None:
+    raw.executemany(
+        "UPDATE cancel_requests SET handled_at = ? WHERE id = ? AND execution_id = ? AND handled_at IS NULL",
+        [(now_ms(), request_id, execution_id) for request_id in ids],
+    )
+
+
+def _take_cancel_requests(raw: sqlite3.Connection, execution_id: str) -> list[CancelRequest]:
+    requests = _pending_cancel_requests(raw, execution_id)
+    _mark_cancel_requests_handled(raw, execution_id, [r.id for r in requests])
+    return requests
 
 
 def _has_cancel_request(raw: sqlite3.Connection, execution_id: str) -> bool:
@@ -442,6 +450,13 @@ class ExecutionStore:
 
     async def take_cancel_requests(self, execution_id: str) -> list[CancelRequest]:
         return await self.db.write(_take_cancel_requests, execution_id)
+
+    async def pending_cancel_requests(self, execution_id: str) -> list[CancelRequest]:
+        """The requests not yet handled, oldest first: a read, so it works while writes are refused."""
+        return await self.db.run(_pending_cancel_requests, execution_id)
+
+    async def mark_cancel_requests_handled(self, execution_id: str, ids: Sequence[int]) -> None:
+        await self.db.write(_mark_cancel_requests_handled, execution_id, ids)
 
     async def get(self, execution_id: str) -> ExecutionRow | None:
         return await self.db.run(_get, execution_id)

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kestra_trio.observability.records import LogEntry
+from kestra_trio.observability.records import LogEntry, LostEntries
 from kestra_trio.storage.rows import (
     LOG_SELECT,
     LogRow,
@@ -43,6 +43,19 @@ def insert_logs_sync(raw: sqlite3.Connection, entries: Sequence[LogEntry]) -> No
     counts = Counter(e.execution_id for e in entries)
     raw.executemany(
         "UPDATE executions SET log_entry_count = log_entry_count + ? WHERE id = ?",
+        [(n, eid) for eid, n in counts.items()],
+    )
+
+
+def record_lost_sync(raw: sqlite3.Connection, lost: Sequence[LostEntries], entries: Sequence[LogEntry]) -> None:
+    """One ERROR entry per loss (at the place of the gap), then `entries`; adds each loss to
+    `executions.log_entries_lost`. In the caller's transaction."""
+    insert_logs_sync(raw, [*(item.gap_entry() for item in lost), *entries])
+    counts = Counter()
+    for item in lost:
+        counts[item.execution_id] += item.count
+    raw.executemany(
+        "UPDATE executions SET log_entries_lost = log_entries_lost + ? WHERE id = ?",
         [(n, eid) for eid, n in counts.items()],
     )
 
@@ -129,6 +142,11 @@ class LogStore:
 
     async def insert_batch(self, entries: Sequence[LogEntry]) -> None:
         await self.db.write(insert_logs_sync, entries)
+
+    async def record_lost(self, lost: Sequence[LostEntries], entries: Sequence[LogEntry] = ()) -> None:
+        """Store the losses (an ERROR entry each, and the executions' `log_entries_lost`) and
+        then `entries`, in one transaction."""
+        await self.db.write(record_lost_sync, lost, entries)
 
     async def insert_batches(self, batches: Sequence[Sequence[LogEntry]]) -> int:
         """Several batches, one transaction each, in ONE hop to the database thread.

@@ -74,17 +74,25 @@ def _run_script(raw: sqlite3.Connection, body: str, record: str, params: tuple) 
         raise
 
 
+def applied_versions(raw: sqlite3.Connection) -> set[int]:
+    raw.execute(_VERSION_TABLE)
+    return {int(row[0]) for row in raw.execute("SELECT version FROM schema_migrations")}
+
+
 def migrate_sync(raw: sqlite3.Connection, target: int | None = None) -> list[int]:
-    """Apply pending migrations up to `target` (default: latest); returns the versions applied."""
+    """Apply pending migrations up to `target` (default: latest), in version order; returns
+    the versions applied. Pending = not applied yet, also below the current version: work
+    merged in another order than numbered (a database at 3 that lacks 2) gets it too."""
     _check_ours(raw)
     migrations = available_migrations()
     latest = migrations[-1].version if migrations else 0
     target = latest if target is None else target
     version = current_version(raw)
     _refuse_newer(version, latest)
+    done = applied_versions(raw)
     applied = []
     for migration in migrations:
-        if version < migration.version <= target:
+        if migration.version <= target and migration.version not in done:
             try:
                 _run_script(
                     raw,
@@ -94,7 +102,7 @@ def migrate_sync(raw: sqlite3.Connection, target: int | None = None) -> list[int
                 )
             except sqlite3.OperationalError as exc:
                 # another engine may have applied it between our read and our write
-                if current_version(raw) >= migration.version:
+                if migration.version in applied_versions(raw):
                     continue
                 if is_busy(exc):
                     raise  # open_database retries the whole sequence
@@ -121,9 +129,10 @@ def rollback_sync(raw: sqlite3.Connection, to: int) -> list[int]:
     # a newer kestra-trio's schema: our down scripts do not know its tables, and running
     # them would drop the data under it
     _refuse_newer(version, migrations[-1].version if migrations else 0)
+    done = applied_versions(raw)
     rolled = []
     for migration in reversed(migrations):
-        if to < migration.version <= version:
+        if to < migration.version and migration.version in done:
             try:
                 _run_script(raw, migration.down, "DELETE FROM schema_migrations WHERE version = ?", (migration.version,))
             except sqlite3.Error as exc:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kestra_trio.observability.records import AuditEvent, LogEntry
+from kestra_trio.observability.records import AuditEvent, LogEntry, LostEntries
 from kestra_trio.storage.executions import DEFAULT_QUEUE as DEFAULT_QUEUE
 from kestra_trio.storage.executions import CancelRequest, ChangeResult, NewExecution, NewTaskRun, StateChange
 from kestra_trio.storage.rows import AttemptRow, ExecutionRow, TaskRunRow
@@ -50,6 +50,11 @@ class LogSink(Protocol):
 
     async def insert_batch(self, entries: Sequence[LogEntry]) -> None: ...
 
+    async def record_lost(self, lost: Sequence[LostEntries], entries: Sequence[LogEntry]) -> None:
+        """Store an ERROR entry per loss (at the place of the gap) and add the counts to the
+        executions, then `entries`, in one transaction."""
+        ...
+
 
 class AuditSink(Protocol):
     """Append-only audit events that are not part of a state change."""
@@ -71,6 +76,12 @@ class ExecutionRepo(Protocol):
     ) -> tuple[ExecutionRow, bool]: ...
 
     async def take_cancel_requests(self, execution_id: str) -> list[CancelRequest]: ...
+
+    async def pending_cancel_requests(self, execution_id: str) -> list[CancelRequest]:
+        """A read: it works while the database refuses writes."""
+        ...
+
+    async def mark_cancel_requests_handled(self, execution_id: str, ids: Sequence[int]) -> None: ...
 
     async def pending_cancels(self, execution_ids: Sequence[str]) -> list[str]: ...
 

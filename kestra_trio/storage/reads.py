@@ -106,6 +106,12 @@ def execution_state(raw: sqlite3.Connection, execution_id: str) -> str | None:
     return row[0] if row else None
 
 
+def log_entries_lost(raw: sqlite3.Connection, execution_id: str) -> int:
+    """How many entries the engine could not write (the database refused writes)."""
+    row = raw.execute("SELECT CAST(log_entries_lost AS INTEGER) FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
 def task_exists(raw: sqlite3.Connection, execution_id: str, task_id: str) -> bool:
     return (
         raw.execute(

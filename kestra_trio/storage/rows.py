@@ -16,7 +16,7 @@ TERMINAL_STATES = frozenset(state.value for state in TERMINAL)
 _INTEGER_COLUMNS = frozenset(
     {
         "id", "timestamp", "created_at", "started_at", "ended_at", "updated_at", "timeout_ms",
-        "log_entry_count", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
+        "log_entry_count", "log_entries_lost", "task_count", "engine_pid", "position", "attempt_count", "max_attempts",
         "duration_ms", "number", "exit_code", "pid", "claimed_at", "heartbeat_at", "workflow_revision",
         "revision", "applied_at", "enabled",
     }
@@ -57,7 +57,7 @@ EXECUTION_COLUMNS = (
     "id, workflow_id, namespace, state, reason_code, message, trigger_type, inputs, workflow_path, "
     "created_at, started_at, ended_at, updated_at, timeout_ms, log_entry_count, task_count, "
     "failed_task_id, cancelled_by, engine_pid, engine_host, queue, worker_id, claimed_at, heartbeat_at, "
-    "workflow_revision, trigger_data"
+    "workflow_revision, trigger_data, log_entries_lost"
 )
 #: the SELECT list for EXECUTION_COLUMNS, each column read as its expected type
 EXECUTION_SELECT = typed(EXECUTION_COLUMNS, text=EXECUTION_TEXT_ID)
@@ -91,6 +91,8 @@ class ExecutionRow:
     heartbeat_at: int | None = None
     workflow_revision: int | None = None  # the registry revision it ran
     trigger_data: dict[str, Any] | None = None  # what started it (cron time, webhook body, ...); masked
+    #: entries that could not be written (the database refused writes until the engine gave up)
+    log_entries_lost: int = 0
 
     @classmethod
     def from_row(cls, row: tuple) -> ExecutionRow:

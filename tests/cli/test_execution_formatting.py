@@ -415,3 +415,17 @@ def test_list_on_an_80_column_terminal_keeps_every_column_and_whole_ids():
     )
     text = render(F.execution_list_table([row], {row.id: {"CANCELLED": 2}}, T0), width=80)
     assert "TASKS" in text and "2 CANCELLED" in text and "ea18507c2a0829e3" in text
+
+
+async def test_inspect_says_how_many_log_entries_were_lost(tmp_path: Path) -> None:
+    async def lossy(db) -> None:
+        await _failed(db)
+        await db.write(lambda raw: raw.execute("UPDATE executions SET log_entries_lost = 74341 WHERE id = 'ex-failed'"))
+
+    snapshot = await _snapshot(tmp_path, lossy, "ex-failed")
+    text = render(F.inspect_view(snapshot))
+    assert "Log entries   0\nLost entries  74,341 could not be written (database error; see the ERROR log lines)\n" in text
+    assert F.snapshot_json(snapshot)["execution"]["log_entries_lost"] == 74341
+    (tmp_path / "clean").mkdir()
+    clean = await _snapshot(tmp_path / "clean", _failed, "ex-failed")
+    assert "Lost entries" not in render(F.inspect_view(clean))

@@ -1,3 +1,4 @@
+import json
 from io import StringIO
 
 from rich.console import Console
@@ -100,3 +101,54 @@ def test_a_multi_line_message_cannot_forge_a_line_of_ours():
     at_column_0 = [l for l in text.splitlines() if not l.startswith(" ")]
     assert at_column_0 == [line.splitlines()[0], "Execution e FAILED in 5ms [TASK_FAILED] - 1 task: 1 FAILED"]
     assert not any(l.startswith("Execution ffff") for l in text.splitlines())
+
+
+def _lossy(**changes) -> ExecutionResult:
+    import dataclasses
+
+    result = ExecutionResult(
+        "abc", "wf", State.FAILED, "DATABASE_ERROR",
+        "74,341 log entries could not be written to the database (database or disk is full); "
+        "cancelled by user: received SIGTERM",
+        25_400, tasks={"b1": TaskResult("b1", State.CANCELLED)},
+        log_entries_lost=74_341, database_error="database or disk is full",
+    )
+    return dataclasses.replace(result, **changes)
+
+
+def test_a_run_that_lost_log_entries_says_so_in_its_summary_and_last_line():
+    from kestra_trio.cli.run_view import database_error_line, result_json
+
+    result = _lossy()
+    assert result.storage_incomplete
+    assert summary_lines(result) == [
+        "Execution abc FAILED in 25.4s [DATABASE_ERROR] - 1 task: 1 CANCELLED",
+        "  reason: 74,341 log entries could not be written to the database (database or disk is full); "
+        "cancelled by user: received SIGTERM",
+        "  log entries lost: 74,341 (the database refused writes)",
+        "  inspect: kestra-trio execution inspect abc",
+    ]
+    assert database_error_line(result) == (
+        "database error (database or disk is full): 74,341 log entries of execution abc are lost; "
+        "it is recorded FAILED [DATABASE_ERROR]"
+    )
+    payload = json.loads(result_json(result))
+    assert (payload["log_entries_lost"], payload["state_stored"]) == (74_341, True)
+
+
+def test_when_not_even_the_final_state_could_be_stored_the_last_line_says_what_happens_next():
+    from kestra_trio.cli.run_view import database_error_line
+
+    result = _lossy(state_stored=False, lost_unrecorded=74_341, database_error="disk I/O error")
+    assert "74,341 of them are not counted in the database either" in summary_lines(result)[2]
+    assert database_error_line(result) == (
+        "database error (disk I/O error): 74,341 log entries of execution abc are lost; its final "
+        "state could not be stored either: it shows RUNNING until the next `kestra-trio run` on this host marks "
+        "it FAILED [ENGINE_LOST]"
+    )
+
+
+def test_a_run_that_stored_everything_is_not_a_database_error():
+    ok = ExecutionResult("abc", "wf", State.CANCELLED, "EXECUTION_CANCELLED", "cancelled by user: received SIGTERM", 10)
+    assert not ok.storage_incomplete
+    assert not any("lost" in line for line in summary_lines(ok))

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import sqlite3
 
 import pytest
 import trio
 
 from kestra_trio.observability.collector import OVERFLOW_MESSAGE, LogCollector
-from kestra_trio.observability.records import LogEntry, LogLevel
+from kestra_trio.observability.records import LogEntry, LogLevel, LostEntries
+from kestra_trio.storage.write_retry import WriteRetry
 from kestra_trio.secrets.masking import MASK, Masker
 
 
 class FakeSink:
     def __init__(self, *, delay: float = 0.0, failures: int = 0) -> None:
         self.batches: list[tuple[float, list[LogEntry]]] = []
+        self.lost: list[LostEntries] = []
         self.delay = delay
         self.failures = failures
 
@@ -25,6 +29,12 @@ class FakeSink:
             self.failures -= 1
             raise sqlite3.OperationalError("database is locked")
         self.batches.append((trio.current_time(), list(entries)))
+
+    async def record_lost(self, lost, entries):
+        if self.failures:
+            raise sqlite3.OperationalError("database is locked")
+        self.lost.extend(copy.copy(item) for item in lost)
+        self.batches.append((trio.current_time(), [item.gap_entry() for item in lost] + list(entries)))
 
     @property
     def messages(self) -> list[str]:
@@ -134,10 +144,10 @@ async def test_database_failure_is_retried_without_loss_and_reported_once(autoju
             await collector.flush()
         collector.close()
     assert sink.messages == [f"line {i}" for i in range(150)]
-    assert len([e for e in errors if "cannot write logs" in e]) == 1
-    assert any("recovered" in e for e in errors)
+    assert len([e for e in errors if "cannot write log lines" in e]) == 1
+    assert len([e for e in errors if "work again" in e]) == 1
     assert collector.statistics().write_failures == 3
-    assert collector.statistics().dropped == 0
+    assert collector.statistics().lost == 0
 
 
 async def test_failure_that_outlasts_the_run_is_counted_and_reported(autojump_clock):
@@ -150,26 +160,38 @@ async def test_failure_that_outlasts_the_run_is_counted_and_reported(autojump_cl
             for i in range(5):
                 await send.send(entry(i))
         collector.close()
-    assert collector.statistics().dropped == 5
+    assert collector.statistics().lost == collector.statistics().lost_unrecorded == 5
     assert any("5 log entries could not be written" in e for e in errors)
 
 
-async def test_flush_does_not_hang_while_the_database_keeps_failing(autojump_clock):
-    # a stop path awaits flush() shielded: a broken disk must not make Ctrl+C useless
+async def test_flush_waits_for_a_failing_database_until_the_give_up_deadline(autojump_clock):
+    # while the run goes on a flush waits (back-pressure); a stop gives the wait a deadline,
+    # and a shielded stop path then gets its answer at that deadline, not later
     sink = FakeSink(failures=10**9)
     errors: list[str] = []
-    collector = LogCollector(sink, linger=None, on_error=errors.append, close_grace=3.0)
+    writes = WriteRetry(on_error=errors.append)
+    collector = LogCollector(sink, linger=None, on_error=errors.append, writes=writes)
     async with trio.open_nursery() as nursery:
         await nursery.start(collector.run)
         with collector.sender() as send:
             await send.send(entry(0))
-            started = trio.current_time()
-            with trio.CancelScope(shield=True):
-                await collector.flush()
-            assert 3.0 <= trio.current_time() - started < 4.0
-            assert any("going on without them" in e for e in errors)
+            answers: list[bool] = []
+
+            async def flush() -> None:
+                with trio.CancelScope(shield=True):
+                    answers.append(await collector.flush())
+
+            nursery.start_soon(flush)
+            await trio.sleep(600)
+            assert answers == [] and collector.statistics().lost == 0  # still waiting, nothing dropped
+            stop_at = trio.current_time()
+            writes.give_up_at(stop_at + 3.0)
+            while not answers:
+                await trio.sleep(0.01)
+            assert 3.0 <= trio.current_time() - stop_at < 3.1  # a 2 s backoff sleep was cut short
+            assert answers == [False]  # the database took nothing, not even the loss record
         collector.close()
-    assert collector.statistics().dropped == 1  # counted and reported, never silent
+    assert collector.statistics().lost == collector.statistics().lost_unrecorded == 1  # counted, reported
     assert any("1 log entries could not be written" in e for e in errors)
 
 
@@ -281,3 +303,129 @@ async def test_partial_multi_batch_failure_requeues_only_uncommitted_batches(aut
     assert sink.messages == [f"line {i}" for i in range(450)]  # nothing twice, nothing lost
     assert collector.statistics().flushed == 450
     assert all(len(batch) <= 100 for _, batch in sink.batches)
+
+
+# -- the database refuses writes: back-pressure, then (after a stop's deadline) counted loss --
+
+
+class OutageSink(FakeSink):
+    """Refuses every batch (as a full disk does) until `until` on the trio clock.
+    `records_fit`: the small loss records still fit (a disk with room for a few rows)."""
+
+    def __init__(self, until: float, *, records_fit: bool = False) -> None:
+        super().__init__()
+        self.until = until
+        self.records_fit = records_fit
+
+    async def insert_batch(self, entries):
+        if trio.current_time() < self.until:
+            raise sqlite3.OperationalError("database or disk is full")
+        await super().insert_batch(entries)
+
+    async def record_lost(self, lost, entries):
+        if not self.records_fit and trio.current_time() < self.until:
+            raise sqlite3.OperationalError("database or disk is full")
+        await super().record_lost(lost, entries)
+
+
+def plugin_line(task_id: str, i: int, at: int = 0) -> LogEntry:
+    return LogEntry("e1", task_id, LogLevel.INFO, "plugin:core/shell.run", f"{task_id} line {i}", {}, at or 1000 + i)
+
+
+async def test_while_the_database_refuses_writes_producers_wait_and_nothing_is_lost(autojump_clock):
+    outage_end = trio.current_time() + 30.0
+    sink = OutageSink(until=outage_end)
+    errors: list[str] = []
+    collector = LogCollector(sink, linger=None, max_unwritten=500, on_error=errors.append)
+    sent = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+
+        async def produce() -> None:
+            nonlocal sent
+            with collector.sender() as send:
+                for start in range(0, 5000, 100):
+                    await send.send([entry(i) for i in range(start, start + 100)])
+                    sent = start + 100
+
+        nursery.start_soon(produce)
+        await trio.sleep(20)  # in the middle of the outage
+        stats = collector.statistics()
+        # the reader waits (so a plugin would block on its pipe); memory holds the bound
+        assert stats.waiting_senders == 1 and sent == stats.unwritten == 500
+        assert stats.lost == 0 and sink.batches == []
+        await trio.sleep(20)
+        collector.close()
+    assert sink.messages == [f"line {i}" for i in range(5000)]  # every line, in order
+    assert min(t for t, _ in sink.batches) >= outage_end
+    assert collector.statistics().lost == 0 and collector.statistics().unwritten == 0
+    assert len([e for e in errors if "cannot write log lines" in e and "database or disk is full" in e]) == 1
+    assert len([e for e in errors if "work again" in e]) == 1
+
+
+async def test_engine_lines_never_wait_for_room_plugin_lines_do(autojump_clock):
+    sink = FakeSink()
+    collector = LogCollector(sink, linger=None, max_unwritten=10)
+    with collector.sender() as send:
+        send.send_always([entry(i) for i in range(10)])  # the bound is reached
+        with pytest.raises(trio.WouldBlock):
+            send.send_nowait(entry(10))
+        send.send_always(entry(11))  # an engine line: past the bound, at once
+        with trio.move_on_after(1) as scope:
+            await send.send(entry(12))
+        assert scope.cancelled_caught  # a plugin's line waits (and is not sent when cancelled)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(collector.run)
+            await send.send(entry(13))  # room again once the flusher writes
+            collector.close()
+            send.close()
+    assert sink.messages == [f"line {i}" for i in [*range(10), 11, 13]]
+
+
+async def test_after_the_deadline_plugin_lines_are_counted_per_task_and_the_gap_is_recorded(autojump_clock):
+    # a full disk with room for a few rows: batches are refused, the small loss record fits
+    sink = OutageSink(until=math.inf, records_fit=True)
+    errors: list[str] = []
+    writes = WriteRetry(on_error=errors.append)
+    collector = LogCollector(sink, linger=None, writes=writes, max_unwritten=1000, on_error=errors.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+        with collector.sender() as send:
+            await send.send([plugin_line("t1", i) for i in range(300)])
+            await send.send([plugin_line("t2", i, at=5000 + i) for i in range(200)])
+            send.send_always(LogEntry("e1", "t1", LogLevel.WARN, "worker", "Task t1 cancelled"))
+            await trio.sleep(60)
+            assert sink.lost == [] and collector.statistics().lost == 0  # held, not dropped, while it waits
+            writes.give_up_at(trio.current_time() + 5)
+            assert await collector.flush() is True  # the loss records and the engine's line are stored
+            # past the deadline plugin output is counted, not written, and never waits for room
+            await send.send([plugin_line("t1", i, at=9000 + i) for i in range(2000)])
+            assert await collector.flush() is True
+        collector.close()
+    assert [(x.task_id, x.count, x.first_at, x.last_at) for x in sink.lost] == [
+        ("t1", 300, 1000, 1299), ("t2", 200, 5000, 5199), ("t1", 2000, 9000, 10999),
+    ]
+    gap = sink.batches[0][1][0]
+    assert gap.level == LogLevel.ERROR and gap.task_id == "t1" and gap.timestamp == 1000  # at the place of the gap
+    assert gap.message.startswith("300 log lines of task t1 (from ") and "database or disk is full" in gap.message
+    assert gap.metadata["lost_entries"] == 300 and gap.metadata["reason_code"] == "DATABASE_ERROR"
+    assert [e.message for e in sink.batches[0][1][2:]] == ["Task t1 cancelled"]  # kept, after the records
+    stats = collector.statistics()
+    assert stats.lost == 2500 and stats.lost_unrecorded == 0 and stats.unwritten == 0
+    assert not any("could not be written" in e for e in errors)  # recorded in the database, not only on stderr
+
+
+async def test_a_database_back_before_the_deadline_loses_nothing(autojump_clock):
+    sink = OutageSink(until=trio.current_time() + 8)
+    writes = WriteRetry(on_error=lambda _: None)
+    collector = LogCollector(sink, linger=None, writes=writes, on_error=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collector.run)
+        with collector.sender() as send:
+            await send.send([plugin_line("t1", i) for i in range(50)])
+            await trio.sleep(2)
+            writes.give_up_at(trio.current_time() + 10)  # the run is stopping; the disk gets room at 8 s
+            assert await collector.flush() is True
+        collector.close()
+    assert sink.messages == [f"t1 line {i}" for i in range(50)] and sink.lost == []
+    assert collector.statistics().lost == 0

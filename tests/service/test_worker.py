@@ -67,7 +67,7 @@ class FakeRun:
     def __init__(self) -> None:
         self.stops: list[StopRequest] = []
 
-    async def stop(self, request: StopRequest) -> None:
+    def stop(self, request: StopRequest) -> None:  # (ExecutionRun.stop never blocks)
         self.stops.append(request)
 
 

@@ -171,3 +171,33 @@ async def test_a_page_with_since_costs_the_same_deep_in_the_log(db: Database) ->
     [(ts, row_id)] = await db.run(lambda raw: raw.execute("SELECT timestamp, id FROM execution_logs WHERE timestamp = 19000").fetchall())
     deep = await db.run(steps_for_page, (ts, row_id))
     assert deep <= first * 2  # was ~190x: every row from `since` to the cursor was visited again
+
+
+async def test_record_lost_stores_the_gap_and_the_counts_with_the_kept_entries(db: Database) -> None:
+    from kestra_trio.observability.records import LostEntries
+
+    lost = [
+        LostEntries("ex-1", "a", 1234, 1_700_000_000_123, 1_700_000_005_678, "database or disk is full"),
+        LostEntries("ex-1", None, 1, 1_700_000_006_000, 1_700_000_006_000, "disk I/O error"),
+        LostEntries("ex-2", "b", 7, 1_700_000_000_000, 1_700_000_001_000, "disk I/O error"),
+    ]
+    await LogStore(db).record_lost(lost, [entry(1), entry(2)])
+    rows = await db.run(lambda raw: raw.execute(
+        "SELECT execution_id, task_id, timestamp, level, source, message, metadata FROM execution_logs ORDER BY id"
+    ).fetchall())
+    assert [r[:5] for r in rows] == [
+        ("ex-1", "a", 1_700_000_000_123, "ERROR", "worker"),  # stamped where the gap starts
+        ("ex-1", None, 1_700_000_006_000, "ERROR", "scheduler"),
+        ("ex-2", "b", 1_700_000_000_000, "ERROR", "worker"),
+        ("ex-1", "a", 1001, "INFO", "plugin:core/shell.run"),
+        ("ex-1", "a", 1002, "INFO", "plugin:core/shell.run"),
+    ]
+    assert rows[0][5] == (
+        "1,234 log lines of task a (from 2023-11-14T22:13:20.123Z to 2023-11-14T22:13:25.678Z) could not be "
+        "written to the database and are lost: database or disk is full [DATABASE_ERROR]"
+    )
+    assert rows[1][5].startswith("1 log line of the execution (2023-11-14T22:13:26.000Z) could not be written")
+    assert '"lost_entries":1234' in rows[0][6] and '"reason_code":"DATABASE_ERROR"' in rows[0][6]
+    counts = await db.run(lambda raw: dict(raw.execute("SELECT id, log_entries_lost FROM executions").fetchall()))
+    assert counts == {"ex-1": 1235, "ex-2": 7}
+    assert await db.run(log_counts) == {"ex-1": 4, "ex-2": 1}  # the ERROR lines are entries too

@@ -265,3 +265,42 @@ def test_cannot_open_an_existing_file_hints_at_the_folder(tmp_path: Path) -> Non
     message = _describe(path, sqlite3.OperationalError("unable to open database file"))
     assert message.endswith("(SQLite also creates a.db-wal and a.db-shm there: the folder must be writable)")
     assert "folder" not in _describe(tmp_path / "missing.db", sqlite3.OperationalError("unable to open database file"))
+
+
+def test_0002_adds_log_entries_lost_to_existing_executions_and_removes_it_again(tmp_path: Path) -> None:
+    raw = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    migrate_sync(raw, 1)
+    raw.execute(
+        "INSERT INTO executions (id, workflow_id, state, created_at, updated_at, log_entry_count) "
+        "VALUES ('ex-1', 'wf', 'SUCCESS', 0, 0, 42)"
+    )
+    assert migrate_sync(raw) == [m.version for m in available_migrations() if m.version > 1]
+    assert raw.execute("SELECT log_entry_count, log_entries_lost FROM executions").fetchall() == [(42, 0)]
+    rollback_sync(raw, 1)
+    assert raw.execute("SELECT * FROM executions").fetchone()[0] == "ex-1"
+    assert "log_entries_lost" not in {r[1] for r in raw.execute("PRAGMA table_info(executions)")}
+
+
+def test_a_migration_merged_after_a_higher_one_is_applied_and_rolled_back_in_version_order(tmp_path: Path) -> None:
+    # main's databases went 1 → 3 → 6 before 0002 landed: the gap is filled, not skipped
+    from kestra_trio.storage.migrate import _run_script, applied_versions
+
+    raw = sqlite3.connect(tmp_path / "k.db", isolation_level=None)
+    migrate_sync(raw, 1)
+    for migration in available_migrations():
+        if migration.version > 2:
+            _run_script(
+                raw, migration.up, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)",
+                (migration.version, migration.name),
+            )
+    assert 2 not in applied_versions(raw) and current_version(raw) == LATEST
+    assert migrate_sync(raw) == [2]
+    assert "log_entries_lost" in {r[1] for r in raw.execute("PRAGMA table_info(executions)")}
+    assert migrate_sync(raw) == []
+    other = fresh(tmp_path / "fresh.db")
+    # the same schema as a fresh database; only the order of the executions' added columns differs
+    assert {o for o in schema(raw) if o[1] != "executions"} == {o for o in schema(other) if o[1] != "executions"}
+    columns = "SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info('executions') ORDER BY name"
+    assert raw.execute(columns).fetchall() == other.execute(columns).fetchall()
+    assert rollback_sync(raw, 0) == [m.version for m in reversed(available_migrations())]
+    assert applied_versions(raw) == set()

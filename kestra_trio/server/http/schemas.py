@@ -31,7 +31,7 @@ _EXECUTION_FIELDS: dict[str, Any] = {
     "inputs": {"type": ["object", "null"]}, "workflow_path": _nullable("string"),
     "workflow_revision": _nullable("integer"), "trigger_data": {"type": ["object", "null"]}, "queue": STRING,
     "created_at": TIME, "started_at": TIME, "ended_at": TIME, "duration_ms": _nullable("integer"),
-    "timeout_ms": _nullable("integer"), "task_count": INTEGER, "log_entry_count": INTEGER,
+    "timeout_ms": _nullable("integer"), "task_count": INTEGER, "log_entry_count": INTEGER, "log_entries_lost": INTEGER,
     "failed_task_id": _nullable("string"), "cancelled_by": _nullable("string"),
     "engine_pid": _nullable("integer"), "engine_host": _nullable("string"),
 }
