@@ -118,3 +118,14 @@ class ConfigError(UsageError):
 
 class SandboxUnavailable(UsageError):
     """restricted mode cannot start here; nothing was run"""
+
+
+def only_leaf(group: BaseExceptionGroup) -> BaseException | None:
+    """The one exception inside nested one-exception groups (trio nurseries wrap what they
+    raise), or None when the group holds more than one."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc

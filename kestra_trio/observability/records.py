@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,20 @@ class LogLevel(enum.StrEnum):
 LEVEL_ORDER = {LogLevel.DEBUG: 10, LogLevel.INFO: 20, LogLevel.WARN: 30, LogLevel.ERROR: 40}
 
 
+#: where every recorded timestamp comes from; the test harness (`kestra_trio.testing`) points
+#: it at trio's clock while time skips, so a skipped 10-minute backoff is 10 minutes in the records
+_clock_ns: Callable[[], int] = time.time_ns
+
+
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return _clock_ns() // 1_000_000
+
+
+def use_clock(clock_ns: Callable[[], int]) -> Callable[[], int]:
+    """Make `now_ms` read `clock_ns` (nanoseconds since the epoch); returns the previous clock."""
+    global _clock_ns
+    previous, _clock_ns = _clock_ns, clock_ns
+    return previous
 
 
 def iso_ms(ms: int | None) -> str | None:

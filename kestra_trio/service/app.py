@@ -31,11 +31,12 @@ from typing import Any
 
 import trio
 
-from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, StopRequest
+from kestra_trio.engine.context import EngineOptions, EngineServices, ExecutionResult, RuntimeChooser, StopRequest
 from kestra_trio.engine.progress import ProgressEvent
 from kestra_trio.engine.runner import bound_database_waits, ms
 from kestra_trio.engine.runtimes import RuntimeFactory
 from kestra_trio.engine.slots import TaskSlots
+from kestra_trio.errors import only_leaf
 from kestra_trio.model.defaults import default_task_timeout
 from kestra_trio.model.workflow import Workflow
 from kestra_trio.observability.collector import LogCollector, report_to_stderr
@@ -85,6 +86,9 @@ class ServiceConfig:
     drain_on_signal: bool = False
     #: where warnings go (an oversized table after the first cleanup)
     on_warning: Callable[[str], None] = field(default=lambda message: report_to_stderr(f"warning: {message}"))
+    #: wraps the runtime chooser (the test harness: mocked tasks, `core/util.sleep` on the test clock,
+    #: real time while a plugin process runs)
+    wrap_runtimes: Callable[[RuntimeChooser], RuntimeChooser] | None = None
 
 
 class Service:
@@ -367,19 +371,10 @@ async def open_service(config: ServiceConfig, *, db: Database | None = None) -> 
         async with _open_service(config, db) as service:
             yield service
     except BaseExceptionGroup as group:
-        leaf = _only_leaf(group)
+        leaf = only_leaf(group)
         if leaf is None:
             raise
         raise leaf from None
-
-
-def _only_leaf(group: BaseExceptionGroup) -> BaseException | None:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        if len(exc.exceptions) != 1:
-            return None
-        exc = exc.exceptions[0]
-    return exc
 
 
 @contextlib.asynccontextmanager
@@ -395,10 +390,12 @@ async def _open_service(config: ServiceConfig, db: Database | None) -> AsyncIter
             await root.start(service.collector.run)
             try:
                 async with open_group_reaper() as reaper:
-                    runtimes = RuntimeFactory(
+                    runtimes: RuntimeChooser = RuntimeFactory(
                         reaper=reaper, kill_grace=options.kill_grace, force_kill=service.force_kill,
                         environ=options.environ,
                     )
+                    if config.wrap_runtimes is not None:
+                        runtimes = config.wrap_runtimes(runtimes)
                     engine = EngineServices(
                         store=service.store, collector=service.collector, registry=config.registry,
                         runtime_for=runtimes, slots=service.slots, force_kill=service.force_kill,
