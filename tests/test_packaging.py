@@ -21,6 +21,9 @@ def test_wheel_install_finds_bundled_plugins(tmp_path):
     )
     assert build.returncode == 0, build.stderr
     assert (target / "kestra_trio" / "bundled_plugins" / "shell" / "plugin.yaml").is_file()
+    web = target / "kestra_trio" / "server" / "web" / "static"  # the web view ships in the wheel
+    for name in ("index.html", "app.css", "js/app.js", "js/logview.js", "js/api.js"):
+        assert (web / name).is_file(), name
     code = (
         "import kestra_trio, sys; from kestra_trio.plugin_runtime.registry import PluginRegistry;"
         "r = PluginRegistry.discover(environ={});"

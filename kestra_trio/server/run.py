@@ -87,6 +87,7 @@ async def serve_http(nursery: trio.Nursery, ctx: ApiContext, host: str, port: in
     from hypercorn.trio import serve
 
     from kestra_trio.server.http.app import build_app
+    from kestra_trio.server.web import web_routes
 
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host.strip("[]") else f"{host}:{port}"]
@@ -96,7 +97,7 @@ async def serve_http(nursery: trio.Nursery, ctx: ApiContext, host: str, port: in
     config.include_server_header = False
     config.h11_max_incomplete_size = MAX_HEAD_BYTES  # request line + headers: larger is refused by hypercorn
     try:
-        binds = await nursery.start(partial(serve, build_app(ctx), config, shutdown_trigger=closed.wait))
+        binds = await nursery.start(partial(serve, build_app(ctx, web_routes()), config, shutdown_trigger=closed.wait))
     except* OSError as group:  # the port is taken, the address is not ours (raised inside hypercorn's nursery)
         exc: BaseException = group
         while isinstance(exc, BaseExceptionGroup):
