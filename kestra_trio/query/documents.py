@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from kestra_trio.inspection.inspector import ExecutionSnapshot
     from kestra_trio.storage.rows import AttemptRow, AuditRow, ExecutionRow, LogRow, TaskRunRow
     from kestra_trio.storage.sandbox import SandboxRows
-    from kestra_trio.storage.workflows import WorkflowRow
+    from kestra_trio.storage.workflows import RevisionRow, WorkflowRow
 
 
 
@@ -222,6 +222,22 @@ def workflow_document(row: WorkflowRow) -> dict[str, Any]:
         "created_at": iso_ms(row.created_at),
         "updated_at": iso_ms(row.updated_at),
     }
+
+
+def revision_document(row: RevisionRow) -> dict[str, Any]:
+    """One registry revision: `workflow show/history --json` and `GET /workflows/{id}/revisions`."""
+    result: dict[str, Any] = {
+        "workflow_id": row.workflow_id,
+        "revision": row.revision,
+        "namespace": row.namespace,
+        "sha256": row.source_hash,
+        "task_count": row.task_count,
+        "source_path": row.source_path,
+        "applied_at": iso_ms(row.applied_at),
+    }
+    if row.source is not None:
+        result["source"] = row.source
+    return result
 
 
 def sandbox_document(rows: SandboxRows, task_id: str | None = None) -> dict[str, Any]:

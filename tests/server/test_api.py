@@ -352,3 +352,36 @@ async def test_another_sites_page_cannot_start_or_cancel_and_a_rebound_host_name
     behind_proxy = await api.client.get("/api/v1/executions",
                                         headers={"Host": "kestra.example", "Authorization": f"Bearer {token}"})
     assert behind_proxy.status_code == 200  # with a token, any host name
+
+
+async def test_revisions_enable_disable_and_restart(api: Api, tmp_path: Path) -> None:
+    changed = tmp_path / "hello.yaml"
+    changed.write_text(textwrap.dedent(HELLO).replace("default: world", "default: everyone"))
+    await api.ctx.service.workflows.apply([load_file(changed, REGISTRY).source])
+    revisions = (await api.client.get("/api/v1/workflows/hello/revisions")).json()["revisions"]
+    assert [r["revision"] for r in revisions] == [1, 2] and all(len(r["sha256"]) == 64 for r in revisions)
+    first = (await api.client.get("/api/v1/workflows/hello", params={"revision": 1})).json()
+    assert first["shown_revision"] == 1 and first["revision"] == 2 and "default: world" in first["source"]
+    assert KEY not in first["source"] and 'key: "***SECRET***"' in first["source"]  # a webhook key is a credential
+    assert first["inputs"][0]["default"] == "world"
+    missing = await api.client.get("/api/v1/workflows/hello", params={"revision": 9})
+    assert missing.status_code == 404 and "no revision 9" in missing.json()["message"]
+    assert (await api.client.get("/api/v1/workflows/nope/revisions")).status_code == 404
+
+    disabled = (await api.client.post("/api/v1/workflows/hello/disable")).json()
+    assert disabled == {"id": "hello", "enabled": False, "changed": True}
+    assert (await api.client.post("/api/v1/executions", json={"workflow": "hello"})).status_code == 409
+    assert (await api.client.post("/api/v1/workflows/hello/enable")).json()["changed"] is True
+    assert (await api.client.post("/api/v1/workflows/nope/enable")).status_code == 404
+
+    execution_id = await api.start(inputs={"count": 1})
+    await api.finished(execution_id)
+    nothing = await api.client.post(f"/api/v1/executions/{execution_id}/restart", json={})
+    assert nothing.status_code == 409, nothing.text  # a SUCCESS has nothing left to run
+    again = await api.client.post(f"/api/v1/executions/{execution_id}/restart", json={"from_task": "say", "reason": "rerun"})
+    assert again.status_code == 202, again.text
+    document = await api.finished(execution_id)
+    assert document["execution"]["state"] == "SUCCESS" and document["execution"]["restart_count"] == 1
+    assert document["tasks"][0]["attempt_count"] == 2
+    unknown = await api.client.post(f"/api/v1/executions/{execution_id}/restart", json={"bogus": 1})
+    assert unknown.status_code == 422

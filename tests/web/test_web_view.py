@@ -347,12 +347,14 @@ def test_cancel_and_restart_ask_first(server, browser, tmp_path):
     assert any("seen enough" in json.dumps(e.get("metadata")) for e in events)
     wait_for(browser, lambda d: d.find_elements("id", "restart"), message="no Restart button once it ended")
     browser.find_element("id", "restart").click()
-    browser.find_element("id", "confirm-ok").click()
-    wait_for(browser, lambda d: not d.current_url.endswith(execution_id), message="the restart did not open")
-    again = browser.current_url.rsplit("/", 1)[1]
-    doc = server.api("GET", f"/executions/{again}")[1]
-    assert doc["execution"]["inputs"] == {"gate": str(never)} and doc["execution"]["trigger"] == "api"
-    server.api("POST", f"/executions/{again}/cancel", {"reason": "test over"})
+    browser.find_element("id", "confirm-ok").click()  # the engine's restart: the same execution runs again
+    wait_for(browser, lambda d: d.find_element("id", "exec-state").text in ("QUEUED", "RUNNING"),
+             message="the restarted execution is not shown running again")
+    assert browser.current_url.endswith(execution_id)
+    doc = server.api("GET", f"/executions/{execution_id}")[1]
+    assert doc["execution"]["restart_count"] == 1 and doc["execution"]["inputs"] == {"gate": str(never)}
+    assert any(e["event_type"] == "RESTARTED" for e in doc["audit_events"])
+    server.api("POST", f"/executions/{execution_id}/cancel", {"reason": "test over"})
 
 
 def test_token_is_asked_for_and_sent_as_a_header_never_a_cookie(browser, tmp_path):

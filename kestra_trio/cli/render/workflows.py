@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table  # noqa: TC002 (the return type)
 from rich.text import Text
 
 from kestra_trio.cli.formatting import borderless_table, literal, literal_line
-from kestra_trio.query.documents import iso_ms
+from kestra_trio.query.documents import iso_ms, revision_document
 from kestra_trio.query.documents import workflow_document as workflow_json  # noqa: F401 (workflow list --json)
 from kestra_trio.storage.workflows import Applied, RevisionRow, WorkflowRow
 
@@ -66,16 +65,4 @@ def history_table(rows: Sequence[RevisionRow], current: int) -> Table:
     return table
 
 
-def revision_json(row: RevisionRow) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "workflow_id": row.workflow_id,
-        "revision": row.revision,
-        "namespace": row.namespace,
-        "sha256": row.source_hash,
-        "task_count": row.task_count,
-        "source_path": row.source_path,
-        "applied_at": iso_ms(row.applied_at),
-    }
-    if row.source is not None:
-        result["source"] = row.source
-    return result
+revision_json = revision_document  # the same document `GET /workflows/{id}/revisions` answers

@@ -35,7 +35,39 @@ async def get_workflow(ctx: ApiContext, call: Call) -> Response:
     row = await ctx.workflows.get(call.path["workflow_id"])
     if row is None:
         raise workflow_not_found(call.path["workflow_id"])
-    return json_response(call.request, await workflow_detail(ctx, row))
+    revision = call.query.get("revision", row.revision)
+    stored = await ctx.workflows.revision(row.id, revision)
+    if stored is None:
+        raise not_found(f"workflow {row.id} has no revision {revision} (its latest is {row.revision})")
+    return json_response(call.request, await workflow_detail(ctx, row, stored))
+
+
+async def workflow_revisions(ctx: ApiContext, call: Call) -> Response:
+    from kestra_trio.query.documents import revision_document
+
+    workflow_id = call.path["workflow_id"]
+    rows = await ctx.workflows.history(workflow_id)
+    if not rows:
+        raise workflow_not_found(workflow_id)
+    return json_response(call.request, {"revisions": [revision_document(row) for row in rows]})
+
+
+async def enable_workflow(ctx: ApiContext, call: Call) -> Response:
+    return await _set_enabled(ctx, call, True)
+
+
+async def disable_workflow(ctx: ApiContext, call: Call) -> Response:
+    return await _set_enabled(ctx, call, False)
+
+
+async def _set_enabled(ctx: ApiContext, call: Call, enabled: bool) -> Response:
+    """`workflow enable|disable ID`: triggers of a disabled workflow fire nothing, starts get 409."""
+    workflow_id = call.path["workflow_id"]
+    changed = await ctx.service.workflows.set_enabled(workflow_id, enabled)
+    if changed is None:
+        raise workflow_not_found(workflow_id)
+    ctx.log.info("workflow enabled" if enabled else "workflow disabled", workflow=workflow_id, changed=changed)
+    return json_response(call.request, {"id": workflow_id, "enabled": enabled, "changed": changed})
 
 
 def workflow_not_found(workflow_id: str) -> ApiError:
@@ -138,6 +170,25 @@ async def cancel_execution(ctx: ApiContext, call: Call) -> Response:
     }, 202 if not execution.is_terminal else 200)
 
 
+async def restart_execution(ctx: ApiContext, call: Call) -> Response:
+    """`execution restart`: only what failed or did not run runs again, in the same execution,
+    in this server (the successful tasks keep their stored outputs)."""
+    from kestra_trio.errors import IllegalTransition
+
+    resolved = await _resolve(ctx, call.path["execution_id"])
+    body = call.body or {}
+    try:
+        workflow = await ctx.service.restart(
+            resolved, from_task=body.get("from_task"), by="user", reason=body.get("reason"),
+        )
+    except (UsageError, IllegalTransition) as exc:
+        raise ApiError(409, "not_restartable", str(exc)) from None
+    ctx.service.start_soon(ctx.service.wait, resolved)  # nobody waits over HTTP: take its result
+    ctx.log.info("execution restarted", execution_id=resolved, from_task=body.get("from_task"))
+    return json_response(call.request, {"id": resolved, "state": "QUEUED", "workflow_id": workflow.id}, 202,
+                         {"Location": f"/api/v1/executions/{resolved}"})
+
+
 async def execution_logs(ctx: ApiContext, call: Call) -> Response:
     from kestra_trio.query.documents import log_json_object
     from kestra_trio.query.logs import log_page
@@ -211,6 +262,7 @@ async def openapi(ctx: ApiContext, call: Call) -> Response:
 
 # ------------------------------------------------------------------ declarations
 
+WORKFLOW_ID = Param("workflow_id", "path", "workflow id")
 EXECUTION_ID = Param("execution_id", "path", "execution id, or a unique prefix of at least 4 characters")
 LOG_FILTERS = (
     Param("task", "query", "only this task's entries"),
@@ -225,9 +277,23 @@ OPERATIONS: list[Operation] = [
               {200: Answer("serving", "Health"), 503: Answer("shutting down", "Health")}, "server", public=True),
     Operation("GET", "/workflows", "listWorkflows", "The workflows of the registry", list_workflows,
               {200: Answer("every workflow, by id", "WorkflowList")}, "workflows"),
-    Operation("GET", "/workflows/{workflow_id}", "getWorkflow", "A workflow: revision, inputs, triggers, next fire times",
-              get_workflow, {200: Answer("the workflow", "WorkflowDetail"), 404: Answer("no such workflow", "Error")},
-              "workflows", params=(Param("workflow_id", "path", "workflow id"),)),
+    Operation("GET", "/workflows/{workflow_id}", "getWorkflow",
+              "A workflow: revision (its source), inputs, triggers, next fire times",
+              get_workflow, {200: Answer("the workflow", "WorkflowDetail"),
+                             404: Answer("no such workflow or revision", "Error")},
+              "workflows", params=(WORKFLOW_ID, Param("revision", "query", "this revision instead of the current one",
+                                                      {"type": "integer", "minimum": 1, "maximum": 2**31}))),
+    Operation("GET", "/workflows/{workflow_id}/revisions", "workflowRevisions", "Every revision of a workflow, oldest first",
+              workflow_revisions, {200: Answer("what `workflow history --json` prints", "RevisionList"),
+                                   404: Answer("no such workflow", "Error")},
+              "workflows", params=(WORKFLOW_ID,)),
+    Operation("POST", "/workflows/{workflow_id}/enable", "enableWorkflow", "Enable a workflow (starts and triggers)",
+              enable_workflow, {200: Answer("enabled", "EnabledAnswer"), 404: Answer("no such workflow", "Error")},
+              "workflows", params=(WORKFLOW_ID,), body_required=False),
+    Operation("POST", "/workflows/{workflow_id}/disable", "disableWorkflow",
+              "Disable a workflow: its triggers fire nothing, starts get 409", disable_workflow,
+              {200: Answer("disabled", "EnabledAnswer"), 404: Answer("no such workflow", "Error")},
+              "workflows", params=(WORKFLOW_ID,), body_required=False),
     Operation("POST", "/executions", "startExecution", "Start an execution of a registry workflow (its current revision)",
               start_execution,
               {201: Answer("queued; `Location` is its URL", "Started"), 404: Answer("no such workflow", "Error"),
@@ -253,6 +319,13 @@ OPERATIONS: list[Operation] = [
               {202: Answer("requested (idempotent)", "CancelAnswer"), 200: Answer("it had already finished", "CancelAnswer"),
                404: NOT_FOUND, 422: Answer("unknown field or a reason too long", "Error")},
               "executions", params=(EXECUTION_ID,), body="CancelExecution", body_required=False),
+    Operation("POST", "/executions/{execution_id}/restart", "restartExecution",
+              "Run again what failed or did not run (or `from_task` and what follows), in the same execution",
+              restart_execution,
+              {202: Answer("queued again; `Location` is its URL", "Started"), 404: NOT_FOUND,
+               409: Answer("it is still running, or nothing is left to run", "Error"),
+               422: Answer("unknown field", "Error"), 503: Answer("the server is shutting down", "Error")},
+              "executions", params=(EXECUTION_ID,), body="RestartExecution", body_required=False, starts=True),
     Operation("GET", "/executions/{execution_id}/logs", "executionLogs", "A page of an execution's log, oldest first",
               execution_logs, {200: Answer("a page; pass `next_cursor` as `after` for the next", "LogPage"), 404: NOT_FOUND},
               "logs", params=(EXECUTION_ID, *LOG_FILTERS,

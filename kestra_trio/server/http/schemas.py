@@ -69,6 +69,28 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {"reason": {"type": "string", "maxLength": MAX_REASON_CHARS, "description": "recorded in the audit log"}},
     },
+    "RestartExecution": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "from_task": {"type": "string", "maxLength": 256, "description": "this task and what follows run again"},
+            "reason": {"type": "string", "maxLength": MAX_REASON_CHARS, "description": "recorded in the audit log"},
+        },
+    },
+    "EnabledAnswer": {
+        "type": "object",
+        "required": ["id", "enabled", "changed"],
+        "properties": {"id": STRING, "enabled": {"type": "boolean"},
+                       "changed": {"type": "boolean", "description": "false: it already was"}},
+    },
+    "RevisionList": {
+        "type": "object",
+        "required": ["revisions"],
+        "properties": {"revisions": {"type": "array", "items": {"type": "object", "properties": {
+            "workflow_id": STRING, "revision": INTEGER, "namespace": STRING, "sha256": STRING,
+            "task_count": INTEGER, "source_path": _nullable("string"), "applied_at": STRING,
+        }}}},
+    },
     "CancelAnswer": {
         "type": "object",
         "required": ["id", "state", "requested", "finished"],
@@ -170,6 +192,8 @@ SCHEMAS: dict[str, Any] = {
             "triggers": {"type": "array", "items": _ref("Trigger")},
             "labels": {"type": "object", "additionalProperties": STRING},
             "concurrency": {"type": ["object", "null"]},
+            "source": {"type": "string", "description": "the YAML text of the revision shown"},
+            "shown_revision": {"type": "integer", "description": "the revision whose source, inputs and triggers are shown"},
         },
     },
     "Health": {

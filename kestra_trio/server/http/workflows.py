@@ -9,7 +9,7 @@ from kestra_trio.errors import WorkflowError
 from kestra_trio.model.workflow import CronTrigger, FlowTrigger, TriggerSpec, WebhookTrigger
 from kestra_trio.query.documents import iso_ms, workflow_document
 from kestra_trio.server.http.context import ApiContext
-from kestra_trio.storage.workflows import WorkflowRow
+from kestra_trio.storage.workflows import RevisionRow, WorkflowRow
 
 #: fire times shown per cron trigger
 NEXT_FIRE_TIMES = 3
@@ -38,13 +38,46 @@ def trigger_document(workflow_id: str, trigger: TriggerSpec, now: datetime) -> d
     return item
 
 
-async def workflow_detail(ctx: ApiContext, row: WorkflowRow) -> dict[str, Any]:
-    document = workflow_document(row)
+def written_webhook_keys(source: str) -> list[str] | None:
+    """The `key:` values written in a source's triggers, read as plain YAML (for a revision that
+    no longer loads); None when even that fails — the source is then not shown at all."""
+    import yaml
+
     try:
-        workflow = await ctx.service.workflow_at(row.id, row.revision)
+        document = yaml.safe_load(source)
+    except Exception:
+        return None
+    if not isinstance(document, dict):
+        return []
+    triggers = document.get("triggers") or []
+    if isinstance(document.get("trigger"), dict):
+        triggers = [*triggers, document["trigger"]] if isinstance(triggers, list) else [document["trigger"]]
+    if not isinstance(triggers, list):
+        return []
+    return [str(t["key"]) for t in triggers if isinstance(t, dict) and t.get("key") is not None]
+
+
+def without_webhook_keys(source: str, keys: list[str] | None) -> str:
+    """A webhook's key is its credential: a source shown over HTTP never carries one."""
+    if keys is None:
+        return "(the source is not shown: it does not parse, and it may hold a webhook key)"
+    for key in sorted(set(keys), key=len, reverse=True):
+        source = source.replace(key, "***SECRET***")
+    return source
+
+
+async def workflow_detail(ctx: ApiContext, row: WorkflowRow, stored: RevisionRow) -> dict[str, Any]:
+    """The registry entry, with what revision `stored` (the current one unless asked) declares."""
+    document = workflow_document(row) | {"shown_revision": stored.revision}
+    source = stored.source or ""
+    try:
+        workflow = await ctx.service.workflow_at(row.id, stored.revision)
     except (LookupError, WorkflowError) as exc:  # e.g. a plugin it uses is gone: say so, show the rest
         return document | {"description": None, "inputs": [], "triggers": [], "labels": {}, "concurrency": None,
-                           "problem": f"revision {row.revision} cannot be loaded: {exc}"}
+                           "source": without_webhook_keys(source, written_webhook_keys(source)),
+                           "problem": f"revision {stored.revision} cannot be loaded: {exc}"}
+    keys = [t.key for t in workflow.triggers if isinstance(t, WebhookTrigger) and t.key_secret is None and t.key]
+    document["source"] = without_webhook_keys(source, keys)
     now = datetime.now(timezone.utc)
     concurrency = workflow.concurrency
     return document | {

@@ -1,6 +1,6 @@
 // `/executions/{id}`: header, tasks, Gantt timeline of attempts, live logs (SSE follow),
 // downloads, audit trail, inputs/outputs on demand, cancel and restart.
-import { get, post, follow, pages } from "./api.js";
+import { get, post, follow, pages, offers } from "./api.js";
 import { h, append, pagePath, stateBadge, fmtTime, fmtDuration, oneLine, json } from "./dom.js";
 import { notice, confirmAction, navigate } from "./app.js";
 import { LogView, LEVELS } from "./logview.js";
@@ -160,6 +160,16 @@ export function executionPage(main, id, query) {
 
   async function restart() {
     const e = doc.execution;
+    if (await offers("POST", "/executions/{execution_id}/restart")) {
+      // the engine's restart: what failed or did not run runs again, in this same execution
+      const answer = await confirmAction(`Run again what failed or did not run in execution ${oneLine(e.id)}? Successful tasks keep their outputs.`, { okLabel: "Restart" });
+      if (!answer.ok) return;
+      try {
+        await post(`/executions/${encodeURIComponent(id)}/restart`, {});
+        window.location.reload();  // the page follows the execution again from its new attempt
+      } catch (err) { notice(err.message); }
+      return;
+    }
     const answer = await confirmAction(`Start workflow ${oneLine(e.workflow_id)} again with this execution's inputs?`, { okLabel: "Restart" });
     if (!answer.ok) return;
     try {

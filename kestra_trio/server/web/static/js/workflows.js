@@ -163,8 +163,8 @@ export function workflowPage(main, id) {
     revisions.replaceChildren(
       h("div", { class: "table-wrap" }, h("table", { id: "revisions" },
         h("thead", null, h("tr", null, ["Revision", "Applied", "Hash"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", null, list.map((r) => h("tr", null, h("td", null, String(r.revision)), h("td", null, fmtTime(r.created_at)),
-          h("td", { class: "mono" }, oneLine(String(r.hash ?? "").slice(0, 12)))))))),
+        h("tbody", null, list.map((r) => h("tr", null, h("td", null, String(r.revision)), h("td", null, fmtTime(r.applied_at)),
+          h("td", { class: "mono" }, oneLine(String(r.sha256 ?? "").slice(0, 12)))))))),
       h("div", { class: "filters" }, h("label", null, "From", from), h("label", null, "To", to)), out);
     show();
   }
