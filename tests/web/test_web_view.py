@@ -272,9 +272,9 @@ def test_run_form_checks_types_and_shows_the_api_refusal(server, browser, screen
     browser.get_log("browser")
     browser.get(f"{server.url}/workflows/form")
     wait_for(browser, lambda d: d.find_elements("id", "input-count"))
-    # what the API does not offer is not offered (no dead button, no failing call)
-    wait_for(browser, lambda d: "workflow history form" in d.find_element("tag name", "main").text)
-    assert "workflow disable form" in browser.find_element("tag name", "main").text
+    # the revision history (with its diff) and the enable/disable toggle, from the API
+    wait_for(browser, lambda d: d.find_elements("css selector", "#revisions tbody tr"), message="no revision history")
+    assert browser.find_element("id", "toggle").text.startswith("Disable")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     browser.find_element("id", "input-count").send_keys("twelve")
     browser.find_element("id", "run").click()
@@ -348,7 +348,8 @@ def test_cancel_and_restart_ask_first(server, browser, tmp_path):
     wait_for(browser, lambda d: d.find_elements("id", "restart"), message="no Restart button once it ended")
     browser.find_element("id", "restart").click()
     browser.find_element("id", "confirm-ok").click()  # the engine's restart: the same execution runs again
-    wait_for(browser, lambda d: d.find_element("id", "exec-state").text in ("QUEUED", "RUNNING"),
+    shown_state = "return document.getElementById('exec-state')?.textContent"  # the page reloads: no stale handle
+    wait_for(browser, lambda d: d.execute_script(shown_state) in ("QUEUED", "RUNNING"),
              message="the restarted execution is not shown running again")
     assert browser.current_url.endswith(execution_id)
     doc = server.api("GET", f"/executions/{execution_id}")[1]
