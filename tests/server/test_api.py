@@ -195,6 +195,8 @@ async def test_labels_given_at_start_are_stored_and_filter_the_list(api: Api) ->
     assert [e["id"] for e in listed["executions"]] == [team]
     both = (await api.client.get("/api/v1/executions", params=[("label", "team=data"), ("label", "env=dev")])).json()
     assert both["executions"] == []
+    bad = await api.client.post("/api/v1/executions", json={"workflow": "hello", "labels": {"bad key!": "x"}})
+    assert bad.status_code == 422 and "label key 'bad key!'" in bad.json()["message"], bad.text
     response = await api.client.get("/api/v1/executions", params={"label": "no-equals-sign"})
     assert response.status_code == 400 and "KEY=VALUE" in response.json()["message"], response.text
 

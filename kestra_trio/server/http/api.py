@@ -92,9 +92,15 @@ async def start_execution(ctx: ApiContext, call: Call) -> Response:
         inputs = given_inputs(workflow, body.get("inputs") or {})
     except InputError as exc:
         raise invalid(str(exc)) from None
+    labels = body.get("labels") or {}
+    from kestra_trio.model.flow_checks import label_problem
+
+    problems = [p for p in (label_problem(key, value) for key, value in labels.items()) if p is not None]
+    if problems:
+        raise invalid("; ".join(problems[:5]))
     execution_id = await ctx.service.enqueue(
         workflow, inputs, trigger_type="api", workflow_path=row.source_path, workflow_revision=row.revision,
-        queue=DEFAULT_QUEUE, labels={**workflow.labels, **(body.get("labels") or {})},
+        queue=DEFAULT_QUEUE, labels={**workflow.labels, **labels},
     )
     ctx.log.info("execution created", execution_id=execution_id, workflow=row.id, revision=row.revision, trigger="api")
     document = {"id": execution_id, "state": "QUEUED", "workflow_id": row.id, "workflow_revision": row.revision}
