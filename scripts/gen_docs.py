@@ -164,7 +164,9 @@ class DocRun:
 
     def env(self, columns: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("KESTRA_TRIO_", "AUTOKESTRA_")) and k not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
+               if not k.startswith(("KESTRA_TRIO_", "AUTOKESTRA_", "PYTEST_"))
+               # CI/BUILD_NUMBER: pytest then prints its summary lines uncut (docs/testing.md's example)
+               and k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "CI", "BUILD_NUMBER")}
         env.update(
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
             NO_COLOR="1",
