@@ -30,6 +30,9 @@ def default_db_path(environ: dict[str, str] | None = None) -> Path:
 def resolve_db_path(option: str | os.PathLike[str] | None, environ: dict[str, str] | None = None) -> Path:
     """`--db` wins over `KESTRA_TRIO_DB`, which wins over the per-user default."""
     env = os.environ if environ is None else environ
+    if option is not None and os.fspath(option) == "":
+        # an empty --db (e.g. `--db "$UNSET_VAR"`) would silently mean the default database
+        raise ConfigError("--db is empty; give the database file's path (or leave --db out for the default)")
     if option:
         return Path(option).expanduser()
     if env.get(DB_ENV):

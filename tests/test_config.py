@@ -20,6 +20,11 @@ def test_option_beats_env_beats_default():
     assert resolve_db_path(None, {"XDG_DATA_HOME": "/data"}) == Path("/data/kestra-trio/kestra.db")
 
 
+def test_an_empty_db_option_is_refused_not_taken_for_the_default():
+    with pytest.raises(ConfigError, match="--db is empty"):
+        resolve_db_path("", {"KESTRA_TRIO_DB": "/env.db"})
+
+
 def test_retention_days_and_alias():
     assert retention_days({}) == 30
     assert retention_days({"KESTRA_TRIO_LOG_RETENTION_DAYS": "7"}) == 7

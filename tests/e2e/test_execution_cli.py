@@ -296,6 +296,14 @@ def test_missing_database_reads_as_empty(tmp_path: Path) -> None:
     assert not (tmp_path / "absent.db").exists()
 
 
+def test_an_empty_db_option_is_refused_not_read_as_the_default(tmp_path: Path) -> None:
+    # `--db "$UNSET"` must not quietly show the per-user default database
+    env = {**ENV, "HOME": str(tmp_path), "XDG_DATA_HOME": ""}
+    result = subprocess.run([KT, "execution", "list", "--db", ""], capture_output=True, text=True, env=env, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "kestra-trio: error: --db is empty; give the database file's path (or leave --db out for the default)\n"
+
+
 def test_broken_pipe_is_quiet(db: Path) -> None:
     with subprocess.Popen([KT, "execution", "logs", "ex-many", "--db", str(db)], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, env=ENV) as proc:
