@@ -226,7 +226,7 @@ class TaskWorker:
             invocation = Invocation(
                 execution_id=run.execution_id, task_id=task_id, attempt=attempt, task_type=spec.type,
                 manifest=manifest, action=action, inputs=resolved, secrets=granted,
-                workdir=run.workdir, policy=policy,
+                workdir=run.workdir, policy=policy, masker=run.masker,
             )
             handle_slot = _HandleSlot()
             outcome: Outcome | None = None

@@ -465,7 +465,10 @@ async def _demux_frames(stream: trio.SocketStream, early: bytes, emitter: proces
 
     A frame's payload goes to its stream's splitter as it arrives, so memory stays bounded
     whatever size a header announces."""
-    splitters = {1: LineSplitter(MAX_LINE_BYTES, process.MAX_DIRECTIVE_BYTES), 2: LineSplitter(MAX_LINE_BYTES)}
+    splitters = {
+        1: LineSplitter(MAX_LINE_BYTES, process.MAX_DIRECTIVE_BYTES, emitter.mask_cut),
+        2: LineSplitter(MAX_LINE_BYTES, mask_cut=emitter.mask_cut),
+    }
     names = {1: "stdout", 2: "stderr"}
     buffer = bytearray(early)
     kind, remaining = 0, 0

@@ -48,6 +48,8 @@ from kestra_trio.plugin_runtime.streams import (
     pump_lines,
 )
 from kestra_trio.sdk import protocol
+from kestra_trio.sdk.context import CUT_RECORD
+from kestra_trio.secrets.masking import Masker
 from kestra_trio.state.states import Reason
 
 #: how long to keep reading pipes after the group is dead (a setsid'd grandchild may hold one)
@@ -211,9 +213,19 @@ class LogEmitter:
         self.budget = OutputBudget(limit)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.reported = Reported()
+        self._masker = invocation.masker
+
+    def mask_cut(self, text: str) -> str:
+        """Text whose end was cut off, masked here: the collector never sees the dropped part,
+        so it could not tell a secret's first characters at the cut from any other text."""
+        if self._masker is None:
+            self._masker = Masker(self._inv.secrets.values())
+        return self._masker.mask_cut(text)
 
     def entry(self, stream: Stream, line: str) -> LogEntry:
         level, message, extra = classify(line, stream)
+        if extra and (cut := CUT_RECORD.search(message)) is not None:  # the plugin's SDK cut it
+            message = self.mask_cut(message[: cut.start()]) + cut.group()
         if stream == "stderr":
             self.stderr_tail.append(message)
         metadata = {**extra, **self._core, "stream": stream} if extra else self._plain_meta[stream]
@@ -227,7 +239,7 @@ class LogEmitter:
                 warning = self._directive(line)
                 if warning is None:
                     continue
-                line = line if len(line) <= MAX_LINE_BYTES else line[:MAX_LINE_BYTES] + " …[line truncated]"
+                line = line if len(line) <= MAX_LINE_BYTES else self.mask_cut(line[:MAX_LINE_BYTES]) + " …[line truncated]"
                 if self.budget.admit(stream, line):
                     batch.append(self.entry(stream, line))
                 batch.append(warning)
@@ -785,7 +797,7 @@ async def _pump(receive_some: Any, stream: Stream, emitter: LogEmitter) -> None:
         await emitter.lines(stream, lines)
 
     # stdout may carry `::{"outputs": ...}::` lines up to the result cap (see `directives`)
-    splitter = LineSplitter(MAX_LINE_BYTES, MAX_DIRECTIVE_BYTES if stream == "stdout" else None)
+    splitter = LineSplitter(MAX_LINE_BYTES, MAX_DIRECTIVE_BYTES if stream == "stdout" else None, emitter.mask_cut)
     await pump_lines(receive_some, splitter, on_lines, read_size=READ_SIZE)
 
 

@@ -11,6 +11,7 @@ import trio
 
 from kestra_trio.observability.records import LogEntry
 from kestra_trio.plugin_runtime.manifest import ActionSpec, PluginManifest
+from kestra_trio.secrets.masking import Masker
 from kestra_trio.state.states import Reason
 
 
@@ -29,6 +30,9 @@ class Invocation:
     workdir: Path | None = None
     #: restricted mode: the task's SandboxPolicy (plugin_runtime.sandbox); None: trusted
     policy: Any = None
+    #: the run's masker (all its secrets), for lines cut before the collector masks them;
+    #: None: one over ``secrets``
+    masker: Masker | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ Pure core (no I/O): :class:`LineSplitter` (bytes → bounded, decoded lines), :f
 
 Memory is bounded whatever a plugin writes: a line longer than ``max_line`` bytes keeps
 its first ``max_line`` bytes and the rest is *counted* while discarded, never buffered.
+The dropped part is never seen, so a secret straddling the cut could not be masked later:
+the kept part goes through ``mask_cut`` before the cut marker is appended.
 """
 
 from __future__ import annotations
@@ -45,12 +47,20 @@ class LineSplitter:
     Splits on ``\\n``, drops one ``\\r`` before it, decodes UTF-8 with ``errors="replace"``
     and cuts lines over ``max_line`` bytes, appending ``…[line truncated: N bytes dropped]``.
     With ``max_directive``, a line starting with ``::{`` (an outputs line, see
-    ``directives``) may grow to that many bytes before it is cut.
+    ``directives``) may grow to that many bytes before it is cut. ``mask_cut`` (the task's
+    ``Masker.mask_cut``) masks the kept part of a cut line, including a secret's first
+    characters at the cut; lines that are not cut do not pay for it.
     """
 
-    def __init__(self, max_line: int = MAX_LINE_BYTES, max_directive: int | None = None) -> None:
+    def __init__(
+        self,
+        max_line: int = MAX_LINE_BYTES,
+        max_directive: int | None = None,
+        mask_cut: Callable[[str], str] | None = None,
+    ) -> None:
         self.max_line = max_line
         self.max_directive = max_directive
+        self.mask_cut = mask_cut
         self._buf = bytearray()
         self._dropped = 0  # bytes of the current line discarded so far
         self._last_cr = False  # last byte of the current line was \r
@@ -108,6 +118,8 @@ class LineSplitter:
                 del self._buf[-1:]
         text = self._buf.decode("utf-8", errors="replace")
         if self._dropped:
+            if self.mask_cut is not None:
+                text = self.mask_cut(text)
             text += f" …[line truncated: {self._dropped} bytes dropped]"
         self._buf = bytearray()
         self._dropped = 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json  # already imported by protocol: free
 import os
+import re  # already imported by json: free
 import sys
 TYPE_CHECKING = False  # not `from typing import`: typing costs ~2 ms at every plugin start
 
@@ -64,6 +65,10 @@ def _utf8_size(text: str) -> int:
 def _message_size(message: str) -> int:
     """Bytes the message takes inside a record, quotes excluded (json escapes included)."""
     return _utf8_size(json.dumps(message, ensure_ascii=False)) - 2
+
+
+#: the end of a message `bounded_log_record` cut (the engine masks a secret's start before it)
+CUT_RECORD = re.compile(r"\.\.\. \[truncated \d+ bytes\]\Z")
 
 
 def bounded_log_record(

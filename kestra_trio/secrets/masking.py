@@ -7,6 +7,11 @@ appears inside an error message or a JSON log line). A multi-line secret (a PEM 
 service-account JSON) is also masked line by line, because programs print it a line at a
 time and every log entry is one line. Values (and lines) shorter than MIN_SECRET_LENGTH
 are not masked (masking every "a" would destroy the logs); docs/observability.md says so.
+
+Text cut short (a log line over the line limit, an SDK record over its size) may end in the
+first characters of a secret, or begin with its last ones: :meth:`Masker.mask_cut` masks
+those too, down to one character, since the rest of the secret that would identify them is
+gone (docs/security.md, "Secrets at a cut").
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class Masker:
         for value in secrets:
             if value and len(value) >= MIN_SECRET_LENGTH:
                 variants |= _variants(value)
+        self._variants = sorted(variants, key=len, reverse=True)
         self._pattern = (
             re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
             if variants
@@ -60,6 +66,59 @@ class Masker:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(MASK, text)
+
+    def mask_cut(self, text: str, *, dropped_before: bool = False, dropped_after: bool = True) -> str:
+        """`mask` for text that was cut: with ``dropped_after``, a secret's beginning (any proper
+        prefix of any form, even one character) at the end of ``text`` is masked as well; with
+        ``dropped_before``, a secret's ending at its start. Cut lines are rare: not a hot path."""
+        if self._pattern is None or not text:
+            return text
+        spans = [match.span() for match in self._pattern.finditer(text)]
+        if dropped_before and (size := self._partial_start(text)):
+            spans.insert(0, (0, size))
+        if dropped_after and (size := self._partial_end(text)):
+            spans.append((len(text) - size, len(text)))
+        parts: list[str] = []
+        pos, start, end = 0, -1, -1
+        for span_start, span_end in sorted(spans):
+            if span_start < end:  # overlaps the open span: one mask for both
+                end = max(end, span_end)
+                continue
+            if end >= 0:
+                parts += (text[pos:start], MASK)
+                pos = end
+            start, end = span_start, span_end
+        if end >= 0:
+            parts += (text[pos:start], MASK)
+            pos = end
+        parts.append(text[pos:])
+        return "".join(parts)
+
+    def _partial_end(self, text: str) -> int:
+        """Length of the longest end of ``text`` that is a proper prefix of a secret's form."""
+        best = 0
+        for variant in self._variants:
+            window = text[-(len(variant) - 1) :]
+            at = window.find(variant[0])
+            while 0 <= at and len(window) - at > best:
+                if variant.startswith(window[at:]):
+                    best = len(window) - at
+                    break
+                at = window.find(variant[0], at + 1)
+        return best
+
+    def _partial_start(self, text: str) -> int:
+        """Length of the longest start of ``text`` that is a proper suffix of a secret's form."""
+        best = 0
+        for variant in self._variants:
+            window = text[: len(variant) - 1]
+            at = window.rfind(variant[-1])
+            while at + 1 > best:
+                if variant.endswith(window[: at + 1]):
+                    best = at + 1
+                    break
+                at = window.rfind(variant[-1], 0, at)
+        return best
 
     def mask_value(self, value: Any) -> Any:
         if self._pattern is None:

@@ -149,7 +149,7 @@ class KestraTrio:
         invocation = Invocation(
             execution_id=f"action-{new_execution_id()}", task_id=action.name, attempt=1, task_type=task_type,
             manifest=manifest, action=action, inputs=dict(inputs or {}), secrets=secrets,
-            workdir=Path(workdir) if workdir is not None else self.root,
+            workdir=Path(workdir) if workdir is not None else self.root, masker=masker,
         )
         send, receive = trio.open_memory_channel[LogEntry](math.inf)
         runtime = self._runtimes.inner(None, None)  # type: ignore[arg-type]  # trusted: no run context needed

@@ -489,3 +489,35 @@ def test_default_task_timeout_comes_from_the_environment(tmp_path):
     timeouts = dict(db_rows(db, "SELECT task_id, timeout_ms FROM task_runs"))
     assert timeouts == {"nap": 300, "quick": 10_000}  # a task's own timeout wins
     assert db_rows(db, "SELECT reason_code FROM task_runs WHERE task_id='nap'") == [("TIMEOUT",)]
+
+
+def test_a_secret_straddling_the_line_length_cut_is_not_stored_in_part(tmp_path):
+    # QA's case: lines just over the 64 KiB line limit, the secret starting 1..11 bytes before the cut
+    script = tmp_path / "cut.py"
+    script.write_text(
+        "import os, sys\n"
+        "t = os.environ['T']\n"
+        "for k in range(1, 12):\n"
+        "    sys.stdout.write('a' * (65536 - k) + t + '\\n')\n"
+        "    sys.stderr.write('b' * (65536 - k) + t + '\\n')\n"
+    )
+    wf = write(tmp_path, f"""
+        id: sec3
+        tasks:
+          - id: cut2
+            type: core/shell.run
+            inputs:
+              command: {shlex.quote(sys.executable)} {shlex.quote(str(script))}
+              env: {{T: "{{{{ secrets.TOK }}}}"}}
+    """)
+    db = tmp_path / "sec3.db"
+    secret = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    result = kt("run", str(wf), db=db, env={"KESTRA_TRIO_SECRET_TOK": secret})
+    assert result.returncode == 0, result.stderr
+    messages = [m for (m,) in db_rows(db, "SELECT message FROM execution_logs WHERE source LIKE 'plugin%'")]
+    cut = [m for m in messages if "…[line truncated" in m]
+    assert len(cut) == 22
+    for message in cut:
+        head, marker = message.rsplit(" …[line truncated: ", 1)
+        assert head.endswith("***SECRET***") and head.rstrip("*SECRT").strip("ab") == "", message[-80:]
+        assert "A" not in head and re.fullmatch(r"\d+ bytes dropped\]", marker)

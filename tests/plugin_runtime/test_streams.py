@@ -14,6 +14,7 @@ from kestra_trio.plugin_runtime.streams import (
     for_terminal,
     plain_level,
 )
+from kestra_trio.secrets.masking import Masker
 
 
 def split(*chunks: bytes, max_line: int = 64 * 1024) -> list[str]:
@@ -49,6 +50,25 @@ def test_long_line_is_cut_with_marker() -> None:
     # exactly at the limit: no marker; \r\n after a cut line is not counted as dropped
     assert split(b"y" * 10 + b"\n", max_line=10) == ["y" * 10]
     assert split(b"z" * 12 + b"\r\n", max_line=10) == ["z" * 10 + " …[line truncated: 2 bytes dropped]"]
+
+
+@pytest.mark.parametrize("k", range(1, 12))
+def test_a_secret_straddling_the_line_cut_is_masked_before_the_marker(k: int) -> None:
+    # the QA case: the secret starts k bytes before the cut, in one chunk or split across reads
+    secret = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    data = b"a" * (64 - k) + secret.encode() + b"\n"
+    expected = "a" * (64 - k) + "***SECRET***" + f" …[line truncated: {26 - k} bytes dropped]"
+    for chunks in ([data], [data[:60], data[60:]], [bytes([b]) for b in data]):
+        splitter = LineSplitter(64, mask_cut=Masker([secret]).mask_cut)
+        lines = [line for chunk in chunks for line in splitter.feed(chunk)] + splitter.close()
+        assert lines == [expected]
+
+
+def test_lines_that_are_not_cut_are_left_to_the_collector() -> None:
+    seen: list[str] = []
+    splitter = LineSplitter(64, mask_cut=lambda text: seen.append(text) or text)
+    assert splitter.feed(b"ABC short line\n") == ["ABC short line"]
+    assert seen == []
 
 
 def test_cut_never_splits_a_character() -> None:

@@ -65,3 +65,55 @@ def test_escaped_forms_and_each_line_of_a_multi_line_secret_are_masked(secret, t
     assert MASK in masked
     for line in secret.splitlines():
         assert line not in masked
+
+
+# ---------------------------------------------------------------- text cut short (mask_cut)
+
+CUT_SECRETS = ["ABCDEFGHIJ", "XYZ123"]
+
+
+@pytest.mark.parametrize(
+    ("text", "dropped_before", "dropped_after", "expected"),
+    [
+        # the cut after the kept text: a secret's start at the end, down to one character
+        ("aaaABCDEFGH", False, True, f"aaa{MASK}"),
+        ("aaaA", False, True, f"aaa{MASK}"),
+        ("aaaX", False, True, f"aaa{MASK}"),
+        # the cut before the kept text: a secret's end at the start, down to one character
+        ("CDEFGHIJbbb", True, False, f"{MASK}bbb"),
+        ("3bbb", True, False, f"{MASK}bbb"),
+        # a whole secret inside, and text that only looks like a secret away from the cut
+        ("aaABCDEFGHIJbb", True, True, f"aa{MASK}bb"),
+        ("ABCD is not at the cut", False, True, "ABCD is not at the cut"),
+        ("at the cut is ABCD", True, False, "at the cut is ABCD"),
+        # the secret was dropped whole: nothing to mask
+        ("aaaa", True, True, "aaaa"),
+        # several secrets: whole ones and a partial one at each cut
+        ("IJ ABCDEFGHIJ XYZ123 XY", True, True, f"{MASK} {MASK} {MASK} {MASK}"),
+        # overlapping: a whole secret whose end starts another secret at the cut — one mask
+        ("aaXYZ12ABCDEFGHIJ", False, True, f"aaXYZ12{MASK}"),
+        ("aaXYZ1ABCDEFGHIJXYZ12", False, True, f"aaXYZ1{MASK}{MASK}"),
+        ("aaABCDEFGHIJABC", False, True, f"aa{MASK}{MASK}"),
+        ("HIJABCDEFGHIJ", True, False, f"{MASK}{MASK}"),
+        # the cut side not given is not touched
+        ("aaaABCD", True, False, "aaaABCD"),
+        ("", True, True, ""),
+    ],
+)
+def test_mask_cut_masks_a_secret_straddling_a_cut(text, dropped_before, dropped_after, expected):
+    masked = Masker(CUT_SECRETS).mask_cut(text, dropped_before=dropped_before, dropped_after=dropped_after)
+    assert masked == expected
+
+
+def test_mask_cut_covers_the_encoded_forms_and_the_overlap_with_a_whole_match():
+    secret = "s3cr3t/p@ss+word"
+    b64 = base64.b64encode(secret.encode()).decode()
+    masker = Masker([secret, "word-two"])
+    assert masker.mask_cut("x " + b64[:7]) == f"x {MASK}"
+    assert masker.mask_cut("x " + quote(secret, safe="")[:9]) == f"x {MASK}"
+    # a whole match whose last characters also begin another secret: one mask, nothing left
+    assert masker.mask_cut("x s3cr3t/p@ss+word-tw") == f"x {MASK}"
+
+
+def test_mask_cut_without_secrets_returns_the_text():
+    assert Masker().mask_cut("aaaA", dropped_before=True) == "aaaA"
