@@ -11,7 +11,7 @@ are not masked (masking every "a" would destroy the logs); docs/observability.md
 Text cut short (a log line over the line limit, an SDK record over its size) may end in the
 first characters of a secret, or begin with its last ones: :meth:`Masker.mask_cut` masks
 those too, down to one character, since the rest of the secret that would identify them is
-gone (docs/security.md, "Secrets at a cut").
+gone (docs/observability.md, "At a cut").
 """
 
 from __future__ import annotations
