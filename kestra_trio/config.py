@@ -15,6 +15,8 @@ RETENTION_ENV = "KESTRA_TRIO_LOG_RETENTION_DAYS"
 RETENTION_ENV_ALIAS = "AUTOKESTRA_LOG_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_MAX_PARALLEL = 8
+#: tasks (child processes) at once: past this a machine runs out of pids and memory first
+MAX_PARALLEL = 1000
 DEFAULT_KILL_GRACE = 5.0
 DEFAULT_CLOSE_GRACE = 10.0
 
@@ -91,8 +93,8 @@ def max_parallel(option: int | None, environ: dict[str, str] | None = None) -> i
             option = ascii_int(raw)
         except ValueError:
             raise ConfigError(f"{MAX_PARALLEL_ENV} must be a whole number (e.g. 8), got {raw!r}") from None
-    if option < 1:
-        raise ConfigError(f"--max-parallel / {MAX_PARALLEL_ENV} must be at least 1, got {option}")
+    if not 1 <= option <= MAX_PARALLEL:
+        raise ConfigError(f"--max-parallel / {MAX_PARALLEL_ENV} must be between 1 and {MAX_PARALLEL}, got {option}")
     return option
 
 

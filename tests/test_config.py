@@ -40,6 +40,10 @@ def test_max_parallel_and_kill_grace_from_option_env_default():
     assert max_parallel(None, {}) == 8
     assert max_parallel(None, {"KESTRA_TRIO_MAX_PARALLEL": "3"}) == 3
     assert max_parallel(2, {"KESTRA_TRIO_MAX_PARALLEL": "3"}) == 2
+    assert max_parallel(None, {"KESTRA_TRIO_MAX_PARALLEL": "1000"}) == 1000
+    for too_many in (1001, 10**23):  # the environment and --max-parallel alike
+        with pytest.raises(ConfigError, match=f"must be between 1 and 1000, got {too_many}"):
+            max_parallel(None, {"KESTRA_TRIO_MAX_PARALLEL": str(too_many)})
     assert kill_grace(None, {}) == 5.0
     assert kill_grace(None, {"KESTRA_TRIO_KILL_GRACE": "0.5"}) == 0.5
     # ASCII digits as written: int()/float() alone also take "1_0", "２" (fullwidth) and "٣"

@@ -11,6 +11,7 @@ import sys
 from cyclopts import App, Parameter
 
 from kestra_trio import __version__
+from kestra_trio.cli.params import utf8_text
 from kestra_trio.errors import ExitCode, KestraTrioError
 
 app = App(
@@ -18,7 +19,7 @@ app = App(
     help="Run YAML workflows on trio and debug every execution from the terminal.",
     version=__version__,
     backend="trio",
-    default_parameter=Parameter(negative=()),
+    default_parameter=Parameter(negative=(), validator=utf8_text),
 )
 
 # A lazily registered command has no docstring to show in the list until it is imported, so

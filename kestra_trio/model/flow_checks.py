@@ -22,6 +22,8 @@ __all__ = [
     "CONCURRENCY_BEHAVIORS",
     "FLOW_TRIGGER_STATES",
     "FlowChecks",
+    "INT64_MAX",
+    "INT64_MIN",
     "LABEL_KEY_PATTERN",
     "MAX_CONCURRENCY",
     "MAX_LABELS",
@@ -44,8 +46,10 @@ CRON_KEYS = ("id", "type", "cron", "timezone", "catch_up", "inputs", "enabled")
 WEBHOOK_KEYS = ("id", "type", "key", "inputs", "enabled")
 FLOW_KEYS = ("id", "type", "workflow", "namespace", "states", "inputs", "enabled")
 CONCURRENCY_KEYS = ("limit", "behavior")
-#: iterations of one for_each running at once
+#: iterations of one for_each, or executions of one workflow (`concurrency.limit`), running at once
 MAX_CONCURRENCY = 1000
+#: SQLite's INTEGER: no whole number of a workflow may be outside it
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LABELS = 64
 MAX_LABEL_VALUE = 256
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
@@ -79,6 +83,8 @@ def label_problem(key: Any, value: Any) -> str | None:
         return f"label {key!r} is {len(value)} characters long; at most {MAX_LABEL_VALUE}"
     if any(ord(char) < 32 or ord(char) == 127 for char in value):
         return f"label {key!r} must not contain control characters"
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):  # undecodable argv bytes, "\ud800" in JSON
+        return f"label {key!r} is not valid UTF-8 text"
     if has_template_syntax(value):
         return f"label {key!r}: labels are plain text, templates are not rendered in them"
     return None
@@ -149,8 +155,8 @@ class FlowChecks:
         self.keys(concurrency, "concurrency", CONCURRENCY_KEYS, required=("limit",))
         if "limit" in concurrency:
             limit = concurrency["limit"]
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                self.add("concurrency.limit", f"must be a whole number of executions, at least 1, got {limit!r}")
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CONCURRENCY:
+                self.add("concurrency.limit", f"must be a whole number of executions from 1 to {MAX_CONCURRENCY}, got {limit!r}")
         self.choice(concurrency, "behavior", "concurrency", CONCURRENCY_BEHAVIORS)
 
     # -- triggers ----------------------------------------------------------------------

@@ -102,7 +102,7 @@ def add_flow_schema(
             "type": "object", "additionalProperties": False, "required": ["limit"],
             "description": "How many executions of this workflow may run at once.",
             "properties": {
-                "limit": {"type": "integer", "minimum": 1},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
                 "behavior": {"enum": list(CONCURRENCY_BEHAVIORS), "default": "queue",
                              "description": "One more execution: queue waits its turn; cancel and fail end it at once."},
             },

@@ -22,9 +22,9 @@ from kestra_trio.model.dag import find_cycles
 from kestra_trio.model.diagnostics import did_you_mean as _suggest
 from kestra_trio.model.diagnostics import join_path
 from kestra_trio.model.diagnostics import kind_of as _kind
-from kestra_trio.model.durations import parse_duration
+from kestra_trio.model.durations import MAX_SECONDS, parse_duration
 from kestra_trio.model.sizes import SIZE_PATTERN, parse_size
-from kestra_trio.model.flow_checks import SUBFLOW_INPUT_SCHEMA, FlowChecks, TaskPhase
+from kestra_trio.model.flow_checks import INT64_MAX, INT64_MIN, SUBFLOW_INPUT_SCHEMA, FlowChecks, TaskPhase
 from kestra_trio.model.flow_schema import add_flow_schema
 from kestra_trio.model.template_scope import (
     TRIGGER_INPUTS,
@@ -45,6 +45,9 @@ from kestra_trio.model.workflow import SUBFLOW_TYPE
 
 __all__ = [
     "ID_PATTERN",
+    "MAX_ATTEMPTS",
+    "MAX_PROCESSES",
+    "MAX_SIZE",
     "NAMESPACE_PATTERN",
     "TYPE_PATTERN",
     "SourceMap",
@@ -85,6 +88,13 @@ _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 INPUT_TYPES = ("string", "integer", "number", "boolean", "json")
 SECURITY_MODES = ("trusted", "restricted")
 BACKOFF_TYPES = ("constant", "exponential")
+#: `retry.max`: each attempt is a stored row with its own logs; a task that needs more
+#: attempts than this is polling, which a loop inside the task does better
+MAX_ATTEMPTS = 1000
+#: `permissions.resources.processes`: Linux's largest pid_max
+MAX_PROCESSES = 4_194_304
+#: `permissions.resources.memory` / `file_size`: 1024Ti (1 PiB)
+MAX_SIZE = 1024**5
 
 SECRETS_MESSAGE = (
     "secrets never live in a workflow file; use {{ secrets.NAME }} with KESTRA_TRIO_SECRET_NAME"
@@ -353,6 +363,7 @@ class _Checker(FlowChecks):
                 phases[phase] = self.check_tasks(data[key], key, phase, seen)  # type: ignore[arg-type]
         self.check_graph(phases, input_names, variables, outputs, triggers)
         self.check_docker_images(data)
+        self.storable_integers(data)
 
     def check_docker_images(self, data: dict[str, Any]) -> None:
         """A task that runs in a docker sandbox needs an image (its own or the workflow's)."""
@@ -413,14 +424,16 @@ class _Checker(FlowChecks):
                     self.add(join_path(path, key), f"must be a size such as 256Mi, 1Gi or 100M, got {_kind(resources[key])}")
                 elif size < 1024 * 1024:
                     self.add(join_path(path, key), "must be at least 1Mi (a plugin cannot start with less)")
+                elif size > MAX_SIZE:
+                    self.add(join_path(path, key), "must be at most 1024Ti")
         if "processes" in resources:
             value = resources["processes"]
-            if not _is_int(value) or value < 1:
-                self.add(join_path(path, "processes"), f"must be a whole number of at least 1, got {value!r}")
+            if not _is_int(value) or not 1 <= value <= MAX_PROCESSES:
+                self.add(join_path(path, "processes"), f"must be a whole number from 1 to {MAX_PROCESSES}, got {value!r}")
         if "cpu_seconds" in resources:
             value = resources["cpu_seconds"]
-            if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                self.add(join_path(path, "cpu_seconds"), f"must be a number of seconds above 0, got {value!r}")
+            if not _is_number(value) or not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+                self.add(join_path(path, "cpu_seconds"), f"must be a number of seconds above 0, at most {MAX_SECONDS:.0f} (10 years), got {value!r}")
 
     def check_sandbox(self, data: dict[str, Any], path: str, security: str | None) -> None:
         """`sandbox` and `image` (workflow or task level): only with security: restricted."""
@@ -543,6 +556,25 @@ class _Checker(FlowChecks):
             elif isinstance(item, list):
                 stack.extend((v, join_path(where, i)) for i, v in enumerate(item))
 
+    def storable_integers(self, data: Any) -> None:
+        """The safety net under the specific bounds: no integer anywhere in the document may be
+        outside SQLite's INTEGER (signed 64-bit), where it could be neither stored nor read back
+        by another JSON reader. Keys included (YAML allows `{99999999999999999999: x}`). Runs last:
+        a value a specific check already refused (`retry.max`) is not reported twice."""
+        reported = {issue.path for issue in self.issues}
+        stack: list[tuple[Any, str]] = [(data, "")]
+        while stack:
+            item, where = stack.pop()
+            if isinstance(item, dict):
+                for key, value in item.items():
+                    if _is_int(key) and not INT64_MIN <= key <= INT64_MAX and join_path(where, str(key)) not in reported:
+                        self.add(join_path(where, str(key)), _too_large(key), at_key=True)
+                    stack.append((value, join_path(where, str(key))))
+            elif isinstance(item, list):
+                stack.extend((v, join_path(where, i)) for i, v in enumerate(item))
+            elif _is_int(item) and not INT64_MIN <= item <= INT64_MAX and where not in reported:
+                self.add(where, _too_large(item))
+
     def needs_of(self, task: dict[str, Any], path: str) -> list[tuple[str, str]]:
         if "needs" not in task:
             return []
@@ -573,6 +605,8 @@ class _Checker(FlowChecks):
                 self.add(join_path(path, "max"), f"must be a whole number of attempts (1 = no retry), got {_kind(attempts)}")
             elif attempts < 1:
                 self.add(join_path(path, "max"), f"must be at least 1 (the total number of attempts), got {attempts}")
+            elif attempts > MAX_ATTEMPTS:
+                self.add(join_path(path, "max"), f"must be at most {MAX_ATTEMPTS} attempts, got {attempts}")
         backoff = retry.get("backoff")
         if isinstance(backoff, dict):
             # the long form: backoff: {type: exponential, delay: 200ms, max_delay: 2s}
@@ -684,6 +718,11 @@ class _Checker(FlowChecks):
                     problem = reference_problem(item, scope, names)
                     if problem:
                         self.add(where, problem)
+
+
+def _too_large(number: int) -> str:
+    digits = len(str(abs(number)))
+    return f"the integer {str(number)[:12]}... ({digits} digits) is out of range: whole numbers must be between -2^63 and 2^63-1"
 
 
 def _cross_phase_need(need: str, need_phase: str, phase: str) -> str:
@@ -901,7 +940,7 @@ def workflow_json_schema() -> dict[str, Any]:
                 "description": "How often to try the task; without it the task runs once.",
                 "additionalProperties": False,
                 "properties": {
-                    "max": {"type": "integer", "minimum": 1, "description": "Total number of attempts (1 = no retry)."},
+                    "max": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS, "description": "Total number of attempts (1 = no retry)."},
                     "backoff": {
                         "description": "constant: wait delay each time; exponential: delay, 2*delay, 4*delay ... capped by max_delay. Either the type alone or a mapping {type, delay, max_delay}.",
                         "oneOf": [
@@ -983,8 +1022,8 @@ def workflow_json_schema() -> dict[str, Any]:
                         "additionalProperties": False,
                         "properties": {
                             "memory": {**_SIZE, "description": "Memory of the task's processes together (default 1Gi). " + _SIZE["description"]},
-                            "cpu_seconds": {"type": "number", "exclusiveMinimum": 0, "description": "CPU time of the task (no default: the timeout bounds it)."},
-                            "processes": {"type": "integer", "minimum": 1, "description": "Processes and threads at once (default 256)."},
+                            "cpu_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS, "description": "CPU time of the task (no default: the timeout bounds it)."},
+                            "processes": {"type": "integer", "minimum": 1, "maximum": MAX_PROCESSES, "description": "Processes and threads at once (default 256)."},
                             "file_size": {**_SIZE, "description": "Largest file a plugin may write (default 1Gi). " + _SIZE["description"]},
                         },
                     },

@@ -52,7 +52,8 @@ def parse_labels(texts: list[str] | None) -> dict[str, str]:
     """`run --label k=v` / `list --label k=v`: the labels, checked as the YAML `labels:` map is.
 
     Raises:
-        UsageError: no `=`, or a key/value the YAML map would refuse.
+        UsageError: no `=`, a key/value the YAML map would refuse, or a key given twice (which
+            of two values was meant is a guess we do not make, as for `--input`).
     """
     from kestra_trio.model.flow_checks import label_problem
 
@@ -64,6 +65,8 @@ def parse_labels(texts: list[str] | None) -> dict[str, str]:
         problem = label_problem(key.strip(), value)
         if problem is not None:
             raise UsageError(f"--label {text!r}: {problem}")
+        if key.strip() in labels:
+            raise UsageError(f"--label {key.strip()} is given twice ({labels[key.strip()]!r} and {value!r}); give it once")
         labels[key.strip()] = value
     return labels
 

@@ -30,6 +30,7 @@ from kestra_trio.storage.rows import (
     ExecutionRow,
     TaskRunRow,
 )
+from kestra_trio.storage.text import encodable_text
 
 
 def dumps(value: Any) -> str:
@@ -223,7 +224,9 @@ def create_sync(
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             new.id, new.workflow_id, new.namespace, state.value, "CREATED", new.trigger_type,
-            dumps(new.inputs), new.workflow_path, at, at, new.timeout_ms, len(tasks), new.engine_pid,
+            # a file name may be any bytes (undecodable ones arrive as lone surrogates): stored replaced
+            dumps(new.inputs), None if new.workflow_path is None else encodable_text(new.workflow_path), at, at,
+            new.timeout_ms, len(tasks), new.engine_pid,
             new.engine_host, new.queue, new.workflow_revision, None if new.trigger is None else dumps(new.trigger),
             dumps(new.labels) if new.labels else None, new.parent_execution_id, new.parent_task_id,
             new.subflow_depth,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from kestra_trio.observability.records import now_ms
 from kestra_trio.storage.db import Database
 from kestra_trio.storage.rows import typed
+from kestra_trio.storage.text import encodable_text
 
 
 def source_hash(source: str) -> str:
@@ -106,7 +107,9 @@ def _apply(raw: sqlite3.Connection, sources: Sequence[WorkflowSource], at: int) 
         raw.execute(
             "INSERT INTO workflow_revisions (workflow_id, revision, namespace, source, source_hash, source_path, "
             "task_count, applied_at) VALUES (?,?,?,?,?,?,?,?)",
-            (item.workflow_id, revision, item.namespace, item.source, digest, item.source_path, item.task_count, at),
+            # a file name may be any bytes (undecodable ones arrive as lone surrogates): stored replaced
+            (item.workflow_id, revision, item.namespace, item.source, digest,
+             None if item.source_path is None else encodable_text(item.source_path), item.task_count, at),
         )
         results.append(Applied(item.workflow_id, revision, True, None if current is None else current[0]))
     return results

@@ -275,9 +275,12 @@ def test_cyclopts_errors_and_undecodable_arguments_are_one_line(db: Path) -> Non
         result = subprocess.run([KT.encode(), b"execution", *argv, b"--db", str(db).encode()], capture_output=True,
                                 env=ENV, timeout=120, cwd=ROOT)
         assert b"internal error" not in result.stderr and result.stderr.count(b"\n") == 1, result.stderr
+    # an argument that is not UTF-8 is refused at the CLI's edge, naming it (exit 2)
     missing = subprocess.run([KT.encode(), b"execution", b"logs", b"\xff\xfe\xfd\xfc", b"--db", str(db).encode()],
                              capture_output=True, env=ENV, timeout=120, cwd=ROOT)
-    assert (missing.returncode, missing.stderr) == (1, b"Execution not found: \\udcff\\udcfe\\udcfd\\udcfc\n")
+    assert (missing.returncode, missing.stderr) == (
+        2, b'kestra-trio: error: Invalid value "\\udcff\\udcfe\\udcfd\\udcfc" for EXECUTION_ID. the value is not valid UTF-8 text\n'
+    )
 
 
 def test_a_hostile_stored_id_is_escaped(more_db: Path) -> None:

@@ -347,3 +347,84 @@ def test_upstream_sets_are_right_on_diamonds_cycles_and_deep_chains() -> None:
     n = 10_000  # iterative: no recursion limit
     chain = _Upstream({f"t{i}": [f"t{i - 1}"] if i else [] for i in range(n)})
     assert chain.has(f"t{n - 1}", "t0") and not chain.has("t0", f"t{n - 1}")
+
+
+# -- numbers SQLite and the clock can take ---------------------------------------------------
+
+HUGE = 99999999999999999999999
+
+
+def test_retry_max_and_concurrency_limits_have_ceilings() -> None:
+    text = f"""id: w
+concurrency: {{limit: {HUGE}}}
+tasks:
+  - id: a
+    type: core/shell.run
+    inputs: {{command: "true"}}
+    retry: {{max: {HUGE}}}
+  - id: b
+    type: core/shell.run
+    inputs: {{command: "true"}}
+    retry: {{max: 1001}}
+"""
+    assert issues_for(text) == [
+        f"wf.yaml:2:22 concurrency.limit: must be a whole number of executions from 1 to 1000, got {HUGE}",
+        f"wf.yaml:7:18 tasks[0].retry.max: must be at most 1000 attempts, got {HUGE}",  # once, not also as int64
+        "wf.yaml:11:18 tasks[1].retry.max: must be at most 1000 attempts, got 1001",
+    ]
+    at_the_limit = text.replace(str(HUGE), "1000").replace("1001", "1")
+    assert issues_for(at_the_limit) == []
+    schema = schema_validator()
+    data, _, _ = load_document(at_the_limit)
+    assert schema.is_valid(data)
+    data["tasks"][0]["retry"]["max"] = 1001
+    assert not schema.is_valid(data)
+    data["tasks"][0]["retry"]["max"] = 1
+    data["concurrency"]["limit"] = 1001
+    assert not schema.is_valid(data)
+
+
+def test_any_whole_number_outside_int64_is_refused_where_it_is_written() -> None:
+    text = f"""id: w
+inputs:
+  - {{name: n, type: integer, default: -{HUGE}}}
+variables: {{big: [1, {HUGE}]}}
+outputs: {{fine: {2**63 - 1}, low: {-(2**63)}}}
+tasks:
+  - id: a
+    type: core/util.sleep
+    inputs: {{seconds: {2**63}}}
+"""
+    message = "is out of range: whole numbers must be between -2^63 and 2^63-1"
+    assert issues_for(text) == [
+        f"wf.yaml:3:39 inputs[0].default: the integer -99999999999... (23 digits) {message}",
+        f"wf.yaml:4:22 variables.big[1]: the integer 999999999999... (23 digits) {message}",
+        f"wf.yaml:9:23 tasks[0].inputs.seconds: the integer 922337203685... (19 digits) {message}",
+    ]
+    # a plugin schema's own problem with the value is the clearer message, and the only one
+    bounded = issues_for(text.replace("core/util.sleep", "core/shell.run").replace("seconds", "command"), FakeCatalog())
+    assert [line for line in bounded if "tasks[0]" in line] == [
+        "wf.yaml:9:23 tasks[0].inputs.command: must be a string, got an integer"
+    ]
+
+
+def test_resources_have_ceilings() -> None:
+    text = """id: w
+security: restricted
+permissions:
+  resources: {memory: 2048Ti, file_size: 1024Ti, processes: 4194305, cpu_seconds: 315360001}
+tasks:
+  - {id: a, type: core/shell.run, inputs: {command: "true"}}
+"""
+    assert issues_for(text) == [
+        "wf.yaml:4:23 permissions.resources.memory: must be at most 1024Ti",
+        "wf.yaml:4:61 permissions.resources.processes: must be a whole number from 1 to 4194304, got 4194305",
+        "wf.yaml:4:83 permissions.resources.cpu_seconds: must be a number of seconds above 0, at most 315360000 (10 years), got 315360001",
+    ]
+
+
+def test_labels_must_be_utf8_text() -> None:
+    from kestra_trio.model.flow_checks import label_problem
+
+    assert label_problem("team", "caf\udce9") == "label 'team' is not valid UTF-8 text"
+    assert label_problem("team", "café") is None

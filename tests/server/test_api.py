@@ -197,6 +197,15 @@ async def test_labels_given_at_start_are_stored_and_filter_the_list(api: Api) ->
     assert both["executions"] == []
     bad = await api.client.post("/api/v1/executions", json={"workflow": "hello", "labels": {"bad key!": "x"}})
     assert bad.status_code == 422 and "label key 'bad key!'" in bad.json()["message"], bad.text
+    undecodable = await api.client.post(  # a lone surrogate in JSON: read as U+FFFD, like every body
+        "/api/v1/executions", content=b'{"workflow": "hello", "labels": {"team": "caf\\udce9"}}',
+        headers={"content-type": "application/json"},
+    )
+    assert undecodable.status_code == 201, undecodable.text
+    stored = (await api.client.get(f"/api/v1/executions/{undecodable.json()['id']}")).json()
+    assert stored["execution"]["labels"] == {"team": "caf\ufffd"}
+    twice = await api.client.get("/api/v1/executions", params=[("label", "team=data"), ("label", "team=web")])
+    assert twice.status_code == 400 and "--label team is given twice" in twice.json()["message"], twice.text
     response = await api.client.get("/api/v1/executions", params={"label": "no-equals-sign"})
     assert response.status_code == 400 and "KEY=VALUE" in response.json()["message"], response.text
 
