@@ -23,13 +23,11 @@ from typing import Any
 import trio
 
 from kestra_trio.errors import UsageError
-from kestra_trio.server.http.context import MIB, ApiContext
+from kestra_trio.server.http.context import MAX_HEAD_BYTES, MIB, ApiContext
 from kestra_trio.server.log import LogFormat, ServerLog
 from kestra_trio.service.app import Service
 from kestra_trio.storage.db import Database
 
-#: largest request line + headers
-MAX_HEAD_BYTES = 16 * 1024
 #: seconds the listener waits for open requests (an SSE follow of a still-QUEUED run) once the drain is over
 GRACEFUL_CLOSE_SECONDS = 2.0
 
@@ -109,7 +107,7 @@ def bind_listener(host: str, port: int) -> Iterator[BoundListener]:
     config.graceful_timeout = GRACEFUL_CLOSE_SECONDS
     config.include_server_header = False
     # a request line + headers arriving in pieces beyond this is refused by h11; one arriving
-    # in a single read is checked by our app (http/app.py `HeadLimit`)
+    # in a single read is checked by our app (http/app.py `head_refusal`)
     config.h11_max_incomplete_size = MAX_HEAD_BYTES
     sockets: list[socket.socket] = []
     try:

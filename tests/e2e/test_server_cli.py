@@ -301,3 +301,31 @@ def test_a_server_that_cannot_bind_its_port_claims_nothing_and_the_next_start_ru
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=60) == 0
     assert started_lines() == ["start 2"]
+
+
+def test_heads_and_query_strings_beyond_the_documented_limits_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    """16 KiB of request line + headers (431) and 8 KiB of path + query (414) hold also when
+    the head arrives in one read; error messages repeat at most a short prefix of a name."""
+    with running_server(tmp_path) as server:
+        huge = "v" * 17_000
+        for size in (17_000, 60_000):
+            response = server.client.get("/api/v1/executions", headers={"X-Big": "v" * size})
+            assert response.status_code == 431, (size, response.status_code)
+            assert "vvvvvvvvvv" not in response.text
+        response = server.client.get("/api/v1/executions", headers={"X-Big": "v" * 15_000})
+        assert response.status_code == 200  # under the limit: served
+        response = server.client.get(f"/api/v1/executions?{huge}=1")
+        assert response.status_code == 414
+        assert response.json()["error"] == "uri_too_long" and huge[:200] not in response.text
+        name = "n" * 5_000  # under the target limit: refused as an unknown parameter, named by a prefix
+        response = server.client.get(f"/api/v1/executions?{name}=1")
+        assert response.status_code == 400 and response.json()["error"] == "bad_request"
+        assert response.json()["message"].startswith("unknown query parameter 'nnnn") and len(response.text) < 500
+        response = server.client.get("/api/v1/executions", params={"workflow": "w" * 5_000})
+        assert response.status_code == 400 and len(response.text) < 500
+        response = server.client.get("/" + "p" * 7_000)
+        assert response.status_code == 404 and len(response.text) < 500
+        assert server.client.get("/health").status_code == 200  # the server still serves
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+        assert "Traceback" not in server.proc.stderr.read()
