@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -232,3 +233,99 @@ def test_the_server_fires_cron_and_flow_triggers_and_a_restart_fires_nothing_twi
     assert len(fired) >= 6 and len(set(fired)) == len(fired), fired  # every fire time once
     assert followed and len(set(followed)) == len(followed) and {i for (i,) in followed} <= successes
     assert all(m.startswith("scheduled ") and m.endswith(" by cron") for m in said), said[:3]
+
+
+SLOW = """
+id: slow
+concurrency: {limit: 1, behavior: queue}
+inputs:
+  - {name: n, type: integer}
+  - {name: seconds, type: integer, default: 0}
+tasks:
+  - id: work
+    type: core/shell.run
+    inputs:
+      command: 'echo "start $N"; sleep $S; echo "done $N"'
+      env: {N: "{{ inputs.n }}", S: "{{ inputs.seconds }}"}
+"""
+
+
+def test_a_server_that_cannot_bind_its_port_claims_nothing_and_the_next_start_runs_the_queued_run_once(
+    tmp_path: Path,
+) -> None:
+    """The port is bound before anything claims, fires or writes: a start refused for a taken
+    port leaves a QUEUED run untouched (no worker, no task started), and the next start runs it."""
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "slow.yaml").write_text(SLOW)
+    with running_server(tmp_path, "--drain-timeout", "0s") as server:
+        def start(n: int, seconds: int) -> str:
+            response = server.client.post("/api/v1/executions", json={"workflow": "slow", "inputs": {"n": n, "seconds": seconds}})
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
+
+        first = start(1, 600)
+        server.wait_state(first, ("RUNNING",))
+        queued = start(2, 0)  # concurrency limit 1: waits behind `first`
+        assert server.state(queued) == "QUEUED"
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+    db = tmp_path / "k.db"
+
+    def queued_row() -> tuple:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT state, worker_id, started_at FROM executions WHERE id = ?", (queued,)).fetchone()
+
+    def started_lines() -> list[str]:
+        with sqlite3.connect(db) as conn:
+            return [m for (m,) in conn.execute(
+                "SELECT message FROM execution_logs WHERE execution_id = ? AND message LIKE 'start %'", (queued,))]
+
+    assert queued_row() == ("QUEUED", None, None)
+
+    with socket.socket() as holder:  # another process's listener holds the port
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        refused = cli("server", "--workflows", str(tmp_path / "wf"), "--port", str(port), "--db", str(db))
+    assert refused.returncode == 2, refused
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in refused.stderr
+    assert "Traceback" not in refused.stderr and "listening" not in refused.stdout
+    assert queued_row() == ("QUEUED", None, None)
+    assert started_lines() == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM task_runs WHERE execution_id = ? AND started_at IS NOT NULL",
+                            (queued,)).fetchone() == (0,)
+
+    with running_server(tmp_path) as server:
+        assert server.wait_state(queued, ("SUCCESS", "FAILED", "CANCELLED")) == "SUCCESS"
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+    assert started_lines() == ["start 2"]
+
+
+def test_heads_and_query_strings_beyond_the_documented_limits_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    """16 KiB of request line + headers (431) and 8 KiB of path + query (414) hold also when
+    the head arrives in one read; error messages repeat at most a short prefix of a name."""
+    with running_server(tmp_path) as server:
+        huge = "v" * 17_000
+        for size in (17_000, 60_000):
+            response = server.client.get("/api/v1/executions", headers={"X-Big": "v" * size})
+            assert response.status_code == 431, (size, response.status_code)
+            assert "vvvvvvvvvv" not in response.text
+        response = server.client.get("/api/v1/executions", headers={"X-Big": "v" * 15_000})
+        assert response.status_code == 200  # under the limit: served
+        response = server.client.get(f"/api/v1/executions?{huge}=1")
+        assert response.status_code == 414
+        assert response.json()["error"] == "uri_too_long" and huge[:200] not in response.text
+        name = "n" * 5_000  # under the target limit: refused as an unknown parameter, named by a prefix
+        response = server.client.get(f"/api/v1/executions?{name}=1")
+        assert response.status_code == 400 and response.json()["error"] == "bad_request"
+        assert response.json()["message"].startswith("unknown query parameter 'nnnn") and len(response.text) < 500
+        response = server.client.get("/api/v1/executions", params={"workflow": "w" * 5_000})
+        assert response.status_code == 400 and len(response.text) < 500
+        response = server.client.get("/" + "p" * 7_000)
+        assert response.status_code == 404 and len(response.text) < 500
+        assert server.client.get("/health").status_code == 200  # the server still serves
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+        assert "Traceback" not in server.proc.stderr.read()

@@ -10,7 +10,7 @@ from kestra_trio import __version__
 from kestra_trio.errors import ExecutionNotFound, InputError, UsageError, WorkflowError
 from kestra_trio.server.http.call import Call
 from kestra_trio.server.http.context import ApiContext
-from kestra_trio.server.http.errors import ApiError, bad_request, invalid, not_found
+from kestra_trio.server.http.errors import ApiError, bad_request, echo, invalid, not_found
 from kestra_trio.server.http.responses import json_response
 from kestra_trio.server.http.spec import Answer, Operation, Param
 
@@ -71,7 +71,7 @@ async def _set_enabled(ctx: ApiContext, call: Call, enabled: bool) -> Response:
 
 
 def workflow_not_found(workflow_id: str) -> ApiError:
-    return not_found(f"Workflow not found: {workflow_id} (`kestra-trio workflow list` shows the registry)")
+    return not_found(f"Workflow not found: {echo(workflow_id)} (`kestra-trio workflow list` shows the registry)")
 
 
 # ------------------------------------------------------------------ executions
@@ -143,7 +143,7 @@ async def get_execution(ctx: ApiContext, call: Call) -> Response:
     except ExecutionNotFound as exc:
         raise execution_not_found(exc, call.path["execution_id"]) from None
     except TaskNotFound as exc:
-        raise not_found(f"Task not found: {task} in execution {exc.execution_id}") from None
+        raise not_found(f"Task not found: {echo(task or '')} in execution {exc.execution_id}") from None
     return json_response(call.request, inspect_document(snapshot, task_id=task))
 
 
@@ -159,7 +159,7 @@ async def _resolve(ctx: ApiContext, execution_id: str) -> str:
 def execution_not_found(exc: ExecutionNotFound, given: str) -> ApiError:
     from kestra_trio.query.executions import not_found_message
 
-    return not_found(not_found_message(exc, given))
+    return not_found(not_found_message(exc, given, shown=echo))
 
 
 async def cancel_execution(ctx: ApiContext, call: Call) -> Response:
@@ -224,7 +224,7 @@ async def log_filter(ctx: ApiContext, call: Call):
         raise bad_request(str(exc)) from None
     task = query.get("task")
     if task is not None and not await ctx.db.run(reads.task_exists, resolved, task):
-        raise not_found(f"Task not found: {task} in execution {resolved}")
+        raise not_found(f"Task not found: {echo(task)} in execution {resolved}")
     since_ms = now_ms() - int(since * 1000) if since is not None else None
     return LogFilter(resolved, task, levels, since_ms, query.get("source") or None)
 

@@ -14,14 +14,41 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kestra_trio.server.http.api import OPERATIONS
 from kestra_trio.server.http.call import endpoint
-from kestra_trio.server.http.context import ApiContext
+from kestra_trio.server.http.context import MAX_HEAD_BYTES, MAX_TARGET_BYTES, ApiContext
 from kestra_trio.server.http.errors import INTERNAL, ApiError, api_error, http_error, internal_error
 from kestra_trio.server.http.responses import encode
 
 
+def head_refusal(scope: Scope) -> tuple[int, dict[str, str]] | None:
+    """414 / 431 for a request target or head beyond the documented limits. hypercorn's h11
+    limit only sees a head that arrives in pieces; one that arrives in one read is measured
+    here (request line + headers, as sent; nothing of it is echoed back)."""
+    path = (scope.get("raw_path") or b"").partition(b"?")[0]  # (some servers leave the query on it)
+    target = len(path) + 1 + len(scope.get("query_string") or b"")
+    if target > MAX_TARGET_BYTES:
+        return 414, {"error": "uri_too_long",
+                     "message": f"the request path and query are longer than the server accepts ({MAX_TARGET_BYTES} bytes)"}
+    # "METHOD TARGET HTTP/1.1\r\n", "name: value\r\n" each, "\r\n"
+    head = len(scope.get("method", "")) + 1 + target + 11 + sum(len(n) + len(v) + 4 for n, v in scope["headers"]) + 2
+    if head > MAX_HEAD_BYTES:
+        return 431, {"error": "headers_too_large",
+                     "message": f"the request line and headers are larger than the server accepts ({MAX_HEAD_BYTES} bytes)"}
+    return None
+
+
+async def send_json(send: Send, status: int, value: dict[str, str], *, close: bool = False) -> None:
+    """A whole JSON answer at the ASGI level (below Starlette's error handlers)."""
+    body = encode(value)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + ([(b"connection", b"close")] if close else [])})
+    await send({"type": "http.response.body", "body": body})
+
+
 class CatchAll:
-    """The outermost layer: an unexpected exception is logged (with its traceback, in the
-    server's log only) and answered 500 with one line — never a stack trace in a response."""
+    """The outermost layer: a request whose head is beyond the limits is refused before
+    anything reads it; an unexpected exception is logged (with its traceback, in the server's
+    log only) and answered 500 with one line — never a stack trace in a response."""
 
     def __init__(self, app: ASGIApp, ctx: ApiContext) -> None:
         self.app = app
@@ -30,6 +57,10 @@ class CatchAll:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        refusal = head_refusal(scope)
+        if refusal is not None:
+            await send_json(send, *refusal, close=True)
             return
         started = False
 
@@ -48,10 +79,7 @@ class CatchAll:
             )
             if started:  # a stream already under way: all that can be done is to end it
                 return
-            body = encode(INTERNAL)
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, 500, INTERNAL)
 
 
 def build_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:

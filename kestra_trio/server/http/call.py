@@ -1,7 +1,8 @@
 """One request, checked against its `Operation` before the handler sees it.
 
 Order: token (401) → shutdown (503 for starts) → query parameters (400: unknown, repeated,
-wrong type) → body (415 not JSON, 413 too large, 400 malformed, 422 against the schema).
+wrong type) → body (415 not JSON, 413 too large, 408 too slow, 400 malformed, 422 against the
+schema).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kestra_trio.server.http.context import ApiContext
-from kestra_trio.server.http.errors import ApiError, bad_request, invalid
+from kestra_trio.server.http.errors import ApiError, bad_request, echo, invalid
 from kestra_trio.server.http.schemas import SCHEMAS
 from kestra_trio.server.http.spec import Operation, Param
 
@@ -122,7 +124,7 @@ def _query(op: Operation, request: Request) -> dict[str, Any]:
         param = declared.get(name)
         if param is None:
             allowed = ", ".join(declared) or "none"
-            raise bad_request(f"unknown query parameter {name!r} (allowed: {allowed})")
+            raise bad_request(f"unknown query parameter {echo(name)!r} (allowed: {allowed})")
         if param.schema.get("type") == "array":  # repeatable: `?label=a=1&label=b=2`
             if len(value) > 4096:
                 raise bad_request(f"query parameter {name!r} is too long")
@@ -171,7 +173,8 @@ async def read_json(request: Request, schema: str | None, *, required: bool = Tr
     """The body as JSON, checked against SCHEMAS[schema] (None: any JSON value)."""
     if not _is_json(request.headers.get("content-type")):
         raise ApiError(415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)")
-    raw = await read_body(request, request.app.state.ctx.max_body_bytes)
+    ctx: ApiContext = request.app.state.ctx
+    raw = await read_body(request, ctx.max_body_bytes, ctx.body_seconds)
     if not raw.strip():
         if required:
             raise bad_request("the request needs a JSON body")
@@ -189,18 +192,24 @@ async def read_json(request: Request, schema: str | None, *, required: bool = Tr
     return value
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
     """The body, refused with 413 as soon as it is known to be larger than `limit` (from its
-    Content-Length, or while it streams in): a huge body is never held in memory."""
+    Content-Length, or while it streams in): a huge body is never held in memory. It must have
+    arrived within `seconds` (408, and the connection closes): a client trickling a byte now
+    and then cannot hold a connection open."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise too_large(limit)
     chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    with trio.move_on_after(seconds) as reading:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    if reading.cancelled_caught:
+        raise ApiError(408, "request_timeout", f"the request body did not arrive within {seconds:g}s",
+                       headers={"Connection": "close"})
     return b"".join(chunks)
 
 
@@ -232,12 +241,12 @@ def check_schema(name: str, value: Any) -> None:
     error = best_match(_validator(name).iter_errors(value))
     if error is None:
         return
-    place = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    place = echo("".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip("."))
     where = f"{place}: " if place else ""
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
-        message = f"unknown field {extra[0]!r}" if extra else "unknown field"
+        message = f"unknown field {echo(extra[0])!r}" if extra else "unknown field"
         if allowed:
             message += f" (allowed: {', '.join(allowed)})"
         raise invalid(where + message)

@@ -12,6 +12,12 @@ from kestra_trio.storage.tokens import TokenStore
 from kestra_trio.storage.workflows import WorkflowStore
 
 MIB = 1024 * 1024
+#: largest request line + headers (431 beyond)
+MAX_HEAD_BYTES = 16 * 1024
+#: longest request target, path and query string (414 beyond)
+MAX_TARGET_BYTES = 8 * 1024
+#: seconds a request body may take to arrive (408 after)
+BODY_SECONDS = 30.0
 
 
 @dataclass
@@ -23,6 +29,7 @@ class ApiContext:
     #: tokens are required even while none exists (a non-loopback --host: no token, no access)
     tokens_always_required: bool = False
     max_body_bytes: int = MIB
+    body_seconds: float = BODY_SECONDS
     #: secrets by name, for webhook keys written `{{ secrets.NAME }}`
     secrets: dict[str, str] = field(default_factory=dict)
     #: the connection requests read through (None: the service's). A server gives the API its

@@ -15,6 +15,16 @@ from starlette.responses import Response
 from kestra_trio.server.http.responses import json_response
 
 
+#: how much of a caller's text (a name, a path, an id) an error message repeats
+ECHO_CHARS = 100
+
+
+def echo(text: str) -> str:
+    """A caller's text as an error message repeats it: a 17 KB query parameter name is not
+    sent back whole."""
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
 class ApiError(Exception):
     """An answer other than success: status, a stable code, a one-line message (+ details)."""
 
@@ -55,7 +65,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no route, wrong method) in our JSON shape."""
     assert isinstance(exc, HTTPException)
     code, template = _HTTP_CODES.get(exc.status_code, ("error", str(exc.detail)))
-    message = template.format(method=request.method, path=request.url.path)
+    message = template.format(method=echo(request.method), path=echo(request.url.path))
     return json_response(request, {"error": code, "message": message}, exc.status_code, dict(exc.headers or {}))
 
 
