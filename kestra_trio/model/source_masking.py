@@ -67,16 +67,16 @@ def mask_webhook_keys(source: str) -> str | None:
 
 
 def _triggers(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(path, mapping) of every mapping under `triggers:` or `trigger:`, at any depth and whatever
-    its type: a revision that does not load may still hold a real key, in any shape."""
-    found, stack = [], [(name, data[name]) for name in ("triggers", "trigger") if name in data]
-    while stack:
-        path, value = stack.pop()
+    """(path, mapping) of every trigger written under `triggers:` or `trigger:`, as a mapping or a
+    list of them, whatever its type: a revision that does not load may still hold a real key.
+    (Not deeper: a trigger's `inputs:` may well have a field named `key`.)"""
+    found = []
+    for name in ("triggers", "trigger"):
+        value = data.get(name)
         if isinstance(value, dict):
-            found.append((path, value))
-            stack += [(join_path(path, k), v) for k, v in value.items()]
+            found.append((name, value))
         elif isinstance(value, list):
-            stack += [(join_path(path, i), v) for i, v in enumerate(value)]
+            found += [(join_path(name, i), item) for i, item in enumerate(value) if isinstance(item, dict)]
     return found
 
 

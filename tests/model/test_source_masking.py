@@ -75,8 +75,9 @@ def test_the_same_key_written_elsewhere_or_in_a_comment_is_masked_too() -> None:
 
 
 def test_a_secret_reference_stays_readable_and_a_source_without_literal_keys_is_unchanged() -> None:
-    body = 'triggers:\n  - {id: a, type: webhook, key: "{{ secrets.HOOK_KEY }}"}\n  - {id: n, type: cron, cron: "0 3 * * *"}\n'
-    assert masked(body) == HEAD + body
+    body = ('triggers:\n  - {id: a, type: webhook, key: "{{ secrets.HOOK_KEY }}", inputs: {key: "{{ trigger.body.key }}"}}\n'
+            '  - {id: n, type: cron, cron: "0 3 * * *"}\n')
+    assert masked(body) == HEAD + body  # an input named `key` is not the webhook's
 
 
 def test_several_keys_duplicates_and_odd_shapes_are_all_masked() -> None:
