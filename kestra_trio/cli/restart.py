@@ -26,6 +26,8 @@ async def restart_execution(
     from kestra_trio.config import max_parallel as resolve_max_parallel
     from kestra_trio.config import resolve_db_path
     from kestra_trio.engine.context import EngineOptions
+    from kestra_trio.engine.restart import NothingToRestart, UnknownTask
+    from kestra_trio.errors import UsageError
     from kestra_trio.plugin_runtime.registry import PluginRegistry
     from kestra_trio.service.app import ServiceConfig, open_service
     from kestra_trio.storage.db import open_database
@@ -47,7 +49,12 @@ async def restart_execution(
             else:
                 view.on_progress(event)
 
-        workflow = await service.restart(resolved, from_task=from_task, by="user", reason=reason, on_progress=on_progress)
+        try:
+            workflow = await service.restart(resolved, from_task=from_task, by="user", reason=reason, on_progress=on_progress)
+        except UnknownTask as exc:
+            raise UsageError(f"--from {from_task!r}: {exc}") from None
+        except NothingToRestart as exc:
+            raise UsageError(f"{exc} (use --from TASK to run a task and what follows again)") from None
         view = RunView(workflow, as_json=as_json, kill_grace=kill_grace, db_hint=str(Path(db).absolute()) if db else None)
         with view:
             service.start_soon(view.tick)

@@ -18,6 +18,7 @@ from kestra_trio.model.workflow import InputSpec, Workflow
 
 __all__ = ["coerce_inputs", "coerce_value", "parse_input_args"]
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off"})
 
@@ -86,9 +87,12 @@ def coerce_value(spec: InputSpec, text: str) -> Any:
     # scripts' digits (`٣`), which nobody means on a command line
     if kind == "integer":
         try:
-            return ascii_int(stripped)
+            number = ascii_int(stripped)
         except ValueError:
-            raise ValueError(f"input {spec.name!r} must be an integer, got {text!r}") from None
+            raise ValueError(f"input {spec.name!r} must be an integer, got {_shown(text)}") from None
+        if not INT64_MIN <= number <= INT64_MAX:  # what every store and plugin language holds exactly
+            raise ValueError(f"input {spec.name!r} must be an integer between {INT64_MIN} and {INT64_MAX}, got {_shown(text)}")
+        return number
     if kind == "number":
         try:
             number = ascii_float(stripped)
@@ -114,6 +118,11 @@ def coerce_value(spec: InputSpec, text: str) -> Any:
         raise ValueError(f"input {spec.name!r} must be JSON ({exc.msg} at character {exc.pos})") from None
     except ValueError as exc:  # NaN / Infinity / overflow / nested too deeply
         raise ValueError(f"input {spec.name!r} must be JSON ({exc})") from None
+
+
+def _shown(text: str) -> str:
+    """A refused value as a message quotes it: bounded (a body may carry a 4,000-digit number)."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text):,} characters)"
 
 
 def _suggest(word: str, choices: Mapping[str, Any]) -> str:

@@ -59,6 +59,7 @@ __all__ = [
     "load_workflow",
     "load_workflow_text",
     "read_workflow_file",
+    "value_spans",
 ]
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -123,11 +124,14 @@ def load_document(text: str, filename: str = "<string>") -> tuple[dict[str, Any]
         WorkflowError: not YAML, empty, several documents, a hostile shape, or the top level
             is not a mapping.
     """
+    return _run_builder(_Builder(filename), text, filename)
+
+
+def _run_builder(builder: _Builder, text: str, filename: str) -> tuple[dict[str, Any], SourceMap, list[ValidationIssue]]:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise WorkflowError(f"{filename}: not valid text (contains unpaired surrogates)") from None
-    builder = _Builder(filename)
     try:
         builder.run(text)
     except WorkflowError:
@@ -144,6 +148,26 @@ def load_document(text: str, filename: str = "<string>") -> tuple[dict[str, Any]
         kind = "a list" if isinstance(builder.result, list) else "a single value"
         raise WorkflowError(f"{filename}: top level must be a mapping (id: ..., tasks: ...), got {kind}")
     return builder.result, builder.source, builder.issues
+
+
+Span = tuple[int, int]
+
+
+def value_spans(text: str, filename: str = "<string>") -> tuple[dict[str, Any], dict[str, list[Span]]]:
+    """Parse as `load_document` does (same limits, tags and YAML 1.2 booleans) and also say
+    where each value is written: path -> character spans `[start, end)` of the source.
+
+    A path has several spans when it is written several times (a duplicate key) or as an
+    alias (`key: *k`): then the alias's span and the span of the value its anchor names.
+    A value inside an aliased mapping or list has no span of its own (its parent's covers it).
+
+    Raises:
+        WorkflowError: as `load_document`.
+    """
+    builder = _Builder(filename, track_spans=True)
+    data, _source, _issues = _run_builder(builder, text, filename)
+    assert builder.spans is not None
+    return data, builder.spans
 
 
 def _yaml_error_line(filename: str, exc: Exception) -> str:
@@ -208,6 +232,7 @@ class _Frame:
     path: str
     anchor: str | None
     size: int = 1
+    start: int = 0  # the character offset it starts at (for spans)
     key: str | None = None
     key_mark: tuple[int, int] | None = None
     key_lines: dict[str, int] = field(default_factory=dict)
@@ -216,8 +241,11 @@ class _Frame:
 class _Builder:
     """Turns PyYAML events into plain values, iteratively (no recursion on deep input)."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, *, track_spans: bool = False) -> None:
         self.filename = filename
+        #: path -> where its value is written (see `value_spans`); None: not asked for
+        self.spans: dict[str, list[Span]] | None = {} if track_spans else None
+        self.anchor_spans: dict[str, list[Span]] = {}
         self.source = SourceMap()
         self.issues: list[ValidationIssue] = []
         self.result: Any = None
@@ -264,6 +292,8 @@ class _Builder:
             self.on_start(event, isinstance(event, yaml.MappingStartEvent))
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             frame = self.stack.pop()
+            if self.spans is not None:
+                self.written(frame.path, [(frame.start, event.end_mark.index)], frame.anchor)
             self.finish(frame.value, frame.size, frame.anchor, event)
 
     def on_start(self, event: Any, is_mapping: bool) -> None:
@@ -277,7 +307,7 @@ class _Builder:
         path = self.child_path()
         self.record(path, event)
         self.count(event, 1)
-        self.stack.append(_Frame(value={} if is_mapping else [], path=path, anchor=event.anchor))
+        self.stack.append(_Frame(value={} if is_mapping else [], path=path, anchor=event.anchor, start=event.start_mark.index))
 
     def on_scalar(self, event: Any) -> None:
         if self.stack and self.awaiting_key():
@@ -287,6 +317,8 @@ class _Builder:
         path = self.child_path()
         self.record(path, event)
         self.count(event, 1)
+        if self.spans is not None:
+            self.written(path, [(event.start_mark.index, event.end_mark.index)], event.anchor)
         self.finish(value, 1, event.anchor, event)
 
     def on_key(self, event: Any) -> None:
@@ -317,8 +349,11 @@ class _Builder:
         if event.anchor not in self.anchors:
             self.fail(event, f"unknown alias *{event.anchor} (define &{event.anchor} before using it)")
         value, size = self.anchors[event.anchor]
-        self.record(self.child_path(), event)
+        path = self.child_path()
+        self.record(path, event)
         self.count(event, size)
+        if self.spans is not None:
+            self.written(path, [(event.start_mark.index, event.end_mark.index), *self.anchor_spans[event.anchor]], None)
         self.finish(value, size, None, event)
 
     def awaiting_key(self) -> bool:
@@ -333,6 +368,12 @@ class _Builder:
             return join_path(frame.path, len(frame.value))
         assert frame.key is not None
         return join_path(frame.path, frame.key)
+
+    def written(self, path: str, spans: list[Span], anchor: str | None) -> None:
+        assert self.spans is not None
+        self.spans.setdefault(path, []).extend(spans)
+        if anchor is not None:
+            self.anchor_spans[anchor] = spans
 
     def record(self, path: str, event: Any) -> None:
         self.source.values.setdefault(path, _mark(event))

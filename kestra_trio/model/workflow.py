@@ -204,10 +204,15 @@ class WebhookTrigger:
     @property
     def key_secret(self) -> str | None:
         """The secret's name when the key is `{{ secrets.NAME }}`."""
-        import re
+        return secret_reference(self.key)
 
-        match = re.fullmatch(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", self.key)
-        return match.group(1) if match else None
+
+def secret_reference(text: str) -> str | None:
+    """NAME when `text` is exactly `{{ secrets.NAME }}` (a webhook key written as a reference)."""
+    import re
+
+    match = re.fullmatch(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", text)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ its result. This module is stdlib-only (plugins import it) and does no I/O.
 from __future__ import annotations
 
 import json
+import sys
 TYPE_CHECKING = False  # not `from typing import`: typing costs ~2 ms at every plugin start
 
 if TYPE_CHECKING:  # typing/dataclasses cost milliseconds at plugin start; keep them out
@@ -96,14 +97,18 @@ class Result:
         return f"Result(outputs={self.outputs!r}, error={self.error!r})"
 
 
+class NotJson(ValueError):
+    """What `loads_untrusted` refuses beyond JSON syntax, said in our words."""
+
+
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise NotJson(f"{name} is not JSON")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:40]} is too large")
+        raise NotJson(f"number {text[:40]} is too large")
     return value
 
 
@@ -132,11 +137,16 @@ def has_surrogate(text: str) -> bool:
 def loads_untrusted(data: bytes | str) -> Any:
     """json.loads for what a plugin wrote: only real JSON (no NaN / Infinity, no overflowing
     numbers), never a RecursionError, and no lone surrogates in the strings it returns.
-    Raises ValueError saying what is wrong."""
+    Raises json.JSONDecodeError (not JSON), UnicodeDecodeError (bytes that are not UTF-8) or
+    NotJson saying what else is wrong."""
     try:
         value = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        raise NotJson("JSON nested too deeply") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, NotJson):
+        raise
+    except ValueError:  # int() past sys.get_int_max_str_digits(): Python's words name interpreter settings
+        raise NotJson(f"a number has too many digits (at most {sys.get_int_max_str_digits():,})") from None
     text = data if isinstance(data, str) else None
     if text is not None and "\\u" not in text and not has_surrogate(text):
         return value  # no escape that could make a surrogate: skip the walk
@@ -145,7 +155,7 @@ def loads_untrusted(data: bytes | str) -> Any:
     try:
         return _surrogate_free(value)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        raise NotJson("JSON nested too deeply") from None
 
 
 def encode_input(message: InputMessage) -> bytes:

@@ -175,6 +175,7 @@ def test_restart_after_a_failure_reruns_only_what_failed(tmp_path):
     assert again.returncode == 2 and "nothing to restart" in again.stderr
     typo = kt("execution", "restart", eid, "--from", "fragil", db=db)
     assert typo.returncode == 2 and "did you mean 'fragile'" in typo.stderr
+    assert typo.stderr.strip().endswith("--from 'fragil': no task 'fragil' in the workflow's tasks (did you mean 'fragile'?); its tasks: produce, fragile, after")
     from_produce = kt("execution", "restart", eid, "--from", "produce", "--json", db=db)
     assert from_produce.returncode == 0, from_produce.stderr
     assert (tmp_path / "produced").read_text() == "run\nrun\n"

@@ -329,3 +329,44 @@ def test_heads_and_query_strings_beyond_the_documented_limits_are_refused_withou
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=60) == 0
         assert "Traceback" not in server.proc.stderr.read()
+
+
+HOOK2 = r"""
+id: hook2
+inputs:
+  - {name: n, type: integer, default: 1}
+triggers:
+  - {id: a, type: webhook, key: "escaped-key-\x41BCDEFGHIJKLMNOP"}
+  - {id: b, type: webhook, key: 'quoted-key-it''s-1234567890'}
+tasks:
+  - {id: say, type: core/shell.run, inputs: {command: "echo hook"}}
+"""
+
+
+def test_webhook_keys_and_credential_headers_never_come_back_and_errors_are_ours(tmp_path: Path) -> None:
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "hook2.yaml").write_text(HOOK2)
+    with running_server(tmp_path) as server:
+        fired = server.client.post("/api/v1/webhooks/hook2/escaped-key-ABCDEFGHIJKLMNOP", json={"ref": "main"},
+                                   headers={"X-Gitlab-Token": "glt-supersecret", "X-Hub-Signature-256": "sha256=ab"})
+        assert fired.status_code == 201, fired.text
+        assert server.client.post("/api/v1/webhooks/hook2/quoted-key-it's-1234567890", json={}).status_code == 201
+        execution_id = fired.json()["id"]
+        server.wait_state(execution_id, ("SUCCESS",))
+        execution = server.client.get(f"/api/v1/executions/{execution_id}")
+        assert execution.json()["execution"]["trigger_data"]["headers"]["x-gitlab-token"] == "***SECRET***"
+        assert execution.json()["execution"]["trigger_data"]["headers"]["x-hub-signature-256"] == "sha256=ab"
+        detail = server.client.get("/api/v1/workflows/hook2").text
+        revisions = server.client.get("/api/v1/workflows/hook2/revisions").text
+        for text in (execution.text, detail, revisions):
+            for secret in ("glt-supersecret", "escaped-key", "quoted-key", "ABCDEFGHIJKLMNOP"):
+                assert secret not in text, secret
+        huge = server.client.post("/api/v1/webhooks/hook2/escaped-key-ABCDEFGHIJKLMNOP",
+                                  content=b'{"n": %s}' % (b"9" * 5000), headers={"content-type": "application/json"})
+        assert (huge.status_code, huge.json()["message"]) == (400, "the body is not valid JSON: a number has too many digits (at most 4,300)")
+        restart = server.client.post(f"/api/v1/executions/{execution_id}/restart", json={"from_task": "nope"})
+        assert (restart.status_code, restart.json()["message"]) == (422, "from_task: no task 'nope' in the workflow's tasks; its tasks: say")
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+        log = server.proc.stderr.read()
+        assert "glt-supersecret" not in log and "escaped-key" not in log and "quoted-key" not in log

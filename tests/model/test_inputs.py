@@ -124,3 +124,17 @@ def test_a_value_that_is_not_utf8_is_refused() -> None:
 def test_number_keeps_a_whole_number_exact(text: str, value: float) -> None:
     result = coerce_inputs(WF, {"count": "1", "ratio": text})["ratio"]
     assert result == value and type(result) is type(value)  # not rounded through a float
+
+
+@pytest.mark.parametrize("text", [str(2**63 - 1), str(-(2**63)), " 42 "])
+def test_an_integer_in_64_bits_is_taken(text: str) -> None:
+    assert coerce_inputs(WF, {"count": text})["count"] == int(text)
+
+
+@pytest.mark.parametrize("text", [str(2**63), str(-(2**63) - 1), "9" * 4000])
+def test_an_integer_beyond_64_bits_is_refused_with_the_range_and_a_bounded_quote(text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        coerce_inputs(WF, {"count": text})
+    message = str(caught.value)
+    assert "input 'count' must be an integer between -9223372036854775808 and 9223372036854775807" in message
+    assert len(message) < 250

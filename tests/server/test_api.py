@@ -123,6 +123,11 @@ async def test_start_runs_the_registry_revision_and_get_is_the_inspect_document(
         ('{"workflow": 3}', {}, 422, "workflow must be text"),
         ("[1, 2]", {}, 422, "the body must be an object"),
         ("", {}, 400, "the request needs a JSON body"),
+        ('{"workflow": "hello", "inputs": {"count": %s}}' % ("7" * 5000), {}, 400,
+         "the body is not valid JSON: a number has too many digits (at most 4,300)"),
+        ('{"workflow": "hello", "inputs": {"count": %d}}' % 2**63, {}, 422,
+         "input 'count' must be an integer between -9223372036854775808 and 9223372036854775807, got '9223372036854775808'"),
+        ('{"workflow": "hello", "inputs": {"count": "%s"}}' % ("9" * 3000), {}, 422, "got '9999999999999999999999999999999999999999'… (3,000 characters)"),
     ],
 )
 async def test_a_refused_start_is_one_clear_line(api: Api, body: str, headers: dict, status: int, message: str) -> None:
@@ -133,7 +138,8 @@ async def test_a_refused_start_is_one_clear_line(api: Api, body: str, headers: d
     answer = response.json()
     assert set(answer) == {"error", "message"}
     assert message in answer["message"]
-    assert "\n" not in answer["message"] and "Traceback" not in response.text
+    assert "\n" not in answer["message"] and "Traceback" not in response.text and "sys." not in response.text
+    assert len(answer["message"]) < 300
     assert (await api.client.get("/api/v1/executions")).json()["executions"] == []
 
 
@@ -268,7 +274,7 @@ async def test_a_webhook_starts_with_its_body_and_a_wrong_key_is_404(api: Api) -
     assert execution["trigger"] == "webhook" and execution["inputs"]["who"] == "hook"
     assert execution["trigger_data"]["body"] == {"who": "hook"}
     assert execution["trigger_data"]["headers"]["x-event"] == "push"
-    assert "authorization" not in execution["trigger_data"]["headers"]
+    assert execution["trigger_data"]["headers"]["authorization"] == "***SECRET***"
     by_secret = await api.client.post("/api/v1/webhooks/hello/secret-webhook-key-42", json={})
     assert by_secret.status_code == 201
     for path in (f"/api/v1/webhooks/hello/{KEY}x", "/api/v1/webhooks/hello/short", f"/api/v1/webhooks/nope/{KEY}",
@@ -278,6 +284,31 @@ async def test_a_webhook_starts_with_its_body_and_a_wrong_key_is_404(api: Api) -
     big = await api.client.post(f"/api/v1/webhooks/hello/{KEY}", content=b"[" + b"1," * 40000 + b"1]",
                                 headers={"content-type": "application/json"})
     assert big.status_code == 413
+
+
+async def test_a_webhook_stores_credential_headers_masked_and_keeps_signatures(api: Api) -> None:
+    sent = {"X-Gitlab-Token": "glt-supersecret", "X-Auth-User": "auth-user-secret", "Cookie": "sid=cookie-secret",
+            "X-Session-Id": "session-secret", "X-Api_Key": "underscore-secret", "X-Client-Password": "pw-secret",
+            "X-Hub-Signature-256": "sha256=abc123", "X-Signature": "sig-value", "X-GitHub-Event": "push"}
+    response = await api.client.post(f"/api/v1/webhooks/hello/{KEY}", json={"who": "hook"}, headers=sent)
+    assert response.status_code == 201, response.text
+    execution_id = response.json()["id"]
+    document = await api.finished(execution_id)
+    headers = document["execution"]["trigger_data"]["headers"]
+    for name in ("x-gitlab-token", "x-auth-user", "cookie", "x-session-id", "x-api_key", "x-client-password"):
+        assert headers[name] == "***SECRET***", name  # the name stays: it says what the sender sent
+    assert headers["x-hub-signature-256"] == "sha256=abc123" and headers["x-signature"] == "sig-value"
+    assert headers["x-github-event"] == "push" and "host" not in headers and "content-length" not in headers
+    served = (await api.client.get(f"/api/v1/executions/{execution_id}")).text + "\n".join(api.log_lines)
+    for value in ("glt-supersecret", "auth-user-secret", "cookie-secret", "session-secret", "underscore-secret", "pw-secret"):
+        assert value not in served, value
+
+
+async def test_a_webhook_body_with_a_huge_number_is_refused_in_our_words(api: Api) -> None:
+    response = await api.client.post(f"/api/v1/webhooks/hello/{KEY}", content=b'{"who": %s}' % (b"1" * 5000),
+                                      headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["message"] == "the body is not valid JSON: a number has too many digits (at most 4,300)"
 
 
 async def test_tokens_once_created_are_required_also_after_revoking(api: Api) -> None:
@@ -307,6 +338,18 @@ async def test_an_unexpected_error_is_500_without_a_trace_and_logged(api: Api, m
     assert response.status_code == 500
     assert response.json() == {"error": "internal", "message": "internal error; the server log has the details"}
     assert any("the disk is on fire" in line and "Traceback" in line for line in api.log_lines)
+
+
+async def test_an_internal_error_on_a_webhook_logs_its_route_not_its_key(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    from kestra_trio.storage.workflows import WorkflowStore
+
+    monkeypatch.setattr(WorkflowStore, "get", broken)
+    assert (await api.client.post(f"/api/v1/webhooks/hello/{KEY}", json={})).status_code == 500
+    [line] = [line for line in api.log_lines if "boom" in line]
+    assert KEY not in line and "/api/v1/webhooks/hello/***SECRET***" in line
 
 
 async def test_workflow_detail_shows_triggers_without_the_webhook_key(api: Api) -> None:
@@ -396,3 +439,42 @@ async def test_revisions_enable_disable_and_restart(api: Api, tmp_path: Path) ->
     assert document["tasks"][0]["attempt_count"] == 2
     unknown = await api.client.post(f"/api/v1/executions/{execution_id}/restart", json={"bogus": 1})
     assert unknown.status_code == 422
+    typo = await api.client.post(f"/api/v1/executions/{execution_id}/restart", json={"from_task": "sya"})
+    assert typo.status_code == 422
+    assert typo.json()["message"] == "from_task: no task 'sya' in the workflow's tasks (did you mean 'say'?); its tasks: say"
+    nothing_left = (await api.client.post(f"/api/v1/executions/{execution_id}/restart", json={})).json()["message"]
+    assert "--from" not in nothing_left and "from_task" in nothing_left
+
+
+HOOK2 = r"""
+id: hook2
+description: "call it at /api/v1/webhooks/hook2/<key>"
+triggers:
+  - {id: a, type: webhook, key: "escaped-key-\x41BCDEFGHIJKLMNOP"}
+  - {id: b, type: webhook, key: 'quoted-key-it''s-1234567890'}
+  - id: c
+    type: webhook
+    key: >-
+      folded-key-0123456789
+tasks:
+  - {id: say, type: core/shell.run, inputs: {command: "echo hi"}}
+"""
+
+
+async def test_a_key_in_any_yaml_spelling_is_masked_in_the_source_and_its_hash(api: Api, tmp_path: Path) -> None:
+    from kestra_trio.storage.workflows import source_hash
+
+    hook2 = tmp_path / "hook2.yaml"
+    hook2.write_text(HOOK2)
+    await api.ctx.service.workflows.apply([load_file(hook2, REGISTRY).source])
+    for key in ("escaped-key-ABCDEFGHIJKLMNOP", "quoted-key-it's-1234567890", "folded-key-0123456789"):
+        assert (await api.client.post(f"/api/v1/webhooks/hook2/{key}", json={})).status_code == 201, key
+    detail = (await api.client.get("/api/v1/workflows/hook2")).json()
+    for written in ("escaped-key", "quoted-key", "folded-key", "\\x41"):
+        assert written not in json.dumps(detail), written
+    assert detail["source"].count('key: "***SECRET***"') == 3 and 'description: "call it at' in detail["source"]
+    [revision] = (await api.client.get("/api/v1/workflows/hook2/revisions")).json()["revisions"]
+    # the hash of what is shown: the stored source's would let a reader test key guesses offline
+    assert revision["sha256"] == source_hash(detail["source"]) != source_hash(HOOK2)
+    hello = (await api.client.get("/api/v1/workflows/hello/revisions")).json()["revisions"][0]
+    assert hello["sha256"] == source_hash((await api.client.get("/api/v1/workflows/hello")).json()["source"])

@@ -43,13 +43,13 @@ async def get_workflow(ctx: ApiContext, call: Call) -> Response:
 
 
 async def workflow_revisions(ctx: ApiContext, call: Call) -> Response:
-    from kestra_trio.query.documents import revision_document
+    from kestra_trio.server.http.workflows import revisions_shown
 
     workflow_id = call.path["workflow_id"]
     rows = await ctx.workflows.history(workflow_id)
     if not rows:
         raise workflow_not_found(workflow_id)
-    return json_response(call.request, {"revisions": [revision_document(row) for row in rows]})
+    return json_response(call.request, {"revisions": await revisions_shown(ctx, rows)})
 
 
 async def enable_workflow(ctx: ApiContext, call: Call) -> Response:
@@ -179,6 +179,7 @@ async def cancel_execution(ctx: ApiContext, call: Call) -> Response:
 async def restart_execution(ctx: ApiContext, call: Call) -> Response:
     """`execution restart`: only what failed or did not run runs again, in the same execution,
     in this server (the successful tasks keep their stored outputs)."""
+    from kestra_trio.engine.restart import NothingToRestart, UnknownTask
     from kestra_trio.errors import IllegalTransition
 
     resolved = await _resolve(ctx, call.path["execution_id"])
@@ -187,6 +188,10 @@ async def restart_execution(ctx: ApiContext, call: Call) -> Response:
         workflow = await ctx.service.restart(
             resolved, from_task=body.get("from_task"), by="user", reason=body.get("reason"),
         )
+    except UnknownTask as exc:
+        raise invalid(f"from_task: {exc}") from None
+    except NothingToRestart as exc:
+        raise ApiError(409, "not_restartable", f"{exc} (give from_task to run a task and what follows again)") from None
     except (UsageError, IllegalTransition) as exc:
         raise ApiError(409, "not_restartable", str(exc)) from None
     ctx.service.start_soon(ctx.service.wait, resolved)  # nobody waits over HTTP: take its result
@@ -330,7 +335,7 @@ OPERATIONS: list[Operation] = [
               restart_execution,
               {202: Answer("queued again; `Location` is its URL", "Started"), 404: NOT_FOUND,
                409: Answer("it is still running, or nothing is left to run", "Error"),
-               422: Answer("unknown field", "Error"), 503: Answer("the server is shutting down", "Error")},
+               422: Answer("unknown field, or `from_task` is not a task of the workflow", "Error"), 503: Answer("the server is shutting down", "Error")},
               "executions", params=(EXECUTION_ID,), body="RestartExecution", body_required=False, starts=True),
     Operation("GET", "/executions/{execution_id}/logs", "executionLogs", "A page of an execution's log, oldest first",
               execution_logs, {200: Answer("a page; pass `next_cursor` as `after` for the next", "LogPage"), 404: NOT_FOUND},

@@ -4,6 +4,7 @@ the web view (`extra_routes`)."""
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Sequence
 
@@ -17,6 +18,15 @@ from kestra_trio.server.http.call import endpoint
 from kestra_trio.server.http.context import MAX_HEAD_BYTES, MAX_TARGET_BYTES, ApiContext
 from kestra_trio.server.http.errors import INTERNAL, ApiError, api_error, http_error, internal_error
 from kestra_trio.server.http.responses import encode
+from kestra_trio.server.http.spec import API_PREFIX
+
+# a webhook's URL ends with its key, which is its credential
+_WEBHOOK_KEY = re.compile(rf"^({re.escape(API_PREFIX)}/webhooks/[^/]*/).+")
+
+
+def logged_path(path: str | None) -> str | None:
+    """A request path as the server's log names it: never a webhook's key."""
+    return None if path is None else _WEBHOOK_KEY.sub(r"\1***SECRET***", path)
 
 
 def head_refusal(scope: Scope) -> tuple[int, dict[str, str]] | None:
@@ -74,7 +84,7 @@ class CatchAll:
             await self.app(scope, receive, watch)
         except Exception as exc:
             self.ctx.log.error(
-                "internal error", method=scope.get("method"), path=scope.get("path"), error=repr(exc)[:500],
+                "internal error", method=scope.get("method"), path=logged_path(scope.get("path")), error=repr(exc)[:500],
                 traceback="".join(traceback.format_exception(exc))[-4000:],
             )
             if started:  # a stream already under way: all that can be done is to end it

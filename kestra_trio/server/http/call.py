@@ -220,11 +220,15 @@ def too_large(limit: int) -> ApiError:
 
 
 def _json_problem(exc: ValueError) -> str:
+    """Why a body is not JSON, in our words: never an exception's own text (Python's can name
+    interpreter settings, `sys.set_int_max_str_digits()`)."""
     import json
+
+    from kestra_trio.sdk.protocol import NotJson
 
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
-    return str(exc)
+    return str(exc) if isinstance(exc, NotJson) else "it cannot be read as JSON"
 
 
 @functools.cache

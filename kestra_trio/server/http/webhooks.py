@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 
 from starlette.responses import Response
@@ -22,12 +23,15 @@ from kestra_trio.server.http.context import ApiContext
 from kestra_trio.server.http.errors import ApiError, invalid, not_found
 from kestra_trio.server.http.responses import json_response
 
-#: headers never passed to `{{ trigger.headers }}`: credentials (of the caller or of a proxy)
-#: and the connection's own bookkeeping, which says nothing about the event
-HIDDEN_HEADERS = frozenset({
-    "authorization", "cookie", "proxy-authorization", "x-api-key",
+#: headers a trigger never sees: the connection's own bookkeeping, which says nothing about the event
+CONNECTION_HEADERS = frozenset({
     "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "accept-encoding",
 })
+#: a header whose name says it carries a credential (`Authorization`, `Cookie`, `X-Gitlab-Token`,
+#: `X-Api-Key`, `X-Auth-*`, `X-Session-Id` ...): kept by name, its value `***SECRET***`.
+#: Signature headers (`X-Hub-Signature-256`) are not credentials — a workflow checks the body with them.
+CREDENTIAL_HEADER = re.compile(r"token|secret|passw(?:or)?d|api[-_]?key|auth|cookie|session|credential|private")
+HIDDEN_VALUE = "***SECRET***"
 MAX_HEADERS = 50
 MAX_HEADER_CHARS = 1000
 
@@ -56,11 +60,13 @@ def matching_trigger(workflow: Workflow, key: str, secrets: dict[str, str]) -> W
 
 
 def selected_headers(call: Call) -> dict[str, str]:
+    """The request's headers as `{{ trigger.headers }}` and the stored trigger data hold them:
+    names lower-case, credentials masked, connection headers left out, bounded."""
     headers: dict[str, str] = {}
-    for name, value in call.request.headers.items():
-        if name in HIDDEN_HEADERS or len(headers) >= MAX_HEADERS:
+    for name, value in call.request.headers.items():  # Starlette gives names lower-case
+        if name in CONNECTION_HEADERS or len(headers) >= MAX_HEADERS:
             continue
-        headers[name] = value[:MAX_HEADER_CHARS]
+        headers[name] = HIDDEN_VALUE if CREDENTIAL_HEADER.search(name) else value[:MAX_HEADER_CHARS]
     return headers
 
 

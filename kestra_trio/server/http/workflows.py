@@ -38,32 +38,38 @@ def trigger_document(workflow_id: str, trigger: TriggerSpec, now: datetime) -> d
     return item
 
 
-def written_webhook_keys(source: str) -> list[str] | None:
-    """The `key:` values written in a source's triggers, read as plain YAML (for a revision that
-    no longer loads); None when even that fails — the source is then not shown at all."""
-    import yaml
+def shown_source(source: str) -> str:
+    """A revision's source as the API shows it: a webhook's key is its credential, so every
+    literal key written in it is masked — or nothing is shown when that cannot be certain."""
+    from kestra_trio.model.source_masking import NOT_SHOWN, mask_webhook_keys
 
-    try:
-        document = yaml.safe_load(source)
-    except Exception:
-        return None
-    if not isinstance(document, dict):
-        return []
-    triggers = document.get("triggers") or []
-    if isinstance(document.get("trigger"), dict):
-        triggers = [*triggers, document["trigger"]] if isinstance(triggers, list) else [document["trigger"]]
-    if not isinstance(triggers, list):
-        return []
-    return [str(t["key"]) for t in triggers if isinstance(t, dict) and t.get("key") is not None]
+    masked = mask_webhook_keys(source)
+    return NOT_SHOWN if masked is None else masked
 
 
-def without_webhook_keys(source: str, keys: list[str] | None) -> str:
-    """A webhook's key is its credential: a source shown over HTTP never carries one."""
-    if keys is None:
-        return "(the source is not shown: it does not parse, and it may hold a webhook key)"
-    for key in sorted(set(keys), key=len, reverse=True):
-        source = source.replace(key, "***SECRET***")
-    return source
+#: stored source hash -> the hash of the source as shown (revisions never change)
+_SHOWN_HASHES: dict[str, str] = {}
+_SHOWN_HASHES_MAX = 4096
+
+
+async def revisions_shown(ctx: ApiContext, rows: list[RevisionRow]) -> list[dict[str, Any]]:
+    """`workflow history --json` items, each `sha256` that of the source as `GET /workflows/{id}`
+    shows it: the stored source's hash would let a reader test guesses of a literal webhook key
+    offline. (It equals the file's SHA-256 when the file writes no literal key.)"""
+    from kestra_trio.query.documents import revision_document
+    from kestra_trio.storage.workflows import source_hash
+
+    documents = []
+    for row in rows:
+        shown = _SHOWN_HASHES.get(row.source_hash)
+        if shown is None:
+            stored = await ctx.workflows.revision(row.workflow_id, row.revision)
+            shown = source_hash(shown_source((stored.source if stored else None) or ""))
+            if len(_SHOWN_HASHES) >= _SHOWN_HASHES_MAX:
+                _SHOWN_HASHES.clear()
+            _SHOWN_HASHES[row.source_hash] = shown
+        documents.append(revision_document(row) | {"sha256": shown})
+    return documents
 
 
 async def workflow_detail(ctx: ApiContext, row: WorkflowRow, stored: RevisionRow) -> dict[str, Any]:
@@ -74,10 +80,9 @@ async def workflow_detail(ctx: ApiContext, row: WorkflowRow, stored: RevisionRow
         workflow = await ctx.service.workflow_at(row.id, stored.revision)
     except (LookupError, WorkflowError) as exc:  # e.g. a plugin it uses is gone: say so, show the rest
         return document | {"description": None, "inputs": [], "triggers": [], "labels": {}, "concurrency": None,
-                           "source": without_webhook_keys(source, written_webhook_keys(source)),
+                           "source": shown_source(source),
                            "problem": f"revision {stored.revision} cannot be loaded: {exc}"}
-    keys = [t.key for t in workflow.triggers if isinstance(t, WebhookTrigger) and t.key_secret is None and t.key]
-    document["source"] = without_webhook_keys(source, keys)
+    document["source"] = shown_source(source)
     now = datetime.now(timezone.utc)
     concurrency = workflow.concurrency
     return document | {
