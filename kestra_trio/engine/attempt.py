@@ -63,6 +63,55 @@ class _HandleSlot:
         self.handle = value
 
 
+class _AttemptTimer:
+    """One attempt's task timeout. When it fires first it stops the attempt and records the
+    timeout at once (ERROR line, task-scope TIMEOUT audit event), not when the process is
+    gone: a stop of the execution during the kill grace then cannot hide it."""
+
+    def __init__(
+        self, task_id: str, attempt: int, timeout: float | None, started: int, handle_slot: _HandleSlot
+    ) -> None:
+        self.task_id = task_id
+        self.attempt = attempt
+        self.timeout = timeout
+        self.started = started
+        self.handle_slot = handle_slot
+        self.fired = False
+        self._ended = False
+        self._sleep = trio.CancelScope(shield=True)  # an execution stop must not wake it early
+
+    def attempt_ended(self) -> None:
+        self._ended = True
+        self._sleep.cancel()
+
+    async def watch(self, run: RunContext, attempt_scope: trio.CancelScope, deadline: float) -> None:
+        with self._sleep:
+            await trio.sleep_until(deadline)
+        # the attempt ended on its own, or the execution is being stopped: that is its cause
+        if self._ended or trio.current_effective_deadline() == -math.inf:
+            return
+        self.fired = True
+        attempt_scope.cancel()  # first: the process is stopped even while the database refuses writes
+        timeout = self.timeout or 0.0
+        limit = format_duration(timeout)
+        elapsed = now_ms() - self.started
+        handle = self.handle_slot.handle
+        stopping = "" if handle is None else (
+            f"; stopping process group {handle.pgid}: SIGTERM, then SIGKILL after "
+            f"{format_duration(run.options.kill_grace)} if it is still running"
+        )
+        await run.log(
+            LogLevel.ERROR, "worker", f"Task {self.task_id} timed out after {limit} (attempt {self.attempt}){stopping}",
+            task_id=self.task_id, attempt=self.attempt, reason_code=Reason.TIMEOUT.value,
+            timeout_ms=int(timeout * 1000), elapsed_ms=elapsed, cancelled_by="system",
+        )
+        with trio.CancelScope(shield=True):
+            await run.audit.record(
+                AuditEventType.TIMEOUT, scope="task", task_id=self.task_id, attempt=self.attempt,
+                timeout_duration=limit, elapsed_time=format_duration(elapsed / 1000), reason_code=Reason.TIMEOUT.value,
+            )
+
+
 def _stop_details(handle: ProcessHandle | None) -> str:
     if handle is None:
         return "no process was running"
@@ -229,30 +278,63 @@ class TaskWorker:
                 workdir=run.workdir, policy=policy, masker=run.masker,
             )
             handle_slot = _HandleSlot()
-            outcome: Outcome | None = None
             timeout = run.task_timeout(spec)
-            with trio.move_on_after(math.inf if timeout is None else timeout) as attempt_scope:
-                try:
-                    outcome = await runtime.run_action(
-                        invocation, log_send=run.log_send, task_status=handle_slot,  # type: ignore[arg-type]
-                    )
-                finally:
-                    st["handle"] = handle_slot.handle
-            if attempt_scope.cancelled_caught or outcome is None:
-                outcome = await self._timed_out(task_id, timeout or 0.0, attempt, handle_slot.handle, started)
-            st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
-            if outcome.metrics:
-                await self._record_metrics(task_id, attempt, outcome.metrics)
-            if outcome.ok:
-                return await self._succeed(task_id, st, outcome)
-            decision = decide(spec.retry, attempt - st["base"], outcome.reason_code or Reason.PLUGIN_FAILED)
+            timer = _AttemptTimer(task_id, attempt, timeout, started, handle_slot)
+            outcome, stopped = await self._run_attempt(runtime, invocation, st, timer)
+            if stopped is not None and not timer.fired:
+                raise stopped  # the execution was stopped first: run_task records why
+            with trio.CancelScope(shield=stopped is not None):  # the task timeout came first: it is recorded
+                if timer.fired or outcome is None:
+                    outcome = await self._timed_out(task_id, timeout or 0.0, attempt, handle_slot.handle, started)
+                st["attempt_open"] = False  # the process is gone; what follows is bookkeeping
+                if outcome.metrics:
+                    await self._record_metrics(task_id, attempt, outcome.metrics)
+                if outcome.ok:
+                    return await self._succeed(task_id, st, outcome)
+                decision = decide(spec.retry, attempt - st["base"], outcome.reason_code or Reason.PLUGIN_FAILED)
+                if decision is None:
+                    await self._fail(task_id, st, outcome)
+                elif stopped is not None:
+                    st["timed_out"] = outcome  # no retry now: the task is cancelled, its attempt TIMED_OUT
+            if stopped is not None:
+                await trio.lowlevel.checkpoint()  # the execution scope is cancelled: a fresh Cancelled
+                raise stopped
             if decision is None:
-                return await self._fail(task_id, st, outcome)
+                return False
             await self._backoff(task_id, st, outcome, st["base"] + decision.next_attempt, decision.delay)
             # a task waiting to retry does not run: --max-parallel counts running tasks
             st["slot"].give_back()
             await trio.sleep(decision.delay)
             await st["slot"].take()
+
+    async def _run_attempt(
+        self, runtime: Any, invocation: Invocation, st: dict[str, Any], timer: _AttemptTimer
+    ) -> tuple[Outcome | None, trio.Cancelled | None]:
+        """Run one attempt under its task timeout: (its outcome — None when the timeout
+        stopped it —, the Cancelled of an execution stop that reached it, to re-raise).
+
+        Whichever stop comes first is the cause (docs/engine.md "Timeouts"): the timeout is
+        recorded the moment it fires, and a stop that lands while the process is being killed
+        only ends the execution; the reverse holds too (`_AttemptTimer.watch`)."""
+        outcome: Outcome | None = None
+        stopped: trio.Cancelled | None = None
+        # a Cancelled must not leave the nursery (it would come out wrapped in an ExceptionGroup)
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.CancelScope() as attempt_scope:
+                    if timer.timeout is not None:
+                        nursery.start_soon(timer.watch, self.run, attempt_scope, trio.current_time() + timer.timeout)
+                    try:
+                        outcome = await runtime.run_action(
+                            invocation, log_send=self.run.log_send, task_status=timer.handle_slot,
+                        )
+                    finally:
+                        st["handle"] = timer.handle_slot.handle
+            except trio.Cancelled as exc:
+                stopped = exc
+            finally:
+                timer.attempt_ended()
+        return outcome, stopped
 
     async def _record_metrics(self, task_id: str, attempt: int, metrics: tuple[Any, ...]) -> None:
         """`::{"metrics": [...]}::` lines of one attempt, masked (they are plugin text)."""
@@ -272,10 +354,6 @@ class TaskWorker:
             LogLevel.ERROR, "worker", message, task_id=task_id, attempt=attempt, reason_code=Reason.TIMEOUT.value,
             timeout_ms=int(timeout * 1000), elapsed_ms=elapsed_ms, signal=handle.signal_sent if handle else None,
             exit_code=handle.exit_code if handle else None, cancelled_by="system",
-        )
-        await run.audit.record(
-            AuditEventType.TIMEOUT, scope="task", task_id=task_id, attempt=attempt,
-            timeout_duration=limit, elapsed_time=format_duration(elapsed_ms / 1000), reason_code=Reason.TIMEOUT.value,
         )
         return Outcome.failure(
             Reason.TIMEOUT, f"task timed out after {limit}", type="TaskTimeout",
@@ -412,7 +490,10 @@ class TaskWorker:
         started_at = st.get("started_at")
         duration = ended - started_at if started_at else None
         ran = bool(st.get("attempt_open"))
-        if ran:
+        timed_out: Outcome | None = st.get("timed_out")
+        if timed_out is not None:  # its own timeout came first; the stop took the retry away
+            details = f"attempt {st['attempt']} had timed out ({_stop_details(handle)}), no retry"
+        elif ran:
             details = _stop_details(handle)
         elif st["attempt"] > 0:
             details = f"it was waiting before attempt {st['attempt'] + 1}"
@@ -437,7 +518,14 @@ class TaskWorker:
             cancelled_by=error["cancelled_by"], signal=error["signal"], exit_code=error["exit_code"],
         )
         attempt_write = None
-        if ran:
+        if timed_out is not None:
+            attempt_error = timed_out.error or {}
+            attempt_write = AttemptWrite(
+                st["attempt"], AttemptState.TIMED_OUT.value, st["attempt_started"], Reason.TIMEOUT.value,
+                str(attempt_error.get("message")), exit_code=timed_out.exit_code, signal=attempt_error.get("signal"),
+                pid=_pid(st), ended_at=ended,
+            )
+        elif ran:
             attempt_write = AttemptWrite(
                 st["attempt"], AttemptState.CANCELLED.value, st["attempt_started"], reason.value, message,
                 exit_code=error["exit_code"], signal=error["signal"], pid=_pid(st), ended_at=ended,
