@@ -101,7 +101,7 @@ class _AttemptTimer:
             f"{format_duration(run.options.kill_grace)} if it is still running"
         )
         await run.log(
-            LogLevel.ERROR, "worker", f"Task {self.task_id} timed out after {limit} (attempt {self.attempt}){stopping}",
+            LogLevel.ERROR, "worker", f"Task {self.task_id} reached its timeout of {limit} (attempt {self.attempt}){stopping}",
             task_id=self.task_id, attempt=self.attempt, reason_code=Reason.TIMEOUT.value,
             timeout_ms=int(timeout * 1000), elapsed_ms=elapsed, cancelled_by="system",
         )

@@ -61,7 +61,7 @@ def test_a_task_timeout_then_the_execution_timeout_is_recorded_as_the_task_timeo
     # both timeouts have their audit event, the task's first (it was written when it fired)
     assert timeouts(record) == [("task", "a"), ("execution", None)]
     logs = kt("execution", "logs", record["execution"]["id"], "--level", "ERROR", cwd=tmp_path).stdout
-    fired = logs.index("Task a timed out after 1s (attempt 1); stopping process group ")
+    fired = logs.index("Task a reached its timeout of 1s (attempt 1); stopping process group ")
     assert fired < logs.index("execution timeout of 3s reached")
     # the kill grace started by the task timeout ran out on its own schedule
     assert "sent SIGTERM, then SIGKILL (the 4s grace period ran out) to process group" in logs

@@ -141,7 +141,7 @@ async def test_a_task_timeout_then_the_execution_timeout_records_the_task_timeou
     assert audit(tmp_path, "TIMEOUT")[0]["timeout_duration"] == "1s"
     # recorded when it fired: before the execution timeout's line, and before the process was gone
     messages = [m for (m,) in rows(tmp_path, "SELECT message FROM execution_logs WHERE level = 'ERROR' ORDER BY id")]
-    assert messages[0].startswith("Task a timed out after 1s (attempt 1); stopping process group 4242: SIGTERM, then "
+    assert messages[0].startswith("Task a reached its timeout of 1s (attempt 1); stopping process group 4242: SIGTERM, then "
                                   "SIGKILL after 3s if it is still running")
     assert messages[1] == "execution timeout of 2s reached"
     [(audit_at_kill, lines_at_kill)] = runtime.on_record_at_sigkill
