@@ -58,7 +58,7 @@ class TermIgnoringRuntime:
                 with sqlite3.connect(self.db_path) as conn:
                     self.on_record_at_sigkill.append((
                         conn.execute("SELECT metadata FROM execution_audit_events WHERE event_type = 'TIMEOUT'").fetchall(),
-                        conn.execute("SELECT message FROM execution_logs WHERE message LIKE '%timed out%'").fetchall(),
+                        conn.execute("SELECT message FROM execution_logs WHERE message LIKE '%reached its timeout%'").fetchall(),
                     ))
             raise
         raise AssertionError("unreachable")
