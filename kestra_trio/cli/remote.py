@@ -14,9 +14,11 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
+import trio
 
 from kestra_trio.errors import ExitCode, KestraTrioError, UsageError
 
@@ -182,24 +184,28 @@ class RemoteApi:
                         _notice(f"reconnected to {self.url}")
                         outage.back = True
                     event, event_id, data = "message", "", []
-                    async for line in response.aiter_lines():
-                        if line == "":
-                            if data:
-                                outage = None  # a working stream: the next loss gets a whole budget
-                                if event_id:
-                                    last_id = event_id
-                                yield event, event_id, "\n".join(data)
-                                if event == "end":
-                                    return
-                            event, event_id, data = "message", "", []
-                        elif line.startswith("data:"):
-                            data.append(line[5:].removeprefix(" "))
-                        elif line.startswith("id:"):
-                            event_id = line[3:].strip()
-                        elif line.startswith("event:"):
-                            event = line[6:].strip()
-                        elif line.startswith(":"):  # a keep-alive: the stream was up and quiet
-                            outage = None
+                    async with aclosing(response.aiter_lines()) as lines:
+                        async for line in lines:
+                            if line == "":
+                                if data:
+                                    outage = None  # a working stream: the next loss gets a whole budget
+                                    if event_id:
+                                        last_id = event_id
+                                    yield event, event_id, "\n".join(data)
+                                    if event == "end":
+                                        with trio.move_on_after(1.0):  # the server closes now: read to that
+                                            async for _ in lines:  # close (closing httpx's nested generators
+                                                pass  # early leaves them to the garbage collector)
+                                        return
+                                event, event_id, data = "message", "", []
+                            elif line.startswith("data:"):
+                                data.append(line[5:].removeprefix(" "))
+                            elif line.startswith("id:"):
+                                event_id = line[3:].strip()
+                            elif line.startswith("event:"):
+                                event = line[6:].strip()
+                            elif line.startswith(":"):  # a keep-alive: the stream was up and quiet
+                                outage = None
                 reason = "the log stream closed before its end"  # the server restarted: resume after the last id
             except httpx.HTTPError as exc:
                 reason = _reason(exc)
@@ -214,8 +220,6 @@ class RemoteApi:
             delay = outage.next_delay()
             if delay is None:
                 raise ServerUnreachable(f"lost the server at {self.url} for {reconnect_seconds:g} s: {reason}")
-            import trio
-
             await trio.sleep(delay)
 
 
@@ -224,8 +228,6 @@ class Reconnects:
     none starting past `budget` seconds from the loss (trio's clock, so tests can jump it)."""
 
     def __init__(self, budget: float) -> None:
-        import trio
-
         self.deadline = trio.current_time() + budget
         self.delay = 0.125
         #: "reconnected" was said (a stream answered; the outage ends with its first event)
@@ -233,8 +235,6 @@ class Reconnects:
 
     def next_delay(self) -> float | None:
         """Seconds to wait before the next attempt; None: the budget is spent, give up."""
-        import trio
-
         left = self.deadline - trio.current_time()
         if left <= 0:
             return None
