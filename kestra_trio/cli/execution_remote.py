@@ -3,7 +3,6 @@ local ones (`cli/execution.py`), read from and sent to the server's HTTP API."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -39,14 +38,15 @@ class RemoteFollow:
     async def batches(self) -> AsyncIterator[list]:
         async for event, event_id, data in self.api.follow(self.path, self.params):
             if event == "end":
-                end = json.loads(data)
-                self.end_state, self.lost_engine_pid = end.get("state"), end.get("engine_lost")
+                end = self.api.document(data, "log_end", media="text/event-stream")
+                self.end_state, self.lost_engine_pid = end["state"], end.get("engine_lost")
                 return
-            yield [log_tuple(int(event_id or 0), json.loads(data))]
+            entry = self.api.document(data, "log_entry", media="text/event-stream")
+            yield [log_tuple(int(event_id) if event_id.isdigit() else 0, entry)]
 
 
 async def _log_pages(api: RemoteApi, execution_id: str, params: Mapping[str, Any]) -> AsyncIterator[list]:
-    async for entries in api.pages(f"/executions/{execution_id}/logs", "entries", "after", params):
+    async for entries in api.pages(f"/executions/{execution_id}/logs", "log_page", "entries", "after", params):
         yield [log_tuple(0, entry) for entry in entries]
 
 
@@ -56,7 +56,7 @@ async def logs(url: str, execution_id: str, task, level, since, source, as_json,
     async with RemoteApi(url) as api:
         try:
             # resolve a prefix (and check the task) first: the printers need the full id
-            document = await api.call("GET", f"/executions/{execution_id}")
+            document = await api.call("GET", f"/executions/{execution_id}", "execution")
             resolved = document["execution"]["id"]
             lost_pid = None
             if follow:
@@ -65,7 +65,7 @@ async def logs(url: str, execution_id: str, task, level, since, source, as_json,
                 lost_pid = follower.lost_engine_pid
             else:
                 printed = await print_logs(_log_pages(api, resolved, params), resolved, as_json, jsonl, raw)
-            ended = await api.call("GET", f"/executions/{resolved}")  # entries lost while it ran count too
+            ended = await api.call("GET", f"/executions/{resolved}", "execution")  # entries lost while it ran count too
             return _logs_end(printed, resolved, task, lost_pid, ended["execution"].get("log_entries_lost") or 0)
         except RemoteNotFound as exc:
             return _fail(str(exc))
@@ -77,13 +77,13 @@ async def inspect(url: str, execution_id: str, task, show_inputs, timeline, audi
 
     async with RemoteApi(url) as api:
         try:
-            document = await api.call("GET", f"/executions/{execution_id}", params={"task": task})
+            document = await api.call("GET", f"/executions/{execution_id}", "execution", params={"task": task})
             if as_json:
                 sys.stdout.write(formatting.dumps_pretty(document) + "\n")
                 sys.stdout.flush()
                 return EXIT_OK
             if task is not None:  # the view shows the whole execution too (task count, needs' states)
-                whole = await api.call("GET", f"/executions/{document['execution']['id']}")
+                whole = await api.call("GET", f"/executions/{document['execution']['id']}", "execution")
                 document = {**whole, "task_logs": document.get("task_logs", [])}
         except RemoteNotFound as exc:
             return _fail(str(exc))
@@ -100,7 +100,7 @@ async def list_(url: str, workflow, state, limit: int, as_json: bool) -> int:
     items: list[dict] = []
     async with RemoteApi(url) as api:
         params = {"workflow": workflow, "state": state, "limit": min(limit, 1000)}
-        pages = api.pages("/executions", "executions", "cursor", params)
+        pages = api.pages("/executions", "executions", "executions", "cursor", params)
         async for page in pages:
             items += page
             if len(items) >= limit:
@@ -120,7 +120,7 @@ async def list_(url: str, workflow, state, limit: int, as_json: bool) -> int:
 
 
 async def _state(api: RemoteApi, execution_id: str) -> str:
-    return (await api.call("GET", f"/executions/{execution_id}"))["execution"]["state"]
+    return (await api.call("GET", f"/executions/{execution_id}", "execution"))["execution"]["state"]
 
 
 async def cancel(url: str, execution_id: str, reason: str | None, wait: float) -> int:
@@ -128,7 +128,7 @@ async def cancel(url: str, execution_id: str, reason: str | None, wait: float) -
 
     async with RemoteApi(url) as api:
         try:
-            answer = await api.call("POST", f"/executions/{execution_id}/cancel",
+            answer = await api.call("POST", f"/executions/{execution_id}/cancel", "cancelled",
                                     body={"reason": reason} if reason is not None else {})
         except RemoteNotFound as exc:
             return _fail(str(exc))
@@ -153,7 +153,7 @@ async def cancel(url: str, execution_id: str, reason: str | None, wait: float) -
 async def start(url: str, workflow: str, inputs: dict[str, str], wait: bool, raw: bool) -> int:
     async with RemoteApi(url) as api:
         try:
-            started = await api.call("POST", "/executions", body={"workflow": workflow, "inputs": inputs})
+            started = await api.call("POST", "/executions", "started", body={"workflow": workflow, "inputs": inputs})
         except RemoteNotFound as exc:
             return _fail(str(exc))
         execution_id = started["id"]

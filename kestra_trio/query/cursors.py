@@ -14,6 +14,9 @@ from typing import Any
 
 from kestra_trio.errors import UsageError
 
+#: the largest integer SQLite stores (int64); a cursor's numbers are ids and epoch milliseconds
+MAX_KEY_INT = 2**63 - 1
+
 
 class InvalidCursor(UsageError):
     """the cursor is not one this server handed out; start again without it."""
@@ -25,10 +28,12 @@ def encode_cursor(*key: Any) -> str:
 
 
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
-    """The key a cursor holds, checked against `types` (one per part).
+    """The key a cursor holds, checked against `types` (one per part): whole numbers in
+    0..MAX_KEY_INT (ids, epoch milliseconds), text that encodes as UTF-8 — what SQLite can
+    bind, so a forged cursor is a 400 rather than an OverflowError in the query.
 
     Raises:
-        InvalidCursor: not base64 JSON of a list of exactly those types.
+        InvalidCursor: not base64 JSON of a list of exactly those types and ranges.
     """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -38,7 +43,18 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
     if (
         not isinstance(values, list)
         or len(values) != len(types)
-        or not all(type(value) is kind for value, kind in zip(values, types, strict=True))
+        or not all(type(value) is kind and _bindable(value) for value, kind in zip(values, types, strict=True))
     ):
         raise InvalidCursor()
     return tuple(values)
+
+
+def _bindable(value: object) -> bool:
+    if isinstance(value, int):
+        return 0 <= value <= MAX_KEY_INT
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (`"\\ud800"` in the JSON)
+            return False
+    return True

@@ -22,7 +22,8 @@ class CancelAnswer:
     execution: ExecutionRow
     #: a new request was recorded (False: it was already requested, or it had finished)
     created: bool
-    #: its engine is known to be gone: nobody will act on the request until recovery
+    #: it is not finished and its engine is known to be gone: nobody will act on the request
+    #: until recovery (False for a finished execution: its engine leaving is the normal end)
     engine_gone: bool
 
 
@@ -34,7 +35,7 @@ async def request_cancel(db: Database, execution_id: str, *, by: str, reason: st
         ExecutionNotFound: no such execution.
     """
     execution, created = await ExecutionStore(db).request_cancel(execution_id, by, reason)
-    gone = engine_gone(execution.engine_pid, execution.engine_host)
-    if not execution.is_terminal and execution.state == "QUEUED" and (execution.engine_pid is None or gone):
+    gone = not execution.is_terminal and engine_gone(execution.engine_pid, execution.engine_host)
+    if execution.state == "QUEUED" and (execution.engine_pid is None or gone):
         await SqliteQueue(db).cancel_queued(execution_id, by, reason or "cancelled by request")
     return CancelAnswer(execution, created, gone)

@@ -30,6 +30,43 @@ def test_a_cursor_round_trips_and_a_forged_one_is_refused() -> None:
             decode_cursor(forged, int, str)
 
 
+def _raw_cursor(json_text: str) -> str:
+    """A cursor holding exactly this JSON text (what a client could forge)."""
+    import base64
+
+    return base64.urlsafe_b64encode(json_text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("json_text", "types", "expected"),
+    [
+        ("[0,0]", (int, int), (0, 0)),
+        ("[9223372036854775807,1]", (int, int), (2**63 - 1, 1)),
+        ('[1,"ex-\\u00e9"]', (int, str), (1, "ex-\u00e9")),
+        ("[99999999999999999999999,1]", (int, int), None),  # past SQLite's int64: OverflowError when bound
+        ("[1,99999999999999999999999]", (int, int), None),
+        ("[9223372036854775808,1]", (int, int), None),
+        ("[-1,1]", (int, int), None),  # ids and epoch milliseconds are never negative
+        ("[1,-99999999999999999999999]", (int, int), None),
+        ('[99999999999999999999999,"a"]', (int, str), None),
+        ('[-99999999999999999999999,"a"]', (int, str), None),
+        ('[1,"\\ud800"]', (int, str), None),  # a lone surrogate: not UTF-8, UnicodeEncodeError when bound
+        ("[1e400,1]", (int, int), None),
+        ("[NaN,1]", (int, int), None),
+        ("[true,1]", (int, int), None),
+        ("[1.0,1]", (int, int), None),
+        ("[" + "9" * 5000 + ",1]", (int, int), None),  # past int()'s digit limit
+    ],
+)
+def test_decode_cursor_takes_only_keys_sqlite_can_bind(json_text: str, types: tuple, expected: tuple | None) -> None:
+    cursor = _raw_cursor(json_text)
+    if expected is not None:
+        assert decode_cursor(cursor, *types) == expected
+    else:
+        with pytest.raises(InvalidCursor, match="start again without it"):
+            decode_cursor(cursor, *types)
+
+
 async def test_execution_pages_walk_every_row_once_newest_first(db: Database) -> None:
     # equal creation times too: the id breaks the tie, so no row is skipped or repeated
     for index in range(7):

@@ -242,6 +242,60 @@ async def test_logs_page_filters_and_follow_resumes_after_last_event_id(api: Api
     assert garbage.status_code == 400
 
 
+def _forged(json_text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json_text.encode()).decode().rstrip("=")
+
+
+BIG = "99999999999999999999999"
+
+
+async def test_forged_cursors_and_last_event_ids_are_400_never_500(api: Api) -> None:
+    execution_id = await api.start(inputs={"count": 1})
+    await api.finished(execution_id)
+    logs = f"/api/v1/executions/{execution_id}/logs"
+    for path, params in [
+        (logs, {"after": _forged(f"[{BIG},1]")}),
+        (logs, {"after": _forged(f"[1,{BIG}]")}),
+        (logs, {"after": _forged("[-1,1]")}),
+        ("/api/v1/executions", {"cursor": _forged(f'[{BIG},"a"]')}),
+        ("/api/v1/executions", {"cursor": _forged(f'[-{BIG},"a"]')}),
+        ("/api/v1/executions", {"cursor": _forged('[1,"\\ud800"]')}),
+    ]:
+        response = await api.client.get(path, params=params)
+        assert response.status_code == 400, (params, response.text)
+        assert "the cursor is not one this server handed out" in response.json()["message"]
+    for last in (BIG, "9223372036854775808", "-1", "9" * 5000):
+        # the 400 comes before the stream starts: a client that reconnects on a cut stream would loop forever
+        response = await api.client.get(f"{logs}/follow", headers={"Last-Event-ID": last})
+        assert response.status_code == 400, (last, response.text)
+        assert response.json()["message"] == "Last-Event-ID must be the id of an entry this stream sent"
+    edge = parse_sse((await api.client.get(f"{logs}/follow", headers={"Last-Event-ID": str(2**63 - 1)})).text)
+    assert [e["event"] for e in edge] == ["end"]  # the largest id is valid: nothing after it
+
+
+async def test_cancel_of_an_execution_whose_engine_exited_after_it_finished_is_not_engine_gone(api: Api) -> None:
+    import socket
+
+    from factories import ExecutionFactory, task
+
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process (a `kestra-trio run` that ended)
+    ended = ExecutionFactory(api.ctx.service.db, "ended-run-0001")
+    await ended.create([task("a")], engine_pid=dead_pid, engine_host=socket.gethostname())
+    await ended.start()
+    await ended.finish("SUCCESS", at=5)
+    response = await api.client.post("/api/v1/executions/ended-run-0001/cancel", json={})
+    assert response.status_code == 200
+    assert response.json() == {"id": "ended-run-0001", "state": "SUCCESS", "requested": False, "finished": True,
+                               "engine_gone": False}
+    running = ExecutionFactory(api.ctx.service.db, "lost-run-0001")
+    await running.create([task("a")], engine_pid=dead_pid, engine_host=socket.gethostname())
+    await running.start()
+    response = await api.client.post("/api/v1/executions/lost-run-0001/cancel", json={})
+    assert response.status_code == 202 and response.json()["engine_gone"] is True  # still said where it matters
+
+
 def parse_sse(text: str) -> list[dict]:
     events = []
     for block in text.split("\n\n"):

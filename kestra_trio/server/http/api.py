@@ -242,11 +242,14 @@ async def follow_logs(ctx: ApiContext, call: Call) -> Response:
     after_id = None
     if last is not None and last.strip():
         from kestra_trio.config import ascii_int
+        from kestra_trio.query.cursors import MAX_KEY_INT
 
         try:
             after_id = ascii_int(last.strip())
         except ValueError:
-            raise bad_request("Last-Event-ID must be the id of an entry this stream sent") from None
+            after_id = -1
+        if not 0 <= after_id <= MAX_KEY_INT:  # checked before the stream's first byte: a 400, not a cut stream
+            raise bad_request("Last-Event-ID must be the id of an entry this stream sent")
     return follow_response(ctx, where, after_id)
 
 

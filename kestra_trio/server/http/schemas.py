@@ -98,7 +98,7 @@ SCHEMAS: dict[str, Any] = {
             "id": STRING, "state": STATE,
             "requested": {"type": "boolean", "description": "false: it had finished, or a cancel was already requested"},
             "finished": {"type": "boolean", "description": "it had already finished: nothing changed"},
-            "engine_gone": {"type": "boolean", "description": "the engine that ran it is gone: nobody acts on the request"},
+            "engine_gone": {"type": "boolean", "description": "it is not finished and the engine that ran it is gone: nobody acts on the request (false once finished)"},
         },
     },
     "Execution": {
