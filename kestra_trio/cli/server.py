@@ -89,7 +89,7 @@ async def serve(
     if not 0 <= port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
     if not 0 < max_body <= 1024:
-        raise UsageError("--max-body must be between 0 and 1024 (MiB)")
+        raise UsageError(f"--max-body must be more than 0 and at most 1024 (MiB), got {max_body:g}")
     config = ServerConfig(
         db_path=resolve_db_path(db), registry=PluginRegistry.discover(extra_dirs=plugins or []), host=host, port=port,
         workflows_dir=workflows, max_parallel=resolve_max_parallel(max_parallel),

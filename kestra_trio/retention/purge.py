@@ -191,7 +191,7 @@ async def run_retention_service(
         try:
             report = await cleanup(db, retention_days=retention_days)
         except (KestraTrioError, sqlite3.Error) as exc:
-            logger.warning("retention cleanup failed, will retry in %.0f s: %s", interval, exc)
+            logger.warning("retention cleanup failed (tried again every %.0f s while this process runs): %s", interval, exc)
         else:
             if report.logs_deleted or report.audit_deleted:
                 logger.info(

@@ -155,6 +155,14 @@ def test_a_second_signal_forces_the_stop_and_exits_143(tmp_path: Path) -> None:
         assert conn.execute("SELECT state FROM executions WHERE id = ?", (slow,)).fetchone() == ("CANCELLED",)
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "1025"])
+def test_max_body_outside_its_range_is_one_line_that_says_the_range(tmp_path: Path, value: str) -> None:
+    refused = cli("server", "--port", "0", "--max-body", value, "--db", str(tmp_path / "k.db"))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == f"kestra-trio: error: --max-body must be more than 0 and at most 1024 (MiB), got {value}\n"
+    assert not (tmp_path / "k.db").exists()
+
+
 def test_a_non_loopback_host_needs_a_token_first(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     refused = cli("server", "--host", "0.0.0.0", "--port", "0", "--db", str(db))

@@ -199,7 +199,7 @@ async def test_service_survives_a_failed_cleanup(
         with trio.move_on_after(24 * 3600 * 2 + 1):
             await run_retention_service(object(), retention_days=30)  # type: ignore[arg-type]
     assert calls == 3
-    assert "retention cleanup failed, will retry in 86400 s: database is locked" in caplog.text
+    assert "retention cleanup failed (tried again every 86400 s while this process runs): database is locked" in caplog.text
 
 
 async def test_service_validates_its_arguments() -> None:

@@ -64,7 +64,8 @@ def running_server(here: Path, workflow_dir: Path) -> Iterator[Server]:
     db = here / "kt.sqlite"
     with open(here / "server.log", "wb") as log:
         proc = subprocess.Popen(
-            [CLI, "server", "--workflows", str(workflow_dir), "--db", str(db), "--port", "0"],
+            [CLI, "server", "--workflows", str(workflow_dir), "--db", str(db), "--port", "0",
+             "--drain-timeout", "2s"],  # a run a test left going must not hold the teardown 30 s
             stdout=subprocess.PIPE, stderr=log, env=ENV, text=True,
         )
     try:
